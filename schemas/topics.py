@@ -1,0 +1,47 @@
+"""Kafka topic names and their shapes: the one place every service takes them from."""
+
+from dataclasses import dataclass, fields
+from typing import Literal
+
+TopicRole = Literal["events", "dead_letter", "locations", "placements", "authorities", "risk_changes"]
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    partitions: int
+    compacted: bool
+    retention_ms: int | None = None
+
+
+# Events are keyed by location ID; several partitions let scoring scale out by location.
+# Directory topics are compacted: the latest record per key is the directory.
+SPECS: dict[TopicRole, TopicSpec] = {
+    "events": TopicSpec(partitions=6, compacted=False, retention_ms=400 * 24 * 3600 * 1000),
+    "dead_letter": TopicSpec(partitions=1, compacted=False, retention_ms=90 * 24 * 3600 * 1000),
+    "locations": TopicSpec(partitions=3, compacted=True),
+    "placements": TopicSpec(partitions=3, compacted=True),
+    "authorities": TopicSpec(partitions=1, compacted=True),
+    "risk_changes": TopicSpec(partitions=6, compacted=False, retention_ms=400 * 24 * 3600 * 1000),
+}
+
+
+@dataclass(frozen=True)
+class Topics:
+    """The names of every topic, optionally under a prefix (one per test, or per tenant)."""
+
+    events: str = "caresignal.events.v1"
+    dead_letter: str = "caresignal.events.dead-letter.v1"
+    locations: str = "caresignal.directory.locations.v1"
+    placements: str = "caresignal.directory.placements.v1"
+    authorities: str = "caresignal.directory.authorities.v1"
+    risk_changes: str = "caresignal.risk-changes.v1"
+
+    @classmethod
+    def with_prefix(cls, prefix: str) -> "Topics":
+        base = cls()
+        if not prefix:
+            return base
+        return cls(**{f.name: f"{prefix}.{getattr(base, f.name)}" for f in fields(cls)})
+
+    def by_role(self) -> dict[TopicRole, str]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[misc]

@@ -1,0 +1,178 @@
+"""`caresignal`: the operator's entry point. Settings are built here and passed down."""
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from schemas.events import SHORT_NAMES
+
+
+def _kafka_settings():  # type: ignore[no-untyped-def]
+    from services.broker.settings import KafkaSettings
+
+    return KafkaSettings()
+
+
+def cmd_kafka(args: argparse.Namespace) -> int:
+    from services.broker.local import BrokerError, LocalBroker, broker_answers
+
+    kafka = _kafka_settings()
+    if kafka.external:
+        answering = broker_answers(kafka.bootstrap_servers)
+        print(f"KAFKA_BOOTSTRAP_SERVERS is set: using {kafka.bootstrap_servers} "
+              f"({'answering' if answering else 'NOT answering'}); nothing started or stopped here")
+        return 0 if answering or args.action == "stop" else 1
+    broker = LocalBroker(kafka.kafka_home, kafka.kafka_port, kafka.kafka_controller_port, kafka.kafka_heap)
+    try:
+        if args.action == "start":
+            status = broker.start()
+            print(f"kafka running on {broker.bootstrap_servers} (pid {status.pid}); log: {broker.log_file}")
+        elif args.action == "stop":
+            print("kafka stopped" if broker.stop() else "kafka was not running (no broker started from here)")
+        else:
+            status = broker.status()
+            if not status.running:
+                print("kafka not running")
+                return 3
+            print(f"kafka running (pid {status.pid}) on {broker.bootstrap_servers}; "
+                  f"{'answering' if status.answering else 'NOT answering'}")
+            return 0 if status.answering else 1
+    except BrokerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    from services.broker.topics import create_topics
+
+    kafka = _kafka_settings()
+    result = create_topics(kafka.bootstrap_servers, kafka.topics, kafka.topic_replication)
+    for name in result.created:
+        print(f"created {name}")
+    for name in result.existing:
+        print(f"exists  {name}")
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from services.ingest.app import serve
+    from services.ingest.auth import ApiKeyFileError
+    from services.ingest.settings import IngestSettings
+
+    try:
+        serve(IngestSettings(), _kafka_settings())
+    except ApiKeyFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_apikey(args: argparse.Namespace) -> int:
+    from services.ingest.auth import ApiKeyEntry, ApiKeyFileError, append_key, hash_key, new_key
+    from services.ingest.settings import IngestSettings
+
+    path: Path = args.file or IngestSettings().api_keys_file
+    if args.write_key_to and args.write_key_to.exists():
+        print(f"{args.write_key_to} exists; keeping the key in it")
+        return 0
+    types = sorted(SHORT_NAMES) if args.all_types else [t for t in (args.types or "").split(",") if t]
+    key = new_key()
+    try:
+        entry = ApiKeyEntry(name=args.name, sha256=hash_key(key), source=args.source, event_types=types, directory=args.directory)
+        append_key(path, entry)
+    except (ApiKeyFileError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.write_key_to:
+        args.write_key_to.parent.mkdir(parents=True, exist_ok=True)
+        args.write_key_to.write_text(key + "\n")
+        args.write_key_to.chmod(0o600)
+        print(f"key {args.name!r} added to {path}; the key itself is in {args.write_key_to}")
+    else:
+        print(f"key {args.name!r} added to {path} (only its SHA-256 is stored). The key, shown once:\n{key}")
+    return 0
+
+
+def cmd_directory(args: argparse.Namespace) -> int:
+    from services.ingest.directory_import import DirectoryImportError, publish, read_records
+
+    try:
+        kind, records, problems = read_records(args.file, args.kind)
+    except (DirectoryImportError, OSError, UnicodeDecodeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if problems:
+        for problem in problems:
+            print(f"{args.file}: {problem}", file=sys.stderr)
+        print(f"error: {len(problems)} problem(s); nothing was imported", file=sys.stderr)
+        return 2
+    kafka = _kafka_settings()
+    count = publish(records, kind, kafka.bootstrap_servers, kafka.topics)
+    print(f"imported {count} {kind}")
+    return 0
+
+
+def cmd_schemas(args: argparse.Namespace) -> int:
+    from schemas.jsonschema import drift, write
+
+    if args.check:
+        stale = drift()
+        for name in stale:
+            print(f"out of date: schemas/json/{name}", file=sys.stderr)
+        return 1 if stale else 0
+    for name in write():
+        print(f"wrote schemas/json/{name}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="caresignal", description="CareSignal operator commands")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    kafka = sub.add_parser("kafka", help="the local single-node Kafka broker")
+    kafka.add_argument("action", choices=["start", "stop", "status"])
+    kafka.set_defaults(func=cmd_kafka)
+
+    topics = sub.add_parser("topics", help="provision Kafka topics")
+    topics.add_argument("action", choices=["create"])
+    topics.set_defaults(func=cmd_topics)
+
+    ingest = sub.add_parser("ingest", help="run the ingest HTTP service")
+    ingest.set_defaults(func=cmd_ingest)
+
+    apikey = sub.add_parser("apikey", help="manage ingest API keys")
+    apikey_sub = apikey.add_subparsers(dest="action", required=True)
+    create = apikey_sub.add_parser("create", help="create a key bound to a source and event types")
+    create.add_argument("--name", required=True)
+    create.add_argument("--source", required=True, help="the CloudEvents source this key may send as")
+    create.add_argument("--types", help=f"comma-separated event types: {', '.join(sorted(SHORT_NAMES))}")
+    create.add_argument("--all-types", action="store_true")
+    create.add_argument("--directory", action="store_true", help="may write locations, placements, authorities")
+    create.add_argument("--file", type=Path, help="key file (default: CARESIGNAL_INGEST_API_KEYS_FILE)")
+    create.add_argument("--write-key-to", type=Path, help="write the clear key to this file instead of printing it; no-op if it exists")
+    create.set_defaults(func=cmd_apikey)
+
+    directory = sub.add_parser("directory", help="directory reference data")
+    directory_sub = directory.add_subparsers(dest="action", required=True)
+    imp = directory_sub.add_parser("import", help="bulk-load locations, placements or authorities from CSV")
+    imp.add_argument("file", type=Path)
+    imp.add_argument("--kind", choices=["locations", "placements", "authorities"])
+    imp.set_defaults(func=cmd_directory)
+
+    schemas = sub.add_parser("schemas", help="JSON Schema files for non-Python producers")
+    schemas.add_argument("action", choices=["export"])
+    schemas.add_argument("--check", action="store_true", help="fail if schemas/json is out of date")
+    schemas.set_defaults(func=cmd_schemas)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
