@@ -15,9 +15,7 @@ from schemas.identifiers import LocationId, OnsCode, ProviderId
 
 # Registered names of services and authorities are public register data, not personal
 # data; the character set still refuses anything resembling markup or a long narrative.
-RegisteredName = Annotated[
-    str, StringConstraints(min_length=1, max_length=160, pattern=r"^[\w .,'&()/+-]+$")
-]
+RegisteredName = Annotated[str, StringConstraints(min_length=1, max_length=160, pattern=r"^[\w .,'&()/+-]+$")]
 
 
 class ServiceType(StrEnum):

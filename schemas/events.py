@@ -10,7 +10,7 @@ address or free text: every field is an enum, a number, a flag, an identifier wi
 strict pattern, or an opaque pseudonym.
 """
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
@@ -282,9 +282,7 @@ class HealthUse(Contract):
 
     @model_validator(mode="after")
     def _injury_only_for_attendances(self) -> Self:
-        if self.kind is not HealthUseKind.ae_attendance and (
-            self.injury_type is not None or self.repeat_injury
-        ):
+        if self.kind is not HealthUseKind.ae_attendance and (self.injury_type is not None or self.repeat_injury):
             raise ValueError("injury_type and repeat_injury apply only to ae_attendance")
         return self
 
@@ -306,12 +304,10 @@ class Envelope(Contract):
     @classmethod
     def _not_in_future(cls, value: datetime, info: ValidationInfo) -> datetime:
         context: dict[str, Any] = info.context or {}
-        now: datetime = context.get("now") or datetime.now(timezone.utc)
+        now: datetime = context.get("now") or datetime.now(UTC)
         tolerance: timedelta = context.get("future_tolerance", DEFAULT_FUTURE_TOLERANCE)
         if value > now + tolerance:
-            raise ValueError(
-                f"time is in the future beyond the {int(tolerance.total_seconds())}s tolerance"
-            )
+            raise ValueError(f"time is in the future beyond the {int(tolerance.total_seconds())}s tolerance")
         return value
 
     @property
@@ -436,7 +432,7 @@ class EventParser:
         self._tolerance = future_tolerance
 
     def _context(self, now: datetime | None) -> dict[str, Any]:
-        return {"now": now or datetime.now(timezone.utc), "future_tolerance": self._tolerance}
+        return {"now": now or datetime.now(UTC), "future_tolerance": self._tolerance}
 
     def parse_json(self, raw: bytes | str, now: datetime | None = None) -> Event:
         return self._adapter.validate_json(raw, context=self._context(now))

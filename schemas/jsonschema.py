@@ -46,6 +46,4 @@ def drift(directory: Path = JSON_DIR) -> list[str]:
     """Names of files that are missing, stale or extra compared with the models."""
     files = generate()
     on_disk = {p.name: p.read_text() for p in directory.glob("*.schema.json")}
-    return sorted(
-        [n for n, text in files.items() if on_disk.get(n) != text] + [n for n in on_disk if n not in files]
-    )
+    return sorted([n for n, text in files.items() if on_disk.get(n) != text] + [n for n in on_disk if n not in files])

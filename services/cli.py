@@ -6,11 +6,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from schemas.events import SHORT_NAMES
+from services.broker.settings import KafkaSettings
 
 
-def _kafka_settings():  # type: ignore[no-untyped-def]
-    from services.broker.settings import KafkaSettings
-
+def _kafka_settings() -> KafkaSettings:
     return KafkaSettings()
 
 
@@ -20,8 +19,10 @@ def cmd_kafka(args: argparse.Namespace) -> int:
     kafka = _kafka_settings()
     if kafka.external:
         answering = broker_answers(kafka.bootstrap_servers)
-        print(f"KAFKA_BOOTSTRAP_SERVERS is set: using {kafka.bootstrap_servers} "
-              f"({'answering' if answering else 'NOT answering'}); nothing started or stopped here")
+        print(
+            f"KAFKA_BOOTSTRAP_SERVERS is set: using {kafka.bootstrap_servers} "
+            f"({'answering' if answering else 'NOT answering'}); nothing started or stopped here"
+        )
         return 0 if answering or args.action == "stop" else 1
     broker = LocalBroker(kafka.kafka_home, kafka.kafka_port, kafka.kafka_controller_port, kafka.kafka_heap)
     try:
@@ -35,8 +36,10 @@ def cmd_kafka(args: argparse.Namespace) -> int:
             if not status.running:
                 print("kafka not running")
                 return 3
-            print(f"kafka running (pid {status.pid}) on {broker.bootstrap_servers}; "
-                  f"{'answering' if status.answering else 'NOT answering'}")
+            print(
+                f"kafka running (pid {status.pid}) on {broker.bootstrap_servers}; "
+                f"{'answering' if status.answering else 'NOT answering'}"
+            )
             return 0 if status.answering else 1
     except BrokerError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -80,7 +83,9 @@ def cmd_apikey(args: argparse.Namespace) -> int:
     types = sorted(SHORT_NAMES) if args.all_types else [t for t in (args.types or "").split(",") if t]
     key = new_key()
     try:
-        entry = ApiKeyEntry(name=args.name, sha256=hash_key(key), source=args.source, event_types=types, directory=args.directory)
+        entry = ApiKeyEntry(
+            name=args.name, sha256=hash_key(key), source=args.source, event_types=types, directory=args.directory
+        )
         append_key(path, entry)
     except (ApiKeyFileError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -151,7 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--all-types", action="store_true")
     create.add_argument("--directory", action="store_true", help="may write locations, placements, authorities")
     create.add_argument("--file", type=Path, help="key file (default: CARESIGNAL_INGEST_API_KEYS_FILE)")
-    create.add_argument("--write-key-to", type=Path, help="write the clear key to this file instead of printing it; no-op if it exists")
+    create.add_argument(
+        "--write-key-to", type=Path, help="write the clear key to this file instead of printing it; no-op if it exists"
+    )
     create.set_defaults(func=cmd_apikey)
 
     directory = sub.add_parser("directory", help="directory reference data")

@@ -5,6 +5,7 @@ and a JDK is needed, and the same resolution runs on a developer's machine and i
 """
 
 import base64
+import contextlib
 import hashlib
 import os
 import shutil
@@ -97,8 +98,14 @@ class LocalBroker:
         shutil.rmtree(staging, ignore_errors=True)
         result = subprocess.run(
             [
-                "mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
-                "-DincludeScope=runtime", f"-DoutputDirectory={staging}",
+                "mvn",
+                "-q",
+                "-B",
+                "-f",
+                str(POM),
+                "dependency:copy-dependencies",
+                "-DincludeScope=runtime",
+                f"-DoutputDirectory={staging}",
             ],
             capture_output=True,
             text=True,
@@ -171,8 +178,16 @@ class LocalBroker:
         cid = base64.urlsafe_b64encode(cluster_id).decode().rstrip("=")
         result = subprocess.run(
             [
-                "java", f"-Dlog4j2.configurationFile={self.log4j_file}", "-cp", self._classpath(),
-                "kafka.tools.StorageTool", "format", "-t", cid, "-c", str(self.properties_file),
+                "java",
+                f"-Dlog4j2.configurationFile={self.log4j_file}",
+                "-cp",
+                self._classpath(),
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cid,
+                "-c",
+                str(self.properties_file),
             ],
             capture_output=True,
             text=True,
@@ -212,10 +227,16 @@ class LocalBroker:
         with self.stdout_file.open("ab") as out:
             process = subprocess.Popen(
                 [
-                    "java", f"-Xmx{self.heap}", "-Xms256m", "-XX:+UseG1GC",
+                    "java",
+                    f"-Xmx{self.heap}",
+                    "-Xms256m",
+                    "-XX:+UseG1GC",
                     "-Djava.awt.headless=true",
                     f"-Dlog4j2.configurationFile={self.log4j_file}",
-                    "-cp", self._classpath(), "kafka.Kafka", str(self.properties_file),
+                    "-cp",
+                    self._classpath(),
+                    "kafka.Kafka",
+                    str(self.properties_file),
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -277,7 +298,5 @@ def _alive(pid: int) -> bool:
 
 def _reap(pid: int) -> None:
     # When the broker is our own child (tests), collect it so it does not linger as a zombie.
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass

@@ -57,8 +57,6 @@ def create_topics(
             except TopicAlreadyExistsError:
                 # Another process provisioned it between our list and create: fine.
                 pass
-        return ProvisionResult(
-            created=created, existing=sorted(n for n in wanted.values() if n not in created)
-        )
+        return ProvisionResult(created=created, existing=sorted(n for n in wanted.values() if n not in created))
     finally:
         admin.close()

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -21,7 +21,7 @@ from services.ingest.auth import ApiKeyRegistry
 from services.ingest.context import IngestContext, IngestDep
 from services.ingest.errors import install_handlers
 from services.ingest.limits import BodySizeLimit
-from services.ingest.metrics import IngestMetrics
+from services.ingest.metrics import IngestMetrics, RequestCounter
 from services.ingest.publisher import KafkaPublisher
 from services.ingest.settings import IngestSettings
 
@@ -77,15 +77,7 @@ def create_app(
     async def metrics_endpoint(context: IngestDep) -> Response:
         return Response(generate_latest(context.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.middleware("http")
-    async def count_requests(request: Request, call_next: Any) -> Response:
-        response: Response = await call_next(request)
-        route = request.scope.get("route")
-        # The route template, not the raw path: IDs in paths would explode label cardinality.
-        template = getattr(route, "path", "unmatched")
-        context.metrics.requests.labels(template, str(response.status_code)).inc()
-        return response
-
+    app.add_middleware(RequestCounter, metrics=context.metrics)
     app.add_middleware(
         BodySizeLimit,
         limits={"/v1/events/batch": settings.max_batch_bytes},

@@ -11,7 +11,7 @@ from schemas.identifiers import CQC_ID_PATTERN, ONS_CODE_PATTERN
 from services.ingest.auth import CallerDep
 from services.ingest.context import IngestContext, IngestDep
 from services.ingest.errors import problems, unprocessable
-from services.ingest.events import media_type, SINGLE_MEDIA_TYPES
+from services.ingest.events import SINGLE_MEDIA_TYPES, media_type
 from services.ingest.publisher import BrokerUnavailable, OutRecord
 
 router = APIRouter(tags=["directory"])
@@ -63,16 +63,32 @@ async def store(
         context.metrics.directory_records.labels(kind, "rejected_503").inc()
         raise outcome
     context.metrics.directory_records.labels(kind, "stored").inc()
-    return JSONResponse(status_code=200, content={"status": "stored", "key": record.key, "record": record.model_dump(mode="json")})
+    return JSONResponse(
+        status_code=200, content={"status": "stored", "key": record.key, "record": record.model_dump(mode="json")}
+    )
 
 
 def _body(model: type[BaseModel]) -> dict[str, object]:
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
+        }
+    }
 
 
-@router.put("/v1/locations/{location_id}", responses=RESPONSES, openapi_extra=_body(Location), summary="Create or replace a location")
-async def put_location(location_id: LocationPath, request: Request, caller: CallerDep, context: IngestDep) -> JSONResponse:
-    return await store(request, caller.directory, context, Location, context.topics.locations, {"location_id": location_id})
+@router.put(
+    "/v1/locations/{location_id}",
+    responses=RESPONSES,
+    openapi_extra=_body(Location),
+    summary="Create or replace a location",
+)
+async def put_location(
+    location_id: LocationPath, request: Request, caller: CallerDep, context: IngestDep
+) -> JSONResponse:
+    return await store(
+        request, caller.directory, context, Location, context.topics.locations, {"location_id": location_id}
+    )
 
 
 @router.put(
@@ -85,11 +101,22 @@ async def put_placement(
     authority: OnsPath, location_id: LocationPath, request: Request, caller: CallerDep, context: IngestDep
 ) -> JSONResponse:
     return await store(
-        request, caller.directory, context, Placement, context.topics.placements,
+        request,
+        caller.directory,
+        context,
+        Placement,
+        context.topics.placements,
         {"authority": authority, "location_id": location_id},
     )
 
 
-@router.put("/v1/authorities/{ons_code}", responses=RESPONSES, openapi_extra=_body(Authority), summary="Create or replace an authority")
+@router.put(
+    "/v1/authorities/{ons_code}",
+    responses=RESPONSES,
+    openapi_extra=_body(Authority),
+    summary="Create or replace an authority",
+)
 async def put_authority(ons_code: OnsPath, request: Request, caller: CallerDep, context: IngestDep) -> JSONResponse:
-    return await store(request, caller.directory, context, Authority, context.topics.authorities, {"ons_code": ons_code})
+    return await store(
+        request, caller.directory, context, Authority, context.topics.authorities, {"ons_code": ons_code}
+    )

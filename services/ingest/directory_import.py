@@ -5,6 +5,7 @@ alerts to some placing authorities and not others, which is worse than no load a
 """
 
 import csv
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,10 +36,11 @@ class RowProblem:
         return f"line {self.line}: {self.field}: {self.reason}"
 
 
-def infer_kind(header: list[str]) -> str:
+def infer_kind(header: Sequence[str]) -> str:
     columns = set(header)
     matches = [
-        kind for kind, model in KINDS.items()
+        kind
+        for kind, model in KINDS.items()
         if {n for n, f in model.model_fields.items() if f.is_required()} <= columns
         and columns <= set(model.model_fields)
     ]
@@ -75,8 +77,11 @@ def read_records(path: Path, kind: str | None = None) -> tuple[str, list[BaseMod
 def publish(records: list[BaseModel], kind: str, bootstrap_servers: str, topics: Topics, timeout_s: float = 30) -> int:
     topic = {"locations": topics.locations, "placements": topics.placements, "authorities": topics.authorities}[kind]
     producer = KafkaProducer(
-        bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=True,
-        client_id="caresignal-directory-import", linger_ms=20,
+        bootstrap_servers=bootstrap_servers,
+        acks="all",
+        enable_idempotence=True,
+        client_id="caresignal-directory-import",
+        linger_ms=20,
     )
     try:
         futures = [

@@ -25,7 +25,12 @@ from services.ingest.publisher import BrokerUnavailable, Delivered, OutRecord
 router = APIRouter(tags=["events"])
 
 SINGLE_MEDIA_TYPES = ("application/json", "application/cloudevents+json")
-BATCH_MEDIA_TYPES = ("application/json", "application/cloudevents-batch+json", "application/x-ndjson", "application/jsonl")
+BATCH_MEDIA_TYPES = (
+    "application/json",
+    "application/cloudevents-batch+json",
+    "application/x-ndjson",
+    "application/jsonl",
+)
 NDJSON_MEDIA_TYPES = ("application/x-ndjson", "application/jsonl")
 # Structured mode of the CloudEvents Kafka binding: the value is the whole event.
 CLOUDEVENTS_CONTENT_TYPE = b"application/cloudevents+json; charset=utf-8"
@@ -75,7 +80,12 @@ async def publish(context: IngestContext, route: str, records: list[OutRecord]) 
         422: {"description": "Malformed JSON or an invalid field: `detail` names each field and reason"},
         503: {"description": "Kafka unavailable; nothing stored; resend the same event after Retry-After"},
     },
-    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Event"}}}}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Event"}}},
+        }
+    },
 )
 async def post_event(request: Request, caller: CallerDep, context: IngestDep) -> JSONResponse:
     media_type(request, SINGLE_MEDIA_TYPES)
@@ -169,7 +179,9 @@ def _parse_batch(raw: bytes, kind: str, context: IngestContext) -> list[_Item]:
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {"schema": {"type": "array", "maxItems": 1000, "items": {"$ref": "#/components/schemas/Event"}}},
+                "application/json": {
+                    "schema": {"type": "array", "maxItems": 1000, "items": {"$ref": "#/components/schemas/Event"}}
+                },
                 "application/x-ndjson": {"schema": {"type": "string", "description": "one event per line"}},
             },
         }
@@ -190,7 +202,13 @@ async def post_batch(request: Request, caller: CallerDep, context: IngestDep) ->
         problem = permission_problem(caller, item.event)
         if problem is not None:
             context.metrics.events.labels(item.event.short_type, "rejected_403").inc()
-            item.result = {"index": item.index, "id": item.event.id, "status": "rejected", "code": 403, "errors": [{"loc": ["body", item.index, "type"], "msg": problem, "type": "forbidden"}]}
+            item.result = {
+                "index": item.index,
+                "id": item.event.id,
+                "status": "rejected",
+                "code": 403,
+                "errors": [{"loc": ["body", item.index, "type"], "msg": problem, "type": "forbidden"}],
+            }
         else:
             to_send.append(item)
     outcomes = await publish(context, "batch", [to_record(context, i.event) for i in to_send if i.event])
@@ -200,10 +218,23 @@ async def post_batch(request: Request, caller: CallerDep, context: IngestDep) ->
         if isinstance(outcome, BrokerUnavailable):
             unavailable += 1
             context.metrics.events.labels(item.event.short_type, "rejected_503").inc()
-            item.result = {"index": item.index, "id": item.event.id, "status": "failed", "code": 503, "retryable": True, "errors": [{"loc": ["body", item.index], "msg": str(outcome), "type": "broker_unavailable"}]}
+            item.result = {
+                "index": item.index,
+                "id": item.event.id,
+                "status": "failed",
+                "code": 503,
+                "retryable": True,
+                "errors": [{"loc": ["body", item.index], "msg": str(outcome), "type": "broker_unavailable"}],
+            }
         else:
             context.metrics.events.labels(item.event.short_type, "accepted").inc()
-            item.result = {"index": item.index, "id": item.event.id, "status": "accepted", "partition": outcome.partition, "offset": outcome.offset}
+            item.result = {
+                "index": item.index,
+                "id": item.event.id,
+                "status": "accepted",
+                "partition": outcome.partition,
+                "offset": outcome.offset,
+            }
     results = [i.result for i in items]
     accepted = sum(1 for r in results if r and r["status"] == "accepted")
     body = {"accepted": accepted, "rejected": len(items) - accepted, "results": results}

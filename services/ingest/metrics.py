@@ -1,6 +1,7 @@
 """Prometheus metrics for ingest, on a registry of the app's own (no global state)."""
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class IngestMetrics:
@@ -37,3 +38,30 @@ class IngestMetrics:
             ["kind", "outcome"],
             registry=self.registry,
         )
+
+
+class RequestCounter:
+    """Counts requests by route template and status (pure ASGI: no per-request task)."""
+
+    def __init__(self, app: ASGIApp, metrics: IngestMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def record_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record_status)
+        finally:
+            # The route template, not the raw path: IDs in paths would explode cardinality.
+            template = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.labels(template, str(status)).inc()

@@ -11,6 +11,7 @@ deduplicate on the CloudEvents (source, id) pair.
 """
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Sequence
@@ -132,9 +133,7 @@ class KafkaPublisher:
     def _send_all(self, producer: KafkaProducer, records: Sequence[OutRecord], completion: _Completion) -> None:
         for index, record in enumerate(records):
             try:
-                future = producer.send(
-                    record.topic, value=record.value, key=record.key, headers=list(record.headers)
-                )
+                future = producer.send(record.topic, value=record.value, key=record.key, headers=list(record.headers))
             except KafkaError as exc:
                 completion.settle(index, BrokerUnavailable(f"Kafka refused the record: {exc}"))
                 continue
@@ -149,10 +148,8 @@ class KafkaPublisher:
         loop = asyncio.get_running_loop()
         completion = _Completion(loop, len(records))
         await loop.run_in_executor(self._executor, self._send_all, producer, records, completion)
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(completion.done), timeout=self._timeout_s)
-        except TimeoutError:
-            pass
         timed_out = BrokerUnavailable(f"Kafka did not acknowledge within {self._timeout_s:g}s")
         return [o if o is not None else timed_out for o in completion.outcomes]
 

@@ -1,0 +1,53 @@
+# The two commands that matter: `make run` and `make test`. Each installs what it needs.
+SHELL := /bin/bash
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+RUN := $(UV) run --frozen
+
+.PHONY: setup system-deps python-deps run test lint typecheck unit bench kafka-start kafka-stop schemas clean
+
+setup: system-deps python-deps
+
+system-deps:
+	@bash deploy/install-system-deps.sh
+
+python-deps:
+	@command -v uv >/dev/null 2>&1 || [ -x "$(UV)" ] || python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
+	@$(UV) sync --frozen --quiet
+
+# Starts the broker, provisions topics, makes a local API key on first run
+# (.cache/dev-api-key), then runs the ingest service in the foreground.
+run: setup
+	@$(RUN) caresignal kafka start
+	@$(RUN) caresignal topics create
+	@$(RUN) caresignal apikey create --name dev --source urn:caresignal:source:dev --all-types --directory --write-key-to .cache/dev-api-key
+	$(RUN) caresignal ingest
+
+test: setup lint typecheck
+	$(RUN) pytest -ra
+
+lint:
+	@$(RUN) ruff check .
+	@$(RUN) ruff format --check .
+
+typecheck:
+	@$(RUN) mypy
+
+unit: python-deps
+	$(RUN) pytest -ra -m "not integration"
+
+bench: setup
+	@$(RUN) caresignal kafka start
+	$(RUN) python bench/ingest.py
+
+kafka-start: setup
+	@$(RUN) caresignal kafka start
+
+kafka-stop:
+	@$(RUN) caresignal kafka stop
+
+schemas: python-deps
+	$(RUN) caresignal schemas export
+
+clean:
+	-@$(RUN) caresignal kafka stop
+	rm -rf .cache .venv

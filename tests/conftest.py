@@ -1,0 +1,94 @@
+"""Fixtures with real parts: a real Kafka broker, a topic set and consumer group per test.
+
+If the broker cannot start, the session fails: integration tests never skip.
+"""
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from kafka import KafkaConsumer
+
+from schemas.topics import Topics
+from services.broker.local import LocalBroker
+from services.broker.settings import KafkaSettings
+from services.broker.topics import create_topics
+from services.ingest.auth import ApiKeyEntry, ApiKeyRegistry, hash_key
+
+KEYS = {
+    # name: (key, source, event types, may write the directory)
+    "ecm": ("cs_test_ecm_key", "urn:caresignal:source:test-ecm", ["missed_visit"], False),
+    "all": ("cs_test_all_key", "urn:caresignal:source:test-all", None, True),
+}
+
+
+@pytest.fixture(scope="session")
+def kafka_settings() -> Iterator[KafkaSettings]:
+    settings = KafkaSettings()
+    if settings.external:
+        yield settings
+        return
+    broker = LocalBroker(settings.kafka_home, settings.kafka_port, settings.kafka_controller_port, settings.kafka_heap)
+    already_running = broker.status().running
+    broker.start()  # raises, failing the session, if the broker cannot start
+    yield settings
+    if not already_running:
+        # Leave a broker that `make run` started; stop the one the tests started.
+        broker.stop()
+
+
+@pytest.fixture
+def topics(kafka_settings: KafkaSettings) -> Topics:
+    """A fresh set of topics for this test only."""
+    names = Topics.with_prefix(f"t{uuid.uuid4().hex[:10]}")
+    create_topics(kafka_settings.bootstrap_servers, names)
+    return names
+
+
+@pytest.fixture
+def test_kafka_settings(kafka_settings: KafkaSettings, topics: Topics) -> KafkaSettings:
+    prefix = topics.events.split(".", 1)[0]
+    return kafka_settings.model_copy(update={"topic_prefix": prefix})
+
+
+@pytest.fixture
+def api_keys() -> ApiKeyRegistry:
+    from schemas.events import SHORT_NAMES
+
+    return ApiKeyRegistry(
+        [
+            ApiKeyEntry(
+                name=name,
+                sha256=hash_key(key),
+                source=source,
+                event_types=sorted(SHORT_NAMES) if types is None else types,
+                directory=directory,
+            )
+            for name, (key, source, types, directory) in KEYS.items()
+        ]
+    )
+
+
+def consume_all(bootstrap: str, topic: str, expect: int, timeout_s: float = 20.0) -> list:  # type: ignore[type-arg]
+    """Read a topic from the beginning with a consumer group of its own."""
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"test-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=int(timeout_s * 1000),
+    )
+    records = []
+    try:
+        for record in consumer:
+            records.append(record)
+            if len(records) >= expect:
+                # Keep reading briefly: anything beyond `expect` is a test failure, not noise.
+                extra = consumer.poll(timeout_ms=1500)
+                for batch in extra.values():
+                    records.extend(batch)
+                break
+    finally:
+        consumer.close()
+    return records

@@ -1,0 +1,64 @@
+"""docker-compose.yml and the Dockerfile stay true to the code (no Docker engine here)."""
+
+from pathlib import Path
+
+import yaml
+
+from services.broker.settings import KafkaSettings
+from services.cli import build_parser
+from services.ingest.settings import IngestSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def compose() -> dict:  # type: ignore[type-arg]
+    data: dict = yaml.safe_load((ROOT / "docker-compose.yml").read_text())  # type: ignore[type-arg]
+    return data
+
+
+def known_env_vars() -> set[str]:
+    names = {"KAFKA_BOOTSTRAP_SERVERS"}
+    for settings in (IngestSettings, KafkaSettings):
+        prefix = settings.model_config.get("env_prefix", "")
+        names |= {f"{prefix}{field}".upper() for field in settings.model_fields}
+    return names
+
+
+def test_kafka_is_a_single_kraft_node_of_version_4() -> None:
+    kafka = compose()["services"]["kafka"]
+    assert kafka["image"].startswith("apache/kafka:4.")
+    env = kafka["environment"]
+    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    assert "healthcheck" in kafka
+
+
+def test_every_caresignal_service_uses_real_commands_and_settings() -> None:
+    services = compose()["services"]
+    commands = set(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    known = known_env_vars()
+    for name, service in services.items():
+        if name == "kafka":
+            continue
+        assert service["build"] == ".", name
+        assert service["command"][0] in commands, f"{name}: unknown command {service['command']}"
+        for var in service.get("environment", {}):
+            assert var in known, f"{name}: {var} is not a setting the code reads"
+        assert service["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+
+
+def test_ingest_listens_where_compose_publishes_it() -> None:
+    ingest = compose()["services"]["ingest"]
+    port = ingest["environment"]["CARESIGNAL_INGEST_PORT"]
+    assert ingest["ports"] == [f"127.0.0.1:{port}:{port}"]
+    assert ingest["environment"]["CARESIGNAL_INGEST_HOST"] == "0.0.0.0"
+    assert ingest["depends_on"]["topics"]["condition"] == "service_completed_successfully"
+    assert compose()["services"]["topics"]["depends_on"]["kafka"]["condition"] == "service_healthy"
+
+
+def test_dockerfile_copies_every_package_and_uses_the_lock() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "uv sync --frozen" in dockerfile
+    for package in ("schemas", "services"):
+        assert f"COPY {package} " in dockerfile
+    assert 'ENTRYPOINT ["caresignal"]' in dockerfile
