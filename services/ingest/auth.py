@@ -118,7 +118,7 @@ def _registry(request: Request) -> ApiKeyRegistry:
     return registry
 
 
-def require_caller(request: Request) -> Caller:
+async def require_caller(request: Request) -> Caller:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:

@@ -21,7 +21,7 @@ class IngestContext:
     metrics: IngestMetrics
 
 
-def get_context(request: Request) -> IngestContext:
+async def get_context(request: Request) -> IngestContext:
     context: IngestContext = request.app.state.context
     return context
 

@@ -2,6 +2,7 @@
 
 import json
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -194,14 +195,16 @@ async def post_batch(request: Request, caller: CallerDep, context: IngestDep) ->
     if not items:
         raise InvalidBody("body", "the batch is empty")
     context.metrics.batch_size.observe(len(items))
+    # Counted per batch, not per event: label lookups were a visible share of batch cost.
+    counts: Counter[tuple[str, str]] = Counter()
     to_send: list[_Item] = []
     for item in items:
         if item.event is None:
-            context.metrics.events.labels("unknown", "rejected_422").inc()
+            counts["unknown", "rejected_422"] += 1
             continue
         problem = permission_problem(caller, item.event)
         if problem is not None:
-            context.metrics.events.labels(item.event.short_type, "rejected_403").inc()
+            counts[item.event.short_type, "rejected_403"] += 1
             item.result = {
                 "index": item.index,
                 "id": item.event.id,
@@ -217,7 +220,7 @@ async def post_batch(request: Request, caller: CallerDep, context: IngestDep) ->
         assert item.event is not None
         if isinstance(outcome, BrokerUnavailable):
             unavailable += 1
-            context.metrics.events.labels(item.event.short_type, "rejected_503").inc()
+            counts[item.event.short_type, "rejected_503"] += 1
             item.result = {
                 "index": item.index,
                 "id": item.event.id,
@@ -227,7 +230,7 @@ async def post_batch(request: Request, caller: CallerDep, context: IngestDep) ->
                 "errors": [{"loc": ["body", item.index], "msg": str(outcome), "type": "broker_unavailable"}],
             }
         else:
-            context.metrics.events.labels(item.event.short_type, "accepted").inc()
+            counts[item.event.short_type, "accepted"] += 1
             item.result = {
                 "index": item.index,
                 "id": item.event.id,
@@ -235,6 +238,8 @@ async def post_batch(request: Request, caller: CallerDep, context: IngestDep) ->
                 "partition": outcome.partition,
                 "offset": outcome.offset,
             }
+    for (event_type, outcome_label), count in counts.items():
+        context.metrics.events.labels(event_type, outcome_label).inc(count)
     results = [i.result for i in items]
     accepted = sum(1 for r in results if r and r["status"] == "accepted")
     body = {"accepted": accepted, "rejected": len(items) - accepted, "results": results}
