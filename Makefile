@@ -36,6 +36,7 @@ unit: python-deps
 	$(RUN) pytest -ra -m "not integration"
 
 bench: setup
+	@bash deploy/install-system-deps.sh wrk
 	@$(RUN) caresignal kafka start
 	$(RUN) python bench/ingest.py
 

@@ -9,8 +9,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
+from starlette.requests import ClientDisconnect
 
 from schemas.events import TYPE_PREFIX
 from services.ingest.limits import PayloadTooLarge
@@ -87,3 +88,10 @@ def install_handlers(app: FastAPI, retry_after_s: int) -> None:
     app.add_exception_handler(BatchTooLarge, on_too_large)
     app.add_exception_handler(UnsupportedMediaType, on_media_type)
     app.add_exception_handler(BrokerUnavailable, on_unavailable)
+
+    async def on_client_gone(_: Request, exc: Exception) -> Response:
+        # The caller hung up before sending its whole body: nothing was parsed or
+        # stored, and nobody is listening for an answer.
+        return Response(status_code=499)
+
+    app.add_exception_handler(ClientDisconnect, on_client_gone)
