@@ -75,3 +75,17 @@ def test_503_while_the_broker_is_down_then_the_same_event_is_accepted(
     # Nothing written during the outage leaked out later as a surprise duplicate or loss.
     assert ids.count("before-outage") == 1
     assert "during-outage" in ids
+
+
+def test_start_refuses_a_port_held_by_a_process_it_did_not_start(tmp_path: Path) -> None:
+    from services.broker.local import BrokerError
+
+    # Something else (here a plain listener; in life another broker) holds the port: start
+    # must fail, not claim success because something answers there.
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        intruder = LocalBroker(tmp_path / "other", port=holder.getsockname()[1], controller_port=free_port())
+        with pytest.raises(BrokerError, match="already in use"):
+            intruder.start()
+    assert not intruder.status().running

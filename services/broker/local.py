@@ -10,6 +10,7 @@ import hashlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -221,6 +222,13 @@ class LocalBroker:
         if pid is not None:
             self._wait_until_answering(pid, timeout_s)
             return BrokerStatus(pid=pid, answering=True)
+        for port in (self.port, self.controller_port):
+            if _port_in_use(port):
+                raise BrokerError(
+                    f"127.0.0.1:{port} is already in use by a process this directory did not start "
+                    f"(another broker?). Set KAFKA_BOOTSTRAP_SERVERS to use that cluster, or "
+                    f"CARESIGNAL_KAFKA_PORT / CARESIGNAL_KAFKA_CONTROLLER_PORT to run another one."
+                )
         self.ensure_jars()
         self._write_config()
         self._format_storage()
@@ -284,6 +292,12 @@ class LocalBroker:
                 time.sleep(0.1)
         self.pid_file.unlink(missing_ok=True)
         return True
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _alive(pid: int) -> bool:
