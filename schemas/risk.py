@@ -1,0 +1,86 @@
+"""Risk levels and level changes: what scoring publishes and alerts consume."""
+
+from datetime import datetime
+from enum import IntEnum, StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, Field
+
+from schemas.events import Contract
+from schemas.identifiers import LocationId, ProviderId
+
+
+class Level(IntEnum):
+    """Ordered, so that `max()` and comparisons mean "more severe"."""
+
+    none = 0
+    minor = 1
+    moderate = 2
+    major = 3
+
+    @property
+    def label(self) -> str:
+        return self.name.capitalize() if self is not Level.none else "none"
+
+
+class LevelName(StrEnum):
+    none = "none"
+    minor = "minor"
+    moderate = "moderate"
+    major = "major"
+
+
+def level_of(name: str) -> Level:
+    return Level[name]
+
+
+class EvidenceRef(Contract):
+    """An event behind a rule: its id, type and time. Never its content."""
+
+    event_id: str
+    source: str
+    type: str
+    time: AwareDatetime
+
+
+class RuleFiring(Contract):
+    rule_id: str
+    family: Literal[
+        "trigger", "pattern", "rise", "peer", "accumulation", "triangulation", "rating", "organisation", "hold"
+    ]
+    level: LevelName
+    description: str
+    # What the rule measured (a count, a score, a z-score...), to explain "how much".
+    measure: float | None = None
+    evidence_count: int = 0
+    evidence: list[EvidenceRef] = []
+
+
+class Action(Contract):
+    action: str
+    lead: str
+
+
+class LevelChange(Contract):
+    """One change of a location's (or an organisation's) risk level."""
+
+    schema_version: Literal[1] = 1
+    change_id: Annotated[str, Field(min_length=1, max_length=200)]
+    scope: Literal["location", "organisation"] = "location"
+    location_id: LocationId | None = None
+    provider_id: ProviderId | None = None
+    # For an organisation-level change: its locations at Moderate or above.
+    locations: list[LocationId] = []
+    old_level: LevelName
+    new_level: LevelName
+    direction: Literal["escalation", "de-escalation"]
+    score: float
+    reasons: list[RuleFiring]
+    actions: list[Action]
+    meaning: str
+    policy_version: str
+    decided_at: datetime
+
+    @property
+    def key(self) -> str:
+        return (self.location_id if self.scope == "location" else self.provider_id) or ""

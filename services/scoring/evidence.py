@@ -1,0 +1,89 @@
+"""Evidence: what the risk model keeps of each event, and how policy conditions match it.
+
+Only the event's identity, type, time and data fields are kept, never a person
+reference: rules count and weigh events, they never need to know about whom.
+"""
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from schemas.events import Event
+from services.scoring.policy import Condition, Pattern, Peer, Policy, Range, Rise, Trigger
+
+
+class Evidence(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    source: str
+    type: str
+    time: datetime
+    facts: dict[str, Any]
+    # Rule ids whose conditions this event meets, worked out once when it arrives.
+    tags: frozenset[str] = frozenset()
+    weight: float = 0.0
+    concern: bool = False
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.source, self.id)
+
+
+def matches(condition: Condition, event_type: str, facts: dict[str, Any]) -> bool:
+    if condition.type != event_type:
+        return False
+    for name, wanted in condition.constraints.items():
+        value = facts.get(name)
+        if isinstance(wanted, Range):
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                return False
+            if wanted.gte is not None and value < wanted.gte:
+                return False
+            if wanted.lte is not None and value > wanted.lte:
+                return False
+        elif isinstance(wanted, list):
+            if value not in wanted:
+                return False
+        elif value != wanted:
+            return False
+    return True
+
+
+def any_match(conditions: list[Condition], event_type: str, facts: dict[str, Any]) -> bool:
+    return any(matches(c, event_type, facts) for c in conditions)
+
+
+def classify(policy: Policy, event_type: str, facts: dict[str, Any]) -> tuple[frozenset[str], float, bool]:
+    """Tags, accumulation weight and whether it is a triangulation concern."""
+    rules: list[Trigger | Pattern | Rise | Peer] = [*policy.triggers, *policy.patterns, *policy.rises, *policy.peers]
+    tags = {rule.id for rule in rules if any_match(rule.when, event_type, facts)}
+    weight = 0.0
+    if policy.accumulation is not None:
+        weight = max(
+            (w.weight for w in policy.accumulation.weights if any_match(w.when, event_type, facts)), default=0.0
+        )
+    concern = policy.triangulation is not None and any_match(policy.triangulation.concerns, event_type, facts)
+    return frozenset(tags), weight, concern
+
+
+def from_event(policy: Policy, event: Event) -> Evidence:
+    facts = event.data.model_dump(mode="json", exclude={"person_ref"}, exclude_none=True)
+    short = event.short_type
+    tags, weight, concern = classify(policy, short, facts)
+    return Evidence(
+        id=event.id,
+        source=event.source,
+        type=short,
+        time=event.time,
+        facts=facts,
+        tags=tags,
+        weight=weight,
+        concern=concern,
+    )
+
+
+def retag(policy: Policy, evidence: Evidence) -> Evidence:
+    tags, weight, concern = classify(policy, evidence.type, evidence.facts)
+    return evidence.model_copy(update={"tags": tags, "weight": weight, "concern": concern})

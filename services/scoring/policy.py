@@ -1,0 +1,294 @@
+"""The safeguarding policy as configuration: a YAML file validated at start-up.
+
+Local areas adapt the thresholds, so nothing about them is code. A bad policy stops the
+worker with the file, the line and the problem, before it touches a single event.
+"""
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from schemas.events import EVENT_MODELS, TYPE_PREFIX
+from schemas.risk import Action, Level, LevelName
+
+DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "deploy" / "policy" / "default.yaml"
+
+# Data fields of every event type, to check conditions against the contracts.
+_DATA_FIELDS: dict[str, set[str]] = {}
+for _model in EVENT_MODELS:
+    _type_name: str = _model.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
+    _data_model = _model.model_fields["data"].annotation
+    _DATA_FIELDS[_type_name.removeprefix(TYPE_PREFIX).rsplit(".", 1)[0]] = set(_data_model.model_fields)  # type: ignore[union-attr]
+
+
+class PolicyError(ValueError):
+    """The policy file is invalid; the message names the file, line and problem."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Range(Strict):
+    gte: float | None = None
+    lte: float | None = None
+
+
+Scalar = str | bool | int | float
+Constraint = Scalar | list[Scalar] | Range
+
+
+class Condition(Strict):
+    """Matches events of one type whose data fields meet every constraint."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    type: str
+
+    @model_validator(mode="after")
+    def _fields_exist(self) -> Self:
+        if self.type not in _DATA_FIELDS:
+            raise ValueError(f"unknown event type {self.type!r}; known: {sorted(_DATA_FIELDS)}")
+        unknown = set(self.model_extra or {}) - _DATA_FIELDS[self.type]
+        if unknown:
+            raise ValueError(
+                f"{self.type} events have no field(s) {sorted(unknown)}; fields: {sorted(_DATA_FIELDS[self.type])}"
+            )
+        for name, value in (self.model_extra or {}).items():
+            if isinstance(value, dict):
+                self.model_extra[name] = Range.model_validate(value)  # type: ignore[index]
+        return self
+
+    @property
+    def constraints(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+Days = Annotated[float, Field(gt=0, le=3650)]
+Conditions = Annotated[list[Condition], Field(min_length=1)]
+RuleId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{2,63}$")]
+
+
+class Rule(Strict):
+    id: RuleId
+    description: Annotated[str, Field(min_length=3, max_length=300)]
+    level: LevelName
+
+
+class Trigger(Rule):
+    """One event of this kind sets the level by itself, and holds it for `hold_days`."""
+
+    when: Conditions
+    hold_days: Days
+
+
+class Pattern(Rule):
+    """A count of a kind of event within a window."""
+
+    when: Conditions
+    window_days: Days
+    enter_count: Annotated[int, Field(ge=2)]
+    exit_count: Annotated[int, Field(ge=1)] | None = None
+
+    @model_validator(mode="after")
+    def _exit_below_enter(self) -> Self:
+        if self.exit_count is not None and self.exit_count > self.enter_count:
+            raise ValueError("exit_count must not exceed enter_count")
+        return self
+
+    @property
+    def exit_threshold(self) -> int:
+        return self.exit_count if self.exit_count is not None else self.enter_count - 1
+
+
+class Rise(Rule):
+    """A recent window against the location's own longer history (one-sided Poisson test)."""
+
+    when: Conditions
+    recent_days: Days
+    baseline_days: Days
+    min_recent_count: Annotated[int, Field(ge=2)]
+    enter_p: Annotated[float, Field(gt=0, lt=0.5)]
+    exit_p: Annotated[float, Field(gt=0, lt=1)]
+    # Without this much history a rise cannot be told from a new service finding its feet.
+    min_history_days: Days
+
+    @model_validator(mode="after")
+    def _exit_looser(self) -> Self:
+        if self.exit_p < self.enter_p:
+            raise ValueError("exit_p must be at least enter_p (hysteresis)")
+        return self
+
+
+class Peer(Rule):
+    """Events per unit of capacity against locations of the same service type."""
+
+    when: Conditions
+    window_days: Days
+    per_capacity: Annotated[float, Field(gt=0)] = 10.0
+    min_peers: Annotated[int, Field(ge=3)]
+    high_z: Annotated[float, Field(gt=0)]
+    low_z: Annotated[float, Field(lt=0)]
+    exit_margin: Annotated[float, Field(ge=0)] = 0.5
+    min_history_days: Days
+
+
+class Weight(Strict):
+    when: Conditions
+    weight: Annotated[float, Field(gt=0, le=100)]
+
+
+class Accumulation(Strict):
+    id: RuleId = "accumulated_concern"
+    description: str
+    half_life_days: Days
+    weights: Annotated[list[Weight], Field(min_length=1)]
+    enter: dict[LevelName, Annotated[float, Field(gt=0)]]
+    exit_ratio: Annotated[float, Field(gt=0, lt=1)]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if LevelName.none in self.enter:
+            raise ValueError("enter thresholds are for minor, moderate and major")
+        values = [
+            self.enter[name] for name in (LevelName.minor, LevelName.moderate, LevelName.major) if name in self.enter
+        ]
+        if values != sorted(values) or len(set(values)) != len(values):
+            raise ValueError("enter thresholds must rise from minor to major")
+        return self
+
+
+class TriangulationStep(Strict):
+    min_kinds: Annotated[int, Field(ge=2)]
+    level: LevelName
+
+
+class Triangulation(Strict):
+    id: RuleId = "triangulated_concern"
+    description: str
+    window_days: Days
+    # Which kind of source each event type speaks for; kinds, not systems, must differ.
+    source_kinds: dict[str, str]
+    concerns: Conditions
+    steps: Annotated[list[TriangulationStep], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _known_types(self) -> Self:
+        unknown = set(self.source_kinds) - set(_DATA_FIELDS)
+        if unknown:
+            raise ValueError(f"source_kinds names unknown event types {sorted(unknown)}")
+        return self
+
+
+class Ratings(Strict):
+    inadequate_id: RuleId = "rated_inadequate"
+    inadequate_level: LevelName
+    repeat_ri_id: RuleId = "requires_improvement_repeatedly"
+    repeat_ri_count: Annotated[int, Field(ge=2)]
+    repeat_ri_level: LevelName
+
+
+class Organisation(Strict):
+    id: RuleId = "several_locations_of_one_provider"
+    description: str
+    min_locations: Annotated[int, Field(ge=2)]
+    at_or_above: LevelName
+    level: LevelName
+
+
+class LevelSpec(Strict):
+    meaning: str
+    actions: Annotated[list[Action], Field(min_length=1)]
+
+
+class Policy(Strict):
+    version: Annotated[str, Field(min_length=1, max_length=64)]
+    description: str = ""
+    retention_days: Days
+    out_of_order_tolerance_minutes: Annotated[float, Field(ge=0, le=7 * 24 * 60)]
+    min_days_at_level: Annotated[float, Field(ge=0)]
+    max_evidence_per_location: Annotated[int, Field(ge=50, le=20_000)] = 2000
+    levels: dict[Literal["minor", "moderate", "major"], LevelSpec]
+    triggers: list[Trigger] = []
+    patterns: list[Pattern] = []
+    rises: list[Rise] = []
+    peers: list[Peer] = []
+    accumulation: Accumulation | None = None
+    triangulation: Triangulation | None = None
+    ratings: Ratings | None = None
+    organisation: Organisation | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> Self:
+        missing = {"minor", "moderate", "major"} - set(self.levels)
+        if missing:
+            raise ValueError(f"levels must describe {sorted(missing)}")
+        ids = [r.id for r in (*self.triggers, *self.patterns, *self.rises, *self.peers)]
+        for part in (self.accumulation, self.triangulation):
+            if part is not None:
+                ids.append(part.id)
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"rule ids must be unique: {duplicates}")
+        return self
+
+    @property
+    def retention(self) -> timedelta:
+        return timedelta(days=self.retention_days)
+
+    @property
+    def tolerance(self) -> timedelta:
+        return timedelta(minutes=self.out_of_order_tolerance_minutes)
+
+    def spec(self, level: Level) -> LevelSpec | None:
+        return None if level is Level.none else self.levels[level.name]  # type: ignore[index]
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
+    """The 1-based line of the YAML node at a pydantic error location."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((v for k, v in node.value if k.value == part), None)
+            if match is None:
+                break
+            node = match
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            break
+        line = node.start_mark.line + 1
+    return line
+
+
+def parse_policy(text: str, origin: str = "<policy>") -> Policy:
+    try:
+        raw = yaml.safe_load(text)
+        tree = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{origin}:{mark.line + 1}" if mark is not None else origin
+        raise PolicyError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+    if not isinstance(raw, dict):
+        raise PolicyError(f"{origin}:1: a policy is a mapping with version, levels and rules")
+    try:
+        return Policy.model_validate(raw)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors(include_url=False):
+            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+            line = _line_of(tree, loc)
+            path = ".".join(str(p) for p in loc) or "(top)"
+            lines.append(f"{origin}:{line or '?'}: {path}: {err['msg']}")
+        raise PolicyError("\n".join(lines)) from exc
+
+
+def load_policy(path: Path) -> Policy:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise PolicyError(f"{path}: cannot read the policy: {exc.strerror}") from exc
+    return parse_policy(text, str(path))
