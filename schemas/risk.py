@@ -43,11 +43,14 @@ class EvidenceRef(Contract):
     time: AwareDatetime
 
 
+Family = Literal[
+    "trigger", "pattern", "rise", "peer", "accumulation", "triangulation", "rating", "organisation", "hold"
+]
+
+
 class RuleFiring(Contract):
     rule_id: str
-    family: Literal[
-        "trigger", "pattern", "rise", "peer", "accumulation", "triangulation", "rating", "organisation", "hold"
-    ]
+    family: Family
     level: LevelName
     description: str
     # What the rule measured (a count, a score, a z-score...), to explain "how much".

@@ -90,9 +90,6 @@ class PeerUpdate:
 
 
 Status = Literal["applied", "duplicate", "late", "expired"]
-Family = Literal[
-    "trigger", "pattern", "rise", "peer", "accumulation", "triangulation", "rating", "organisation", "hold"
-]
 
 
 @dataclass
@@ -133,7 +130,7 @@ def _firing(
         rule_id=rule_id,
         family=family,
         level=LevelName(level.name),
-        description=description,  # type: ignore[arg-type]
+        description=description,
         measure=None if measure is None else round(measure, 4),
         evidence_count=count,
         evidence=refs,
