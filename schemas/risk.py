@@ -68,7 +68,10 @@ class LevelChange(Contract):
     """One change of a location's (or an organisation's) risk level."""
 
     schema_version: Literal[1] = 1
+    # Deterministic: "<location or provider>:<sequence>", the same however often the
+    # input is replayed, so consumers can drop a redelivered change.
     change_id: Annotated[str, Field(min_length=1, max_length=200)]
+    sequence: Annotated[int, Field(ge=1)]
     scope: Literal["location", "organisation"] = "location"
     location_id: LocationId | None = None
     provider_id: ProviderId | None = None

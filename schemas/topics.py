@@ -18,7 +18,8 @@ class TopicSpec:
 SPECS: dict[TopicRole, TopicSpec] = {
     "events": TopicSpec(partitions=6, compacted=False, retention_ms=400 * 24 * 3600 * 1000),
     "dead_letter": TopicSpec(partitions=1, compacted=False, retention_ms=90 * 24 * 3600 * 1000),
-    "locations": TopicSpec(partitions=3, compacted=True),
+    # Same partition count as events: the scorer joins them by location ID (co-partitioned).
+    "locations": TopicSpec(partitions=6, compacted=True),
     "placements": TopicSpec(partitions=3, compacted=True),
     "authorities": TopicSpec(partitions=1, compacted=True),
     "risk_changes": TopicSpec(partitions=6, compacted=False, retention_ms=400 * 24 * 3600 * 1000),

@@ -132,6 +132,78 @@ def cmd_schemas(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scorer(args: argparse.Namespace) -> int:
+    from services.scoring.policy import PolicyError, load_policy
+    from services.scoring.replay import ReplayError, reset_derived_state
+    from services.scoring.settings import ScoringSettings
+    from services.scoring.worker import run
+
+    settings = ScoringSettings()
+    kafka = _kafka_settings()
+    try:
+        policy = load_policy(settings.policy_file)
+    except PolicyError as exc:
+        print(f"error: the policy is invalid, the scorer did not start:\n{exc}", file=sys.stderr)
+        return 2
+    if args.replay:
+        try:
+            for item in reset_derived_state(settings, kafka):
+                print(f"replay: removed {item}")
+        except ReplayError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    sys.argv = [sys.argv[0], "worker"]  # faust's Worker reads its own command line
+    run(settings, kafka, policy)
+    return 0
+
+
+def cmd_policy(args: argparse.Namespace) -> int:
+    from services.scoring.policy import PolicyError, load_policy
+
+    if args.action == "check":
+        try:
+            policy = load_policy(args.target)
+        except PolicyError as exc:
+            print(str(exc), file=sys.stderr)
+            return 2
+        rules = len(policy.triggers) + len(policy.patterns) + len(policy.rises) + len(policy.peers)
+        print(f"{args.target}: valid, version {policy.version}, {rules} rules")
+        return 0
+    return explain(str(args.target), args.url)
+
+
+def explain(location_id: str, url: str | None) -> int:
+    import httpx
+
+    from services.scoring.settings import ScoringSettings
+
+    settings = ScoringSettings()
+    base = url or f"http://{settings.web_host}:{settings.web_port}"
+    try:
+        response = httpx.get(f"{base}/v1/locations/{location_id}/risk", timeout=10, follow_redirects=True)
+    except httpx.HTTPError as exc:
+        print(f"error: cannot reach the scorer at {base}: {exc}", file=sys.stderr)
+        return 1
+    if response.status_code == 404:
+        print(f"{location_id}: no events scored")
+        return 3
+    response.raise_for_status()
+    risk = response.json()
+    print(
+        f"{risk['location_id']}: {risk['level'].upper()} (score {risk['score']}, since {risk['since']}, "
+        f"policy {risk['policy_version']})"
+    )
+    if risk.get("meaning"):
+        print(f"  {risk['meaning']}")
+    for reason in risk["reasons"]:
+        print(f"  - [{reason['level']}] {reason['rule_id']}: {reason['description']}")
+        for ref in reason["evidence"]:
+            print(f"      {ref['time']}  {ref['type']}  {ref['source']}  {ref['event_id']}")
+    for action in risk["actions"]:
+        print(f"  action: {action['action']} (lead: {action['lead']})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="caresignal", description="CareSignal operator commands")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -167,6 +239,20 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("file", type=Path)
     imp.add_argument("--kind", choices=["locations", "placements", "authorities"])
     imp.set_defaults(func=cmd_directory)
+
+    scorer = sub.add_parser("scorer", help="run the scoring worker (Faust)")
+    scorer.add_argument("--replay", action="store_true", help="forget derived state and rebuild from the first event")
+    scorer.set_defaults(func=cmd_scorer)
+
+    policy = sub.add_parser("policy", help="the safeguarding policy")
+    policy_sub = policy.add_subparsers(dest="action", required=True)
+    check = policy_sub.add_parser("check", help="validate a policy file")
+    check.add_argument("target", type=Path, metavar="FILE")
+    check.set_defaults(func=cmd_policy)
+    explain_cmd = policy_sub.add_parser("explain", help="a location's current level with its reasons")
+    explain_cmd.add_argument("target", metavar="LOCATION_ID")
+    explain_cmd.add_argument("--url", help="the scorer's web address (default from CARESIGNAL_SCORING_WEB_*)")
+    explain_cmd.set_defaults(func=cmd_policy)
 
     schemas = sub.add_parser("schemas", help="JSON Schema files for non-Python producers")
     schemas.add_argument("action", choices=["export"])

@@ -502,6 +502,7 @@ def level_change(
     assert current.at is not None
     return LevelChange(
         change_id=f"{location_id}:{seq}",
+        sequence=seq,
         scope="location",
         location_id=location_id,
         provider_id=location.provider_id if location is not None else None,

@@ -1,0 +1,48 @@
+"""Prometheus metrics for the scoring worker, on a registry of its own."""
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from schemas.risk import Level
+
+
+class ScoringMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.events = Counter(
+            "caresignal_scoring_events",
+            "Events processed, by type and status (applied, duplicate, late, expired).",
+            ["event_type", "status"],
+            registry=self.registry,
+        )
+        self.processing_seconds = Histogram(
+            "caresignal_scoring_processing_seconds",
+            "Wall time to score one event, state load to state write.",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+            registry=self.registry,
+        )
+        self.level_changes = Counter(
+            "caresignal_scoring_level_changes",
+            "Level changes published, by scope, new level and direction.",
+            ["scope", "new_level", "direction"],
+            registry=self.registry,
+        )
+        self.locations = Gauge(
+            "caresignal_scoring_locations",
+            "Locations held by this worker, by current level.",
+            ["level"],
+            registry=self.registry,
+        )
+        self.dead_letters = Counter(
+            "caresignal_scoring_dead_letters",
+            "Messages sent to the dead-letter topic, by source topic and reason.",
+            ["topic", "reason"],
+            registry=self.registry,
+        )
+        self.late_events = Counter(
+            "caresignal_scoring_late_events",
+            "Events behind the watermark: 'late' are still counted, 'expired' (beyond retention) are ignored.",
+            ["kind"],
+            registry=self.registry,
+        )
+        for level in Level:
+            self.locations.labels(level.name)

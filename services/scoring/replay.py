@@ -1,0 +1,45 @@
+"""`caresignal scorer --replay`: forget derived state and rebuild it from the event topic.
+
+Everything the scorer holds is derived: its consumer group offsets, its changelog and
+repartition topics and its local stores. Removing them makes the next start read the
+event topic from the beginning; change ids are deterministic, so the level changes it
+publishes again carry the ids they had the first time and consumers can drop them.
+"""
+
+import shutil
+
+from kafka import KafkaAdminClient
+from kafka.errors import GroupIdNotFoundError, KafkaError, NonEmptyGroupError
+
+from services.broker.settings import KafkaSettings
+from services.scoring.settings import ScoringSettings
+
+
+class ReplayError(RuntimeError):
+    pass
+
+
+def reset_derived_state(settings: ScoringSettings, kafka: KafkaSettings) -> list[str]:
+    admin = KafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers, client_id="caresignal-replay")
+    removed: list[str] = []
+    try:
+        for result in admin.delete_groups([settings.app_id]).values():
+            # kafka-python answers {group: "OK" or the error class name}.
+            if result == NonEmptyGroupError.__name__:
+                raise ReplayError(f"the scorer {settings.app_id!r} is still running: stop it first")
+            if result == "OK":
+                removed.append(f"consumer group {settings.app_id}")
+            elif result != GroupIdNotFoundError.__name__:
+                raise ReplayError(f"could not delete consumer group {settings.app_id!r}: {result}")
+        derived = sorted(t for t in admin.list_topics() if t.startswith(f"{settings.app_id}-"))
+        if derived:
+            admin.delete_topics(derived)
+            removed.extend(f"topic {t}" for t in derived)
+    except KafkaError as exc:
+        raise ReplayError(f"could not reset the scorer's state in Kafka: {exc}") from exc
+    finally:
+        admin.close()
+    if settings.data_dir.exists():
+        shutil.rmtree(settings.data_dir)
+        removed.append(f"local store {settings.data_dir}")
+    return removed

@@ -1,0 +1,28 @@
+"""Scoring worker settings: every one overridable by a `CARESIGNAL_SCORING_` variable."""
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.broker.settings import PROJECT_ROOT
+from services.scoring.policy import DEFAULT_POLICY
+
+
+class ScoringSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CARESIGNAL_SCORING_", extra="ignore")
+
+    # The Faust app id is also the consumer group and the prefix of its changelog topics.
+    app_id: str = "caresignal-scoring"
+    policy_file: Path = DEFAULT_POLICY
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    data_dir: Path = PROJECT_ROOT / ".cache" / "scoring"
+    # rocksdb:// in normal runs; memory:// only for unit tests.
+    store: str = "rocksdb://"
+    # Event time between re-evaluations of elevated locations with no new events
+    # (windows slide, scores decay, holds expire).
+    tick_hours: float = Field(default=6.0, gt=0)
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = "exactly_once"
+    log_level: Literal["debug", "info", "warn", "error"] = "info"
