@@ -13,6 +13,7 @@ from kafka.errors import GroupIdNotFoundError, KafkaError, NonEmptyGroupError
 
 from services.broker.settings import KafkaSettings
 from services.scoring.settings import ScoringSettings
+from services.scoring.worker import REPARTITION_NAME
 
 
 class ReplayError(RuntimeError):
@@ -31,7 +32,10 @@ def reset_derived_state(settings: ScoringSettings, kafka: KafkaSettings) -> list
                 removed.append(f"consumer group {settings.app_id}")
             elif result != GroupIdNotFoundError.__name__:
                 raise ReplayError(f"could not delete consumer group {settings.app_id!r}: {result}")
-        derived = sorted(t for t in admin.list_topics() if t.startswith(f"{settings.app_id}-"))
+        # Changelogs are named after the app; faust names repartition topics after the
+        # agent and its source topic.
+        repartition = f"organisations-{kafka.topics.risk_changes}-{REPARTITION_NAME}-repartition"
+        derived = sorted(t for t in admin.list_topics() if t.startswith(f"{settings.app_id}-") or t == repartition)
         if derived:
             admin.delete_topics(derived)
             removed.extend(f"topic {t}" for t in derived)

@@ -24,5 +24,4 @@ class ScoringSettings(BaseSettings):
     # Event time between re-evaluations of elevated locations with no new events
     # (windows slide, scores decay, holds expire).
     tick_hours: float = Field(default=6.0, gt=0)
-    processing_guarantee: Literal["at_least_once", "exactly_once"] = "exactly_once"
     log_level: Literal["debug", "info", "warn", "error"] = "info"

@@ -35,6 +35,7 @@ from services.scoring.settings import ScoringSettings
 log = logging.getLogger(__name__)
 
 PARTITIONS = SPECS["events"].partitions
+REPARTITION_NAME = "changes-by-provider"
 
 
 def partition_of(key: str, partitions: int = PARTITIONS) -> int:
@@ -93,7 +94,11 @@ class Scorer:
             web_in_thread=False,
             topic_partitions=PARTITIONS,
             topic_replication_factor=self.kafka.topic_replication,
-            processing_guarantee=s.processing_guarantee,
+            # At least once, with the change published and acknowledged before the state
+            # that records it (see _write) and deterministic change ids. Faust's
+            # exactly_once mode was tried: under it the organisation roll-up's
+            # repartitioned stream never delivered (faust-streaming 0.15, Kafka 4.1).
+            processing_guarantee="at_least_once",
             consumer_auto_offset_reset="earliest",
             producer_acks=-1,
             table_standby_replicas=0,
@@ -195,15 +200,18 @@ class Scorer:
 
     async def _write(self, location_id: str, outcome: Outcome, partition: int) -> None:
         if outcome.change is not None:
-            # Published before the state is written: a crash in between replays the
-            # event and publishes the same change (same change_id) again, never loses it.
+            # Acknowledged before the state is written: a crash in between replays the
+            # event and publishes the same change (same change_id) again; it is never lost.
             await self._publish(outcome.change)
         self.states[location_id] = outcome.state.model_dump_json().encode()
         self._apply_peer_updates(outcome.peer_updates, partition)
         self.index.set(location_id, outcome.state.current.level)
 
     async def _publish(self, change: LevelChange) -> None:
-        await self.changes_topic.send(key=change.key.encode(), value=change.model_dump_json().encode())
+        delivery = await self.changes_topic.send(key=change.key.encode(), value=change.model_dump_json().encode())
+        # Wait for the broker's acknowledgement: the state written next must never
+        # record a change that a crash could still lose from the producer's buffer.
+        await delivery
         self.metrics.level_changes.labels(change.scope, change.new_level.value, change.direction).inc()
         log.info(
             "level change %s %s: %s -> %s (%s)",
@@ -274,7 +282,7 @@ class Scorer:
                 return b""
             return (data.get("provider_id") or "").encode() if data.get("scope") == "location" else b""
 
-        async for event in stream.group_by(provider_of, name="changes-by-provider").events():
+        async for event in stream.group_by(provider_of, name=REPARTITION_NAME).events():
             if not event.key:
                 continue  # organisation-level changes, and locations with no directory record
             try:
@@ -305,6 +313,16 @@ class Scorer:
                     return self.json({"detail": f"no events scored for location {location_id}"}, status=404)
                 return self.json(risk_view(LocationState.model_validate_json(raw), scorer.policy))
 
+        @app.page("/v1/directory/locations/{location_id}")
+        class DirectoryRecord(View):
+            # What the scorer knows of a location: its rates and roll-up depend on it.
+            @app.table_route(table=self.locations, match_info="location_id")  # type: ignore[arg-type]
+            async def get(self, request: Request, location_id: str) -> Response:
+                raw = scorer.locations.get(location_id)
+                if not raw:
+                    return self.json({"detail": f"no directory record for location {location_id}"}, status=404)
+                return self.json(json.loads(raw))
+
         @app.page("/v1/locations")
         class RiskBoard(View):
             async def get(self, request: Request) -> Response:
@@ -322,7 +340,9 @@ class Scorer:
         @app.page("/metrics")
         class Metrics(View):
             async def get(self, request: Request) -> Response:
-                return self.bytes(generate_latest(scorer.metrics.registry), content_type=CONTENT_TYPE_LATEST)
+                return self.bytes(
+                    generate_latest(scorer.metrics.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0]
+                )
 
         @app.page("/healthz")
         class Health(View):

@@ -1,0 +1,113 @@
+"""Runs the real scoring worker (`caresignal scorer`) as a process of its own for a test."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from kafka import KafkaConsumer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class ScorerProcess:
+    topic_prefix: str
+    workdir: Path
+    app_id: str = field(default_factory=lambda: f"scorer-test-{uuid.uuid4().hex[:8]}")
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "CARESIGNAL_TOPIC_PREFIX": self.topic_prefix,
+            "CARESIGNAL_SCORING_APP_ID": self.app_id,
+            "CARESIGNAL_SCORING_WEB_PORT": str(self.port),
+            "CARESIGNAL_SCORING_DATA_DIR": str(self.workdir / "data"),
+        }
+
+    def start(self, *extra: str, timeout_s: float = 120) -> None:
+        self.starts += 1
+        log = (self.workdir / f"scorer-{self.starts}.log").open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "scorer", *extra],
+            cwd=ROOT,
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the scorer exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(f"the scorer was not ready within {timeout_s}s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 60) -> str:
+        logs = sorted(self.workdir.glob("scorer-*.log"))
+        return "\n".join(logs[-1].read_text(errors="replace").splitlines()[-lines:]) if logs else ""
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=30)
+
+
+def committed_reader(bootstrap: str, topic: str) -> KafkaConsumer:
+    """A consumer of the risk-change topic that sees only committed transactions."""
+    return KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"test-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+    )
+
+
+def read_until(consumer: KafkaConsumer, done: Callable[[list[bytes]], bool], timeout_s: float = 90) -> list[bytes]:
+    values: list[bytes] = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for batch in consumer.poll(timeout_ms=500).values():
+            values.extend(r.value for r in batch)
+        if done(values):
+            # Anything that arrives shortly after is part of the answer too (duplicates).
+            for batch in consumer.poll(timeout_ms=2000).values():
+                values.extend(r.value for r in batch)
+            return values
+    return values
