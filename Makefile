@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: setup system-deps python-deps run test lint typecheck unit bench kafka-start kafka-stop schemas clean
+.PHONY: setup system-deps python-deps run test lint typecheck unit bench bench-ingest bench-scoring kafka-start kafka-stop schemas clean
 
 setup: system-deps python-deps
 
@@ -15,12 +15,9 @@ python-deps:
 	@$(UV) sync --frozen --quiet
 
 # Starts the broker, provisions topics, makes a local API key on first run
-# (.cache/dev-api-key), then runs the ingest service in the foreground.
+# (.cache/dev-api-key), then runs ingest and the scorer until Ctrl-C.
 run: setup
-	@$(RUN) caresignal kafka start
-	@$(RUN) caresignal topics create
-	@$(RUN) caresignal apikey create --name dev --source urn:caresignal:source:dev --all-types --directory --write-key-to .cache/dev-api-key
-	$(RUN) caresignal ingest
+	@bash deploy/run-local.sh
 
 test: setup lint typecheck
 	$(RUN) pytest -ra
@@ -35,10 +32,16 @@ typecheck:
 unit: python-deps
 	$(RUN) pytest -ra -m "not integration"
 
-bench: setup
+bench: bench-ingest bench-scoring
+
+bench-ingest: setup
 	@bash deploy/install-system-deps.sh wrk
 	@$(RUN) caresignal kafka start
 	$(RUN) python bench/ingest.py
+
+bench-scoring: setup
+	@$(RUN) caresignal kafka start
+	$(RUN) python bench/scoring.py
 
 kafka-start: setup
 	@$(RUN) caresignal kafka start

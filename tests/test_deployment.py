@@ -7,6 +7,7 @@ import yaml
 from services.broker.settings import KafkaSettings
 from services.cli import build_parser
 from services.ingest.settings import IngestSettings
+from services.scoring.settings import ScoringSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,7 +19,7 @@ def compose() -> dict:  # type: ignore[type-arg]
 
 def known_env_vars() -> set[str]:
     names = {"KAFKA_BOOTSTRAP_SERVERS"}
-    for settings in (IngestSettings, KafkaSettings):
+    for settings in (IngestSettings, KafkaSettings, ScoringSettings):
         prefix = settings.model_config.get("env_prefix", "")
         names |= {f"{prefix}{field}".upper() for field in settings.model_fields}
     return names
@@ -54,6 +55,14 @@ def test_ingest_listens_where_compose_publishes_it() -> None:
     assert ingest["environment"]["CARESIGNAL_INGEST_HOST"] == "0.0.0.0"
     assert ingest["depends_on"]["topics"]["condition"] == "service_completed_successfully"
     assert compose()["services"]["topics"]["depends_on"]["kafka"]["condition"] == "service_healthy"
+
+
+def test_scoring_listens_where_compose_publishes_it_and_keeps_its_store() -> None:
+    scoring = compose()["services"]["scoring"]
+    env = scoring["environment"]
+    assert scoring["ports"] == [f"127.0.0.1:{env['CARESIGNAL_SCORING_WEB_PORT']}:{env['CARESIGNAL_SCORING_WEB_PORT']}"]
+    assert env["CARESIGNAL_SCORING_WEB_HOST"] == "0.0.0.0"
+    assert any(v.endswith(":" + env["CARESIGNAL_SCORING_DATA_DIR"]) for v in scoring["volumes"])
 
 
 def test_dockerfile_copies_every_package_and_uses_the_lock() -> None:

@@ -186,10 +186,10 @@ def test_kill_9_mid_stream_loses_and_repeats_no_level_change(
     test_kafka_settings: KafkaSettings,
     topics: Topics,
 ) -> None:
-    expected = produce_history(test_kafka_settings.bootstrap_servers, topics, locations=400)
+    expected = produce_history(test_kafka_settings.bootstrap_servers, topics, locations=1500)
     reader = committed_reader(test_kafka_settings.bootstrap_servers, topics.risk_changes)
     scorer.start()
-    before_kill = read_until(reader, lambda v: len(v) >= 100, timeout_s=120)
+    before_kill = read_until(reader, lambda v: len(v) >= 200, timeout_s=120)
     assert len(before_kill) < len(expected), "the scorer finished before it could be killed mid-stream"
     scorer.kill()
     scorer.start()

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from schemas.directory import Location
 from schemas.events import Event
-from schemas.risk import EvidenceRef, Level, LevelChange, LevelName, RuleFiring
+from schemas.risk import EvidenceRef, Family, Level, LevelChange, LevelName, RuleFiring
 from services.scoring.evidence import Evidence, from_event, retag
 from services.scoring.policy import Peer, Policy
 
@@ -117,24 +117,34 @@ class _Window:
         return self.evidence[lo:hi]
 
 
-def _refs(items: Sequence[Evidence]) -> tuple[int, list[EvidenceRef]]:
-    latest = items[-MAX_EVIDENCE_REFS:]
-    return len(items), [EvidenceRef(event_id=e.id, source=e.source, type=e.type, time=e.time) for e in latest]
+@dataclass(frozen=True)
+class _Hit:
+    """A rule that fired; turned into a RuleFiring only where reasons are kept."""
+
+    rule_id: str
+    family: Family
+    level: Level
+    description: str
+    measure: float | None
+    items: Sequence[Evidence]
+
+    def firing(self) -> RuleFiring:
+        latest = self.items[-MAX_EVIDENCE_REFS:]
+        return RuleFiring(
+            rule_id=self.rule_id,
+            family=self.family,
+            level=LevelName(self.level.name),
+            description=self.description,
+            measure=None if self.measure is None else round(self.measure, 4),
+            evidence_count=len(self.items),
+            evidence=[EvidenceRef(event_id=e.id, source=e.source, type=e.type, time=e.time) for e in latest],
+        )
 
 
 def _firing(
-    rule_id: str, family: str, level: Level, description: str, measure: float | None, items: Sequence[Evidence]
-) -> RuleFiring:
-    count, refs = _refs(items)
-    return RuleFiring(
-        rule_id=rule_id,
-        family=family,
-        level=LevelName(level.name),
-        description=description,
-        measure=None if measure is None else round(measure, 4),
-        evidence_count=count,
-        evidence=refs,
-    )
+    rule_id: str, family: Family, level: Level, description: str, measure: float | None, items: Sequence[Evidence]
+) -> _Hit:
+    return _Hit(rule_id, family, level, description, measure, items)
 
 
 def poisson_upper_tail(observed: int, expected: float) -> float:
@@ -163,9 +173,14 @@ def _step(
     first_seen: datetime | None,
     peers: PeerView,
     own_peer_rates: Mapping[str, tuple[str, float]],
+    explain: bool,
 ) -> History:
-    """Evaluate every rule at time t over evidence up to t, with hysteresis."""
-    firings: list[RuleFiring] = []
+    """Evaluate every rule at time t over evidence up to t, with hysteresis.
+
+    Reasons (pydantic objects with evidence references) are built only when `explain`:
+    the intermediate steps of a replay need levels, not explanations.
+    """
+    firings: list[_Hit] = []
     active: set[str] = set()
     observed_days = (t - first_seen) / DAY if first_seen is not None else 0.0
 
@@ -311,7 +326,7 @@ def _step(
                 )
             )
 
-    target = max((Level[f.level] for f in firings), default=Level.none)
+    target = max((f.level for f in firings), default=Level.none)
     level, since = history.level, history.since
     if target > level:
         level, since = target, t
@@ -321,17 +336,17 @@ def _step(
             level, since = target, t
         else:
             firings.append(
-                RuleFiring(
-                    rule_id="minimum_time_at_level",
-                    family="hold",
-                    level=LevelName(level.name),
-                    description=(
-                        f"Held at {level.label} for at least {policy.min_days_at_level:g} days after the change "
-                        f"({held_days:.1f} so far), though the rules now indicate {target.label}"
-                    ),
+                _Hit(
+                    "minimum_time_at_level",
+                    "hold",
+                    level,
+                    f"Held at {level.label} for at least {policy.min_days_at_level:g} days after the change "
+                    f"({held_days:.1f} so far), though the rules now indicate {target.label}",
+                    None,
+                    (),
                 )
             )
-    firings.sort(key=lambda f: (-Level[f.level], f.rule_id))
+    firings.sort(key=lambda f: (-f.level, f.rule_id))
     return History(
         level=level,
         since=since,
@@ -339,7 +354,7 @@ def _step(
         accumulation_band=band,
         triangulation_level=tri_level,
         at=t,
-        reasons=tuple(firings),
+        reasons=tuple(f.firing() for f in firings) if explain else (),
         score=round(score, 4),
     )
 
@@ -354,16 +369,24 @@ def _replay(
     first_seen: datetime | None,
     peers: PeerView,
     peer_rates: Mapping[str, tuple[str, float]],
+    *,
+    final: bool,
 ) -> History:
-    """Step at every evidence time in (start, end], then at end, in time order."""
+    """Step at every evidence time in (start, end], in time order; with `final`, also at
+    `end` itself, explaining that last step.
+
+    Steps fall only on evidence times (and the final time), never on watermarks: the
+    watermarks a location passes through depend on arrival order, the evidence does not.
+    """
     times = [e.time for e in evidence]
     lo = 0 if start is None else bisect.bisect_right(times, start)
     hi = bisect.bisect_right(times, end)
-    step_times = sorted({*times[lo:hi], end})
-    for t in step_times:
+    step_times = sorted({*times[lo:hi], end} if final else set(times[lo:hi]))
+    for index, t in enumerate(step_times):
         upto = bisect.bisect_right(times, t)
         window = _Window(evidence[:upto], times[:upto])
-        history = _step(history, t, window, policy, location, first_seen, peers, peer_rates)
+        explain = final and index == len(step_times) - 1
+        history = _step(history, t, window, policy, location, first_seen, peers, peer_rates, explain)
     return history
 
 
@@ -406,11 +429,21 @@ def _advance(
             state.first_seen,
             peers,
             state.peer_rates,
+            final=False,
         )
     else:
         watermark = state.watermark
     current = _replay(
-        committed, watermark, clock, state.evidence, policy, location, state.first_seen, peers, state.peer_rates
+        committed,
+        watermark,
+        clock,
+        state.evidence,
+        policy,
+        location,
+        state.first_seen,
+        peers,
+        state.peer_rates,
+        final=True,
     )
     return state.model_copy(update={"clock": clock, "watermark": watermark, "committed": committed}), current
 
