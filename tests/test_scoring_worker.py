@@ -216,3 +216,39 @@ def test_replay_rebuilds_the_same_level_changes(
     reader.close()
     assert len(first) == len(again) == len(expected)
     assert sorted(first) == sorted(again)  # byte for byte: ids, reasons, times, policy version
+
+
+def test_a_change_already_on_the_topic_is_not_published_again(
+    scorer: ScorerProcess,
+    test_kafka_settings: KafkaSettings,
+    topics: Topics,
+) -> None:
+    # As after a crash between the change's acknowledgement and the state's write: the
+    # change is on the topic, the state that records it is not.
+    producer = KafkaProducer(bootstrap_servers=test_kafka_settings.bootstrap_servers, acks="all")
+    earlier = LevelChange(
+        change_id="1-400000001:1",
+        sequence=1,
+        location_id="1-400000001",
+        old_level="none",
+        new_level="major",
+        direction="escalation",
+        score=0.0,
+        reasons=[],
+        actions=[],
+        meaning="",
+        policy_version="default-2026.11.1",
+        decided_at=START,
+    )
+    producer.send(topics.risk_changes, key=b"1-400000001", value=earlier.model_dump_json().encode())
+    for event in (serious("sg-a", "1-400000001", START), serious("sg-b", "1-400000002", START)):
+        producer.send(topics.events, key=event["subject"].encode(), value=json.dumps(event).encode())  # type: ignore[attr-defined]
+    producer.flush()
+    producer.close()
+    scorer.start()
+    reader = committed_reader(test_kafka_settings.bootstrap_servers, topics.risk_changes)
+    values = read_until(reader, lambda v: len(v) >= 2)
+    reader.close()
+    ids = [LevelChange.model_validate_json(v).change_id for v in values]
+    assert sorted(ids) == ["1-400000001:1", "1-400000002:1"]
+    assert "was published before a restart" in scorer.log_tail(400)

@@ -6,6 +6,7 @@ stateful agent runs with concurrency 1, so a location's events are applied one a
 time in partition order.
 """
 
+import asyncio
 import json
 import logging
 import time
@@ -17,6 +18,7 @@ from typing import Any
 import faust
 from faust.types import EventT
 from faust.web import Request, Response, View
+from kafka import KafkaConsumer, TopicPartition
 from kafka.partitioner.default import murmur2
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
@@ -61,6 +63,66 @@ class LevelIndex:
         self.metrics.locations.labels(level.name).inc()
 
 
+class PublishedLedger:
+    """The latest sequence published per location or organisation, read from the
+    risk-change topic itself.
+
+    The topic is the truth about what was published: after a crash the worker replays
+    events whose changes may already be on it (acknowledged, but the state recording
+    them not yet written), and checks here before publishing one again.
+    """
+
+    def __init__(self, bootstrap_servers: str, topic: str) -> None:
+        self._bootstrap = bootstrap_servers
+        self._topic = topic
+        self._latest: dict[str, int] = {}
+        self._loaded = False
+        self._lock = asyncio.Lock()
+
+    @staticmethod
+    def _split(change_id: str) -> tuple[str, int]:
+        subject, _, seq = change_id.rpartition(":")
+        return subject, int(seq)
+
+    def _read_topic(self) -> dict[str, int]:
+        consumer = KafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False, group_id=None)
+        latest: dict[str, int] = {}
+        try:
+            partitions = [
+                TopicPartition(self._topic, p) for p in sorted(consumer.partitions_for_topic(self._topic) or [])
+            ]
+            consumer.assign(partitions)
+            consumer.seek_to_beginning(*partitions)
+            end = consumer.end_offsets(partitions)
+            while any(consumer.position(tp) < end[tp] for tp in partitions):
+                for records in consumer.poll(timeout_ms=500).values():
+                    for record in records:
+                        try:
+                            subject, seq = self._split(json.loads(record.value)["change_id"])
+                        except (ValueError, KeyError, TypeError):
+                            continue  # not ours to judge here; the roll-up dead-letters it
+                        latest[subject] = max(seq, latest.get(subject, 0))
+        finally:
+            consumer.close()
+        return latest
+
+    async def load(self) -> None:
+        async with self._lock:
+            if not self._loaded:
+                loop = asyncio.get_running_loop()
+                self._latest = await loop.run_in_executor(None, self._read_topic)
+                self._loaded = True
+                log.info("published ledger: %d subjects read from %s", len(self._latest), self._topic)
+
+    def already_published(self, change_id: str) -> bool:
+        subject, seq = self._split(change_id)
+        return self._latest.get(subject, 0) >= seq
+
+    def record(self, change_id: str) -> None:
+        subject, seq = self._split(change_id)
+        self._latest[subject] = max(seq, self._latest.get(subject, 0))
+
+
 @dataclass
 class Scorer:
     """Builds the Faust app; its agents call the pure model and write the results."""
@@ -75,6 +137,7 @@ class Scorer:
         self.topics: Topics = self.kafka.topics
         self.parser = EventParser(future_tolerance=timedelta(days=3650))
         self.index = LevelIndex(self.metrics)
+        self.ledger = PublishedLedger(self.kafka.bootstrap_servers, self.topics.risk_changes)
         self.partition_clock: dict[int, datetime] = {}
         self.last_tick: dict[int, datetime] = {}
         self.app = self._build()
@@ -208,10 +271,15 @@ class Scorer:
         self.index.set(location_id, outcome.state.current.level)
 
     async def _publish(self, change: LevelChange) -> None:
+        await self.ledger.load()
+        if self.ledger.already_published(change.change_id):
+            log.info("level change %s was published before a restart; not publishing it again", change.change_id)
+            return
         delivery = await self.changes_topic.send(key=change.key.encode(), value=change.model_dump_json().encode())
         # Wait for the broker's acknowledgement: the state written next must never
         # record a change that a crash could still lose from the producer's buffer.
         await delivery
+        self.ledger.record(change.change_id)
         self.metrics.level_changes.labels(change.scope, change.new_level.value, change.direction).inc()
         log.info(
             "level change %s %s: %s -> %s (%s)",
