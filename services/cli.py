@@ -153,7 +153,7 @@ def cmd_scorer(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
     sys.argv = [sys.argv[0], "worker"]  # faust's Worker reads its own command line
-    run(settings, kafka, policy)
+    run(settings, kafka, policy, replay=args.replay)
     return 0
 
 

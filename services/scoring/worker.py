@@ -132,6 +132,9 @@ class Scorer:
     policy: Policy
     metrics: ScoringMetrics = field(default_factory=ScoringMetrics)
     now: Callable[[], float] = time.perf_counter
+    # A replay publishes every change again, with the ids it had the first time, so that
+    # consumers rebuilding from the topic see the whole history; they drop repeated ids.
+    republish: bool = False
 
     def __post_init__(self) -> None:
         self.topics: Topics = self.kafka.topics
@@ -271,8 +274,9 @@ class Scorer:
         self.index.set(location_id, outcome.state.current.level)
 
     async def _publish(self, change: LevelChange) -> None:
-        await self.ledger.load()
-        if self.ledger.already_published(change.change_id):
+        if not self.republish:
+            await self.ledger.load()
+        if not self.republish and self.ledger.already_published(change.change_id):
             log.info("level change %s was published before a restart; not publishing it again", change.change_id)
             return
         delivery = await self.changes_topic.send(key=change.key.encode(), value=change.model_dump_json().encode())
@@ -454,7 +458,7 @@ def _problems(exc: ValidationError) -> str:
     )
 
 
-def run(settings: ScoringSettings, kafka: KafkaSettings, policy: Policy) -> None:
-    scorer = Scorer(settings, kafka, policy)
+def run(settings: ScoringSettings, kafka: KafkaSettings, policy: Policy, replay: bool = False) -> None:
+    scorer = Scorer(settings, kafka, policy, republish=replay)
     worker = faust.Worker(scorer.app, loglevel=settings.log_level)
     worker.execute_from_commandline()
