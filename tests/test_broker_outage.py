@@ -18,15 +18,9 @@ from services.ingest.app import create_app
 from services.ingest.auth import ApiKeyRegistry
 from services.ingest.settings import IngestSettings
 from tests.conftest import KEYS, consume_all
+from tests.scorer_process import free_port
 
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture
