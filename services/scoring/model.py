@@ -26,6 +26,9 @@ from services.scoring.policy import Peer, Policy
 
 MAX_EVIDENCE_REFS = 20
 DAY = timedelta(days=1)
+# A CQC rating stands until the next one, often more than a year later: ratings are kept,
+# and looked back on, this many times the retention.
+RATING_RETENTION_FACTOR = 3
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,9 @@ class LocationState(BaseModel):
     committed: History = History()
     current: History = History()
     change_seq: int = 0
+    # Times of ticks not yet behind the watermark: the committed history must step at them
+    # too, or a fall a tick found (and published) is forgotten by the next event.
+    tick_times: list[datetime] = []
     # What this location last contributed to each peer rule's sums: (service type, rate).
     peer_rates: dict[str, tuple[str, float]] = {}
 
@@ -151,6 +157,11 @@ def poisson_upper_tail(observed: int, expected: float) -> float:
     """P(X >= observed) for X ~ Poisson(expected)."""
     if observed <= 0:
         return 1.0
+    if expected > 700:
+        # exp(-expected) underflows (to zero beyond ~745): sum the terms in logs instead.
+        log_expected = math.log(expected)
+        below = math.fsum(math.exp(k * log_expected - expected - math.lgamma(k + 1)) for k in range(observed))
+        return min(1.0, max(0.0, 1.0 - below))
     term = math.exp(-expected)
     below = term
     for k in range(1, observed):
@@ -299,7 +310,7 @@ def _step(
     ratings = policy.ratings
     if ratings is not None:
         rated = sorted(
-            (e for e in window.between(t - policy.retention * 3, t) if e.type == "cqc_rating"),
+            (e for e in window.between(t - policy.retention * RATING_RETENTION_FACTOR, t) if e.type == "cqc_rating"),
             key=lambda e: (e.facts.get("published", ""), e.time),
         )
         if rated and rated[-1].facts.get("overall") == "inadequate":
@@ -371,17 +382,19 @@ def _replay(
     peer_rates: Mapping[str, tuple[str, float]],
     *,
     final: bool,
+    tick_times: Sequence[datetime] = (),
 ) -> History:
-    """Step at every evidence time in (start, end], in time order; with `final`, also at
-    `end` itself, explaining that last step.
+    """Step at every evidence and tick time in (start, end], in time order; with `final`,
+    also at `end` itself, explaining that last step.
 
-    Steps fall only on evidence times (and the final time), never on watermarks: the
-    watermarks a location passes through depend on arrival order, the evidence does not.
+    Steps fall only on evidence and tick times (and the final time), never on watermarks:
+    the watermarks a location passes through depend on arrival order, the input does not.
     """
     times = [e.time for e in evidence]
     lo = 0 if start is None else bisect.bisect_right(times, start)
     hi = bisect.bisect_right(times, end)
-    step_times = sorted({*times[lo:hi], end} if final else set(times[lo:hi]))
+    ticks = {t for t in tick_times if (start is None or t > start) and t <= end}
+    step_times = sorted({*times[lo:hi], *ticks, end} if final else {*times[lo:hi], *ticks})
     for index, t in enumerate(step_times):
         upto = bisect.bisect_right(times, t)
         window = _Window(evidence[:upto], times[:upto])
@@ -391,6 +404,12 @@ def _replay(
 
 
 # --- the public functions ------------------------------------------------------------
+
+
+def _retained(evidence: list[Evidence], clock: datetime, policy: Policy) -> list[Evidence]:
+    horizon = clock - policy.retention
+    rating_horizon = clock - policy.retention * RATING_RETENTION_FACTOR
+    return [e for e in evidence if e.time >= (rating_horizon if e.type == "cqc_rating" else horizon)]
 
 
 def new_state(location_id: str, policy: Policy) -> LocationState:
@@ -430,6 +449,7 @@ def _advance(
             peers,
             state.peer_rates,
             final=False,
+            tick_times=state.tick_times,
         )
     else:
         watermark = state.watermark
@@ -444,8 +464,11 @@ def _advance(
         peers,
         state.peer_rates,
         final=True,
+        tick_times=state.tick_times,
     )
-    return state.model_copy(update={"clock": clock, "watermark": watermark, "committed": committed}), current
+    pending = [t for t in state.tick_times if t > watermark]
+    update = {"clock": clock, "watermark": watermark, "committed": committed, "tick_times": pending}
+    return state.model_copy(update=update), current
 
 
 def _finish(
@@ -497,8 +520,7 @@ def assess(
     item = from_event(policy, event)
     evidence = list(before.evidence)
     bisect.insort(evidence, item, key=lambda e: (e.time, e.source, e.id))
-    horizon = clock - policy.retention
-    evidence = [e for e in evidence if e.time >= horizon][-policy.max_evidence_per_location :]
+    evidence = _retained(evidence, clock, policy)[-policy.max_evidence_per_location :]
     first_seen = min(before.first_seen, event.time) if before.first_seen is not None else event.time
     staged = before.model_copy(update={"evidence": evidence, "first_seen": first_seen})
     advanced, current = _advance(staged, clock, policy, location, peers)
@@ -517,8 +539,9 @@ def tick(
     before = _ensure_policy(state, policy)
     if before.clock is not None and now <= before.clock:
         return Outcome(state=before, status="duplicate")
-    horizon = now - policy.retention
-    staged = before.model_copy(update={"evidence": [e for e in before.evidence if e.time >= horizon]})
+    staged = before.model_copy(
+        update={"evidence": _retained(before.evidence, now, policy), "tick_times": [*before.tick_times, now]}
+    )
     advanced, current = _advance(staged, now, policy, location, peers)
     return _finish(before, advanced, current, policy, location, peers, "applied")
 

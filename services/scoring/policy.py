@@ -28,6 +28,14 @@ class PolicyError(ValueError):
     """The policy file is invalid; the message names the file, line and problem."""
 
 
+class _LocatedError(ValueError):
+    """A whole-policy check that knows where in the file the problem is."""
+
+    def __init__(self, message: str, loc: tuple[int | str, ...]) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -225,14 +233,21 @@ class Policy(Strict):
     def _complete(self) -> Self:
         missing = {"minor", "moderate", "major"} - set(self.levels)
         if missing:
-            raise ValueError(f"levels must describe {sorted(missing)}")
-        ids = [r.id for r in (*self.triggers, *self.patterns, *self.rises, *self.peers)]
-        for part in (self.accumulation, self.triangulation):
+            raise _LocatedError(f"levels must describe {sorted(missing)}", ("levels",))
+        located: list[tuple[str, tuple[int | str, ...]]] = []
+        for section in ("triggers", "patterns", "rises", "peers"):
+            rules: list[Rule] = getattr(self, section)
+            located += [(r.id, (section, index, "id")) for index, r in enumerate(rules)]
+        for section in ("accumulation", "triangulation"):
+            part: Accumulation | Triangulation | None = getattr(self, section)
             if part is not None:
-                ids.append(part.id)
+                located.append((part.id, (section, "id")))
+        ids = [i for i, _ in located]
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
-            raise ValueError(f"rule ids must be unique: {duplicates}")
+            # Point at the first rule that repeats an earlier id.
+            loc = next(loc for n, (i, loc) in enumerate(located) if i in ids[:n])
+            raise _LocatedError(f"rule ids must be unique: {duplicates}", loc)
         return self
 
     @property
@@ -248,19 +263,21 @@ class Policy(Strict):
 
 
 def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
-    """The 1-based line of the YAML node at a pydantic error location."""
+    """The 1-based line of the YAML node at a pydantic error location: the line of the
+    mapping key or sequence item it names (a block mapping's value starts a line later)."""
     line = node.start_mark.line + 1 if node is not None else None
     for part in loc:
         if isinstance(node, yaml.MappingNode):
-            match = next((v for k, v in node.value if k.value == part), None)
+            match = next(((k, v) for k, v in node.value if k.value == part), None)
             if match is None:
                 break
-            node = match
+            key, node = match
+            line = key.start_mark.line + 1
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
             node = node.value[part]
+            line = node.start_mark.line + 1
         else:
             break
-        line = node.start_mark.line + 1
     return line
 
 
@@ -280,6 +297,9 @@ def parse_policy(text: str, origin: str = "<policy>") -> Policy:
         lines = []
         for err in exc.errors(include_url=False):
             loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+            cause = err.get("ctx", {}).get("error")
+            if isinstance(cause, _LocatedError):
+                loc += cause.loc
             line = _line_of(tree, loc)
             path = ".".join(str(p) for p in loc) or "(top)"
             lines.append(f"{origin}:{line or '?'}: {path}: {err['msg']}")
