@@ -11,8 +11,9 @@ from schemas.directory import Location
 from schemas.events import EventParser
 from schemas.examples import example_event
 from schemas.risk import Level
-from services.scoring.model import LocationState, Outcome, PeerStats, assess, tick
+from services.scoring.model import LocationState, PeerStats, assess, tick
 from services.scoring.policy import DEFAULT_POLICY, load_policy
+from tests.test_scoring_model import level, rules, run
 
 POLICY = load_policy(DEFAULT_POLICY)
 PARSER = EventParser()
@@ -32,26 +33,6 @@ def ev(kind: str, at: datetime, data: dict[str, Any] | None = None, event_id: st
         example_event(kind, event_id=event_id or f"{kind}-{int(at.timestamp())}", location_id=LOC, time=at, data=data),
         now=NOW,
     )
-
-
-def run(
-    events: list[Any], location: Location | None = None, peers: Any = None, state: LocationState | None = None
-) -> tuple[LocationState, list[Outcome]]:
-    outcomes = []
-    for event in events:
-        outcome = assess(state, location, event, POLICY, peers)
-        state = outcome.state
-        outcomes.append(outcome)
-    assert state is not None
-    return state, outcomes
-
-
-def level(state: LocationState) -> Level:
-    return state.current.level
-
-
-def rules(state: LocationState) -> set[str]:
-    return {r.rule_id for r in state.current.reasons}
 
 
 def test_the_policy_examples_of_poor_care_do_not_raise_a_level_on_their_own() -> None:
