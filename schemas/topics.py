@@ -46,3 +46,14 @@ class Topics:
 
     def by_role(self) -> dict[TopicRole, str]:
         return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[misc]
+
+
+def dead_letter_headers(reason: str, detail: str, topic: str, partition: int, offset: int) -> list[tuple[str, bytes]]:
+    """Why a message was set aside, and where it came from: every service writes these."""
+    return [
+        ("caresignal.error.reason", reason.encode()),
+        ("caresignal.error.detail", detail[:2000].encode()),
+        ("caresignal.source.topic", topic.encode()),
+        ("caresignal.source.partition", str(partition).encode()),
+        ("caresignal.source.offset", str(offset).encode()),
+    ]

@@ -73,20 +73,31 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_apikey(args: argparse.Namespace) -> int:
+    from services.alerts.auth import AlertKeyEntry, append_alert_key
+    from services.alerts.settings import AlertsSettings
     from services.ingest.auth import ApiKeyEntry, ApiKeyFileError, append_key, hash_key, new_key
     from services.ingest.settings import IngestSettings
 
-    path: Path = args.file or IngestSettings().api_keys_file
+    alerts = args.service == "alerts"
+    path: Path = args.file or (AlertsSettings().api_keys_file if alerts else IngestSettings().api_keys_file)
     if args.write_key_to and args.write_key_to.exists():
         print(f"{args.write_key_to} exists; keeping the key in it")
         return 0
-    types = sorted(SHORT_NAMES) if args.all_types else [t for t in (args.types or "").split(",") if t]
     key = new_key()
     try:
-        entry = ApiKeyEntry(
-            name=args.name, sha256=hash_key(key), source=args.source, event_types=types, directory=args.directory
-        )
-        append_key(path, entry)
+        if alerts:
+            alert_entry = AlertKeyEntry(
+                name=args.name, sha256=hash_key(key), authority=args.authority, operator=args.operator
+            )
+            append_alert_key(path, alert_entry)
+        else:
+            if not args.source:
+                raise ValueError("an ingest key needs --source")
+            types = sorted(SHORT_NAMES) if args.all_types else [t for t in (args.types or "").split(",") if t]
+            entry = ApiKeyEntry(
+                name=args.name, sha256=hash_key(key), source=args.source, event_types=types, directory=args.directory
+            )
+            append_key(path, entry)
     except (ApiKeyFileError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -97,6 +108,23 @@ def cmd_apikey(args: argparse.Namespace) -> int:
         print(f"key {args.name!r} added to {path}; the key itself is in {args.write_key_to}")
     else:
         print(f"key {args.name!r} added to {path} (only its SHA-256 is stored). The key, shown once:\n{key}")
+    return 0
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from services.alerts.app import serve
+    from services.alerts.contacts import ContactsError, load_contacts
+    from services.alerts.settings import AlertsSettings
+    from services.ingest.auth import ApiKeyFileError
+
+    settings = AlertsSettings()
+    try:
+        # Refuse to start on a broken contact file; later broken edits keep the last good one.
+        load_contacts(settings.contacts_file)
+        serve(settings, _kafka_settings())
+    except (ApiKeyFileError, ContactsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -219,15 +247,24 @@ def build_parser() -> argparse.ArgumentParser:
     ingest = sub.add_parser("ingest", help="run the ingest HTTP service")
     ingest.set_defaults(func=cmd_ingest)
 
-    apikey = sub.add_parser("apikey", help="manage ingest API keys")
+    apikey = sub.add_parser("apikey", help="manage API keys (ingest and alerts)")
     apikey_sub = apikey.add_subparsers(dest="action", required=True)
     create = apikey_sub.add_parser("create", help="create a key bound to a source and event types")
     create.add_argument("--name", required=True)
-    create.add_argument("--source", required=True, help="the CloudEvents source this key may send as")
+    create.add_argument(
+        "--for", dest="service", choices=["ingest", "alerts"], default="ingest", help="which service (default ingest)"
+    )
+    create.add_argument("--source", help="ingest: the CloudEvents source this key may send as")
     create.add_argument("--types", help=f"comma-separated event types: {', '.join(sorted(SHORT_NAMES))}")
     create.add_argument("--all-types", action="store_true")
     create.add_argument("--directory", action="store_true", help="may write locations, placements, authorities")
-    create.add_argument("--file", type=Path, help="key file (default: CARESIGNAL_INGEST_API_KEYS_FILE)")
+    create.add_argument("--authority", help="alerts: the ONS code of the authority whose alerts this key reads")
+    create.add_argument("--operator", action="store_true", help="alerts: an operator key (sees every alert)")
+    create.add_argument(
+        "--file",
+        type=Path,
+        help="key file (default: CARESIGNAL_INGEST_API_KEYS_FILE or CARESIGNAL_ALERTS_API_KEYS_FILE)",
+    )
     create.add_argument(
         "--write-key-to", type=Path, help="write the clear key to this file instead of printing it; no-op if it exists"
     )
@@ -243,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     scorer = sub.add_parser("scorer", help="run the scoring worker (Faust)")
     scorer.add_argument("--replay", action="store_true", help="forget derived state and rebuild from the first event")
     scorer.set_defaults(func=cmd_scorer)
+
+    alerts = sub.add_parser("alerts", help="run the alert service (API, consumer, delivery, reminders)")
+    alerts.set_defaults(func=cmd_alerts)
 
     policy = sub.add_parser("policy", help="the safeguarding policy")
     policy_sub = policy.add_subparsers(dest="action", required=True)

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from schemas.directory import Location
 from schemas.events import EventParser
 from schemas.risk import Level, LevelChange
-from schemas.topics import SPECS, Topics
+from schemas.topics import SPECS, Topics, dead_letter_headers
 from services.broker.settings import KafkaSettings
 from services.scoring.metrics import ScoringMetrics
 from services.scoring.model import LocationState, Outcome, PeerStats, PeerUpdate, assess, tick
@@ -197,13 +197,7 @@ class Scorer:
 
     async def dead_letter(self, event: EventT[bytes], reason: str, detail: str) -> None:
         message = event.message
-        headers = [
-            ("caresignal.error.reason", reason.encode()),
-            ("caresignal.error.detail", detail[:2000].encode()),
-            ("caresignal.source.topic", message.topic.encode()),
-            ("caresignal.source.partition", str(message.partition).encode()),
-            ("caresignal.source.offset", str(message.offset).encode()),
-        ]
+        headers = dead_letter_headers(reason, detail, message.topic, message.partition, message.offset)
         await self.dead_letter_topic.send(key=event.key, value=event.value, headers=headers)
         self.metrics.dead_letters.labels(message.topic, reason).inc()
         log.warning("dead-lettered %s[%s]@%s: %s", message.topic, message.partition, message.offset, reason)

@@ -1,0 +1,335 @@
+"""The alert service: its API, and the consumer, delivery and reminder loops it runs."""
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal
+
+import uvicorn
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, status
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy.exc import DBAPIError
+
+from schemas.alerts import AlertNotification
+from schemas.identifiers import LocationId, OnsCode
+from schemas.risk import LevelName
+from services.alerts import views
+from services.alerts.auth import AlertKeys, OperatorDep, Viewer, ViewerDep
+from services.alerts.consumer import ChangeConsumer, ConsumerConfig
+from services.alerts.contacts import ContactFileWatcher
+from services.alerts.delivery import DeliveryWorker, SmtpConfig, retry_policy
+from services.alerts.messages import Links
+from services.alerts.metrics import AlertMetrics
+from services.alerts.reminders import Reminders
+from services.alerts.routing import DeliveryState, Directory
+from services.alerts.settings import AlertsSettings
+from services.alerts.store import AlertFilter, AlertNotFound, AlertStore, MuteNotFound
+from services.broker.settings import KafkaSettings
+
+log = logging.getLogger("caresignal.alerts")
+
+
+@dataclass
+class AlertRuntime:
+    """Everything the service holds, built once in the entrypoint."""
+
+    settings: AlertsSettings
+    store: AlertStore
+    keys: AlertKeys
+    contacts: ContactFileWatcher
+    directory: Directory
+    metrics: AlertMetrics
+    worker: DeliveryWorker
+    reminders: Reminders
+    consumer: ChangeConsumer | None
+    stop_thread: threading.Event = field(default_factory=threading.Event)
+
+
+def build_runtime(settings: AlertsSettings, kafka: KafkaSettings | None, keys: AlertKeys) -> AlertRuntime:
+    store = AlertStore.open(settings.database_url)
+    contacts = ContactFileWatcher(settings.contacts_file)
+    directory = Directory()
+    metrics = AlertMetrics()
+    metrics.track_store(store.outbox_depth, lambda: store.count_deliveries(DeliveryState.dead))
+    links = Links(location_url=settings.location_url, public_url=settings.public_url)
+    smtp = SmtpConfig(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        sender=settings.smtp_from,
+        starttls=settings.smtp_starttls,
+        username=settings.smtp_username,
+        password=settings.smtp_password,
+    )
+    worker = DeliveryWorker(
+        store,
+        contacts,
+        directory,
+        metrics,
+        links,
+        smtp,
+        retry_policy(settings.backoff_initial_s, settings.backoff_max_s, settings.retry_window_h),
+        max_in_flight=settings.max_in_flight,
+        poll_interval_s=settings.poll_interval_s,
+        claim_lease_s=settings.claim_lease_s,
+        http_timeout_s=settings.http_timeout_s,
+        user_agent=settings.user_agent,
+    )
+    reminders = Reminders(store, contacts, metrics, settings.reminder_interval_h * 3600)
+    consumer = None
+    if kafka is not None:
+        config = ConsumerConfig(
+            bootstrap_servers=kafka.bootstrap_servers,
+            topics=kafka.topics,
+            group_id=settings.consumer_group,
+            contacts_poll_s=settings.contacts_poll_s,
+        )
+        consumer = ChangeConsumer(config, store, contacts, directory, metrics, on_new_deliveries=lambda: None)
+    else:
+        contacts.refresh()
+    return AlertRuntime(settings, store, keys, contacts, directory, metrics, worker, reminders, consumer)
+
+
+class MuteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    location_id: LocationId
+    # An authority key mutes for its own authority; an operator names one.
+    authority: OnsCode | None = None
+    until: AwareDatetime | None = None
+    hours: Annotated[float | None, Field(gt=0, le=24 * 90)] = None
+
+    @model_validator(mode="after")
+    def _one_expiry(self) -> "MuteRequest":
+        if (self.until is None) == (self.hours is None):
+            raise ValueError("give exactly one of `until` and `hours`: a mute always expires")
+        return self
+
+
+class EndpointView(BaseModel):
+    endpoint_id: str
+    authority: str
+    url: str
+    min_level: str
+    disabled: bool
+    disabled_reason: str | None
+
+
+def _runtime(request: Request) -> AlertRuntime:
+    runtime: AlertRuntime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[AlertRuntime, Depends(_runtime)]
+
+
+def _visible_alert(runtime: AlertRuntime, viewer: Viewer, alert_id: str) -> dict[str, object]:
+    try:
+        row = runtime.store.get_alert(alert_id)
+    except AlertNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no alert {alert_id}") from None
+    if viewer.authority is not None and not runtime.store.received(alert_id, viewer.authority):
+        # Not "403": an authority may not even learn that an alert it was not sent exists.
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no alert {alert_id}")
+    return row
+
+
+def create_app(runtime: AlertRuntime, run_background: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        tasks: list[asyncio.Task[None]] = []
+        thread: threading.Thread | None = None
+        if run_background:
+            consumer = runtime.consumer
+            if consumer is not None:
+
+                def wake_from_thread() -> None:
+                    loop.call_soon_threadsafe(runtime.worker.wake)
+
+                consumer.on_new_deliveries = wake_from_thread
+                thread = threading.Thread(
+                    target=consumer.run, args=(runtime.stop_thread,), name="risk-change-consumer", daemon=True
+                )
+                thread.start()
+            tasks.append(asyncio.create_task(runtime.worker.run(stop)))
+            tasks.append(asyncio.create_task(_reminder_loop(runtime, stop)))
+        try:
+            yield
+        finally:
+            stop.set()
+            runtime.stop_thread.set()
+            if tasks:
+                await asyncio.wait(tasks, timeout=15)
+            if thread is not None:
+                await asyncio.to_thread(thread.join, 15)
+            runtime.store.close()
+
+    app = FastAPI(
+        title="CareSignal alerts",
+        version="1.0.0",
+        description=(
+            "Alerts to host and placing authorities when a provider location's risk level changes: "
+            "the alert record, who was told what and when, acknowledgements and mutes. "
+            "Webhook bodies follow the `AlertNotification` schema and are signed to the "
+            "Standard Webhooks specification."
+        ),
+        lifespan=lifespan,
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
+    app.state.runtime = runtime
+    app.state.keys = runtime.keys
+
+    @app.get("/v1/alerts", response_model=list[views.AlertSummary], tags=["alerts"])
+    def list_alerts(
+        runtime: RuntimeDep,
+        viewer: ViewerDep,
+        authority: OnsCode | None = None,
+        location: LocationId | None = None,
+        level: LevelName | None = None,
+        state: Literal["open", "acknowledged", "resolved"] | None = None,
+        kind: Literal["escalation", "de-escalation", "reminder"] | None = None,
+        before: AwareDatetime | None = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> list[views.AlertSummary]:
+        """Newest first. An authority key sees only alerts its authority received."""
+        if viewer.authority is not None and authority is not None and authority != viewer.authority:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, detail="an authority key sees only its own alerts")
+        flt = AlertFilter(
+            authority=authority,
+            location_id=location,
+            level=level.value if level else None,
+            state=state,
+            kind=kind,
+            limit=limit,
+            before=before.timestamp() if before else None,
+        )
+        rows = runtime.store.list_alerts(flt, viewer.authority)
+        return [views.summary(row, viewer.authority) for row in rows]
+
+    @app.get("/v1/alerts/{alert_id}", response_model=views.AlertDetail, tags=["alerts"])
+    def get_alert(alert_id: str, runtime: RuntimeDep, viewer: ViewerDep) -> views.AlertDetail:
+        """The alert with its full delivery log: who was told what, when, how, with what result."""
+        return views.detail(_visible_alert(runtime, viewer, alert_id), viewer.authority)
+
+    @app.post("/v1/alerts/{alert_id}/acknowledge", response_model=views.AlertDetail, tags=["alerts"])
+    def acknowledge(alert_id: str, runtime: RuntimeDep, viewer: ViewerDep) -> views.AlertDetail:
+        """Records who acknowledged and when; stops reminders. A cleared notice is still sent."""
+        _visible_alert(runtime, viewer, alert_id)
+        row = runtime.store.acknowledge(alert_id, viewer.actor, time.time())
+        return views.detail(row, viewer.authority)
+
+    @app.get("/v1/mutes", response_model=list[views.MuteView], tags=["mutes"])
+    def list_mutes(runtime: RuntimeDep, viewer: ViewerDep, include_expired: bool = False) -> list[views.MuteView]:
+        rows = runtime.store.list_mutes(viewer.authority, time.time(), include_expired)
+        return [views.mute(r) for r in rows]
+
+    @app.post("/v1/mutes", response_model=views.MuteView, status_code=201, tags=["mutes"])
+    def add_mute(body: MuteRequest, runtime: RuntimeDep, viewer: ViewerDep) -> views.MuteView:
+        """Mute one location for one authority until a time. Alerts are still recorded (state
+        `muted` on the delivery); cleared notices are still sent."""
+        authority = viewer.authority or body.authority
+        if authority is None:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="an operator must name the `authority`")
+        if viewer.authority is not None and body.authority not in (None, viewer.authority):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, detail="an authority key mutes only for its own authority")
+        now = datetime.now(UTC)
+        until = body.until or now + timedelta(hours=body.hours or 0)
+        if until <= now:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="`until` is in the past")
+        row = runtime.store.add_mute(authority, body.location_id, until.timestamp(), viewer.actor, now.timestamp())
+        log.info("mute %s: %s muted %s until %s", row["id"], authority, body.location_id, until.isoformat())
+        return views.mute(row)
+
+    @app.delete("/v1/mutes/{mute_id}", response_model=views.MuteView, tags=["mutes"])
+    def revoke_mute(mute_id: int, runtime: RuntimeDep, viewer: ViewerDep) -> views.MuteView:
+        try:
+            row = runtime.store.revoke_mute(mute_id, viewer.authority, viewer.actor, time.time())
+        except MuteNotFound:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no mute {mute_id}") from None
+        return views.mute(row)
+
+    @app.get("/v1/endpoints", response_model=list[EndpointView], tags=["contact points"])
+    def list_endpoints(runtime: RuntimeDep, _: OperatorDep) -> list[EndpointView]:
+        """Webhook contact points in force (never their secrets), and which are disabled."""
+        disabled = runtime.store.disabled_endpoints()
+        book = runtime.contacts.book
+        return [
+            EndpointView(
+                endpoint_id=hook.endpoint_id,
+                authority=hook.authority,
+                url=hook.url,
+                min_level=hook.min_level.name,
+                disabled=disabled.get(hook.endpoint_id) == hook.url,
+                disabled_reason="answered 410 Gone" if disabled.get(hook.endpoint_id) == hook.url else None,
+            )
+            for hooks in book.webhooks.values()
+            for hook in hooks
+        ]
+
+    @app.post("/v1/endpoints/{endpoint_id}/enable", tags=["contact points"])
+    def enable_endpoint(endpoint_id: str, runtime: RuntimeDep, viewer: OperatorDep) -> dict[str, str]:
+        """Use an endpoint again after a 410 (changing its URL in the contact file also does)."""
+        if not runtime.store.enable_endpoint(endpoint_id, viewer.actor, time.time()):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"endpoint {endpoint_id} is not disabled")
+        return {"endpoint_id": endpoint_id, "status": "enabled"}
+
+    @app.get("/v1/schema/webhook", tags=["contact points"], summary="JSON Schema of every webhook body")
+    def webhook_schema() -> JSONResponse:
+        return JSONResponse(AlertNotification.model_json_schema())
+
+    @app.get("/healthz", tags=["operations"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"], summary="Database answers, directory loaded, consumer running")
+    def readyz(runtime: RuntimeDep) -> JSONResponse:
+        problems: list[str] = []
+        try:
+            runtime.store.ping()
+        except DBAPIError as exc:
+            problems.append(f"database: {type(exc).__name__}")
+        consumer = runtime.consumer
+        if consumer is not None:
+            if consumer.failed is not None:
+                problems.append(f"consumer stopped: {type(consumer.failed).__name__}")
+            elif not consumer.ready.is_set():
+                problems.append("consumer: loading the directory")
+        if runtime.contacts.last_error and not runtime.contacts.book.authorities():
+            problems.append("contacts: none loaded")
+        if problems:
+            return JSONResponse({"status": "not ready", "problems": problems}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics", tags=["operations"])
+    def metrics_endpoint(runtime: RuntimeDep) -> Response:
+        return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+async def _reminder_loop(runtime: AlertRuntime, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            if await asyncio.to_thread(runtime.reminders.run_once):
+                runtime.worker.wake()
+        except DBAPIError:  # keep reminding after a database blip
+            log.exception("reminder round failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=runtime.settings.reminder_check_s)
+
+
+def serve(settings: AlertsSettings, kafka: KafkaSettings) -> None:
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    runtime = build_runtime(settings, kafka, AlertKeys.load(settings.api_keys_file))
+    uvicorn.run(
+        create_app(runtime), host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False
+    )

@@ -1,0 +1,293 @@
+"""Reads risk changes and the directory from Kafka and writes alerts into the outbox.
+
+Runs in a thread of its own (kafka-python is blocking). For each batch: route every
+change against the directory as it stands, plan the deliveries, store alerts and
+deliveries in one transaction, and only then commit the offsets. A crash anywhere in
+between replays the batch; the deterministic alert ids make the replay a no-op.
+"""
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import CommitFailedError
+from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
+
+from schemas.directory import Authority, Location, Placement
+from schemas.risk import Level, LevelChange
+from schemas.topics import Topics, dead_letter_headers
+from services.alerts.contacts import ContactFileWatcher
+from services.alerts.metrics import AlertMetrics
+from services.alerts.routing import (
+    Directory,
+    alert_id_for,
+    kind_of,
+    plan_deliveries,
+    route,
+    unrouted_locations,
+)
+from services.alerts.store import AlertStore, NewAlert
+
+log = logging.getLogger("caresignal.alerts.consumer")
+
+
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors())
+
+
+def apply_directory_record(directory: Directory, topics: Topics, topic: str, key: str, value: bytes | None) -> None:
+    """Fold one compacted-topic record into the directory (None is a tombstone)."""
+    if topic == topics.locations:
+        if value is None:
+            directory.remove_location(key)
+        else:
+            directory.put_location(Location.model_validate_json(value))
+    elif topic == topics.placements:
+        if value is None:
+            directory.remove_placement(key)
+        else:
+            directory.put_placement(Placement.model_validate_json(value))
+    elif topic == topics.authorities:
+        if value is None:
+            directory.authority_names.pop(key, None)
+        else:
+            authority = Authority.model_validate_json(value)
+            directory.authority_names[authority.ons_code] = authority.name
+
+
+@dataclass
+class ConsumerConfig:
+    bootstrap_servers: str
+    topics: Topics
+    group_id: str
+    contacts_poll_s: float
+    max_batch: int = 200
+
+
+class ChangeConsumer:
+    def __init__(
+        self,
+        config: ConsumerConfig,
+        store: AlertStore,
+        contacts: ContactFileWatcher,
+        directory: Directory,
+        metrics: AlertMetrics,
+        on_new_deliveries: Callable[[], None],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.contacts = contacts
+        self.directory = directory
+        self.metrics = metrics
+        self.on_new_deliveries = on_new_deliveries
+        self.clock = clock
+        self.ready = threading.Event()
+        self.failed: BaseException | None = None
+        self._last_contacts_check = 0.0
+
+    # --- contacts --------------------------------------------------------------------
+
+    def refresh_contacts(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_contacts_check < self.config.contacts_poll_s:
+            return
+        self._last_contacts_check = now
+        before = self.contacts.last_error
+        if self.contacts.refresh():
+            self.metrics.contact_reloads.labels("ok").inc()
+            log.info("contact points loaded (version %s)", self.contacts.book.version)
+        elif self.contacts.last_error and self.contacts.last_error != before:
+            self.metrics.contact_reloads.labels("error").inc()
+            log.error("%s", self.contacts.last_error)
+
+    # --- directory -------------------------------------------------------------------
+
+    def _directory_consumer(self) -> KafkaConsumer:
+        topics = self.config.topics
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.config.bootstrap_servers,
+            group_id=None,
+            enable_auto_commit=False,
+            client_id="caresignal-alerts-directory",
+        )
+        partitions = []
+        for topic in (topics.locations, topics.placements, topics.authorities):
+            found = consumer.partitions_for_topic(topic)
+            if not found:
+                raise RuntimeError(f"directory topic {topic} does not exist (run `caresignal topics create`)")
+            partitions += [TopicPartition(topic, p) for p in sorted(found)]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        return consumer
+
+    def _apply_directory(self, records: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        for tp, batch in records.items():
+            for record in batch:
+                key = (record.key or b"").decode(errors="replace")
+                try:
+                    apply_directory_record(self.directory, self.config.topics, tp.topic, key, record.value)
+                except ValidationError as exc:
+                    # Ingest validated it; the scorer dead-letters bad locations. Skip loudly.
+                    log.error("ignored invalid directory record %s@%s: %s", tp, record.offset, _problems(exc))
+
+    def _catch_up_directory(self, consumer: KafkaConsumer, stop: threading.Event) -> None:
+        assigned = list(consumer.assignment())
+        end = consumer.end_offsets(assigned)
+        while not stop.is_set() and any(consumer.position(tp) < end[tp] for tp in assigned):
+            self._apply_directory(consumer.poll(timeout_ms=500, max_records=5000))
+
+    # --- risk changes ----------------------------------------------------------------
+
+    def _dead_letter(self, producer: KafkaProducer, record: ConsumerRecord, reason: str, detail: str) -> None:
+        headers = dead_letter_headers(reason, detail, record.topic, record.partition, record.offset)
+        producer.send(self.config.topics.dead_letter, key=record.key, value=record.value, headers=headers).get(
+            timeout=30
+        )
+        self.metrics.changes.labels("dead_letter").inc()
+        log.warning("dead-lettered %s[%s]@%s: %s", record.topic, record.partition, record.offset, reason)
+
+    def build_alert(self, change: LevelChange, published_at: float, now: float) -> NewAlert:
+        recipients = route(change, self.directory)
+        missing = unrouted_locations(change, self.directory)
+        if missing:
+            self.metrics.unrouted.inc(len(missing))
+            log.error(
+                "change %s: no directory record for %s; their authorities cannot be told", change.change_id, missing
+            )
+        kind = kind_of(change)
+        alert_id = alert_id_for(change.change_id)
+        subjects = [change.location_id] if change.location_id else change.locations
+        muted = self.store.muted([r.authority for r in recipients], subjects, now)
+        book = self.contacts.book
+        disabled = frozenset(
+            endpoint
+            for endpoint, url in self.store.disabled_endpoints().items()
+            if (hook := book.webhook(endpoint)) is not None and hook.url == url
+        )
+        plans = plan_deliveries(
+            alert_id,
+            kind,
+            Level[change.old_level.value],
+            Level[change.new_level.value],
+            recipients,
+            book,
+            muted,
+            disabled,
+        )
+        told = {p.authority for p in plans}
+        without = [r.authority for r in recipients if r.authority not in told]
+        if without:
+            self.metrics.without_contact.inc(len(without))
+            log.warning("alert %s: no contact point wants this level for %s", alert_id, without)
+        location = self.directory.locations.get(change.location_id or "")
+        return NewAlert(
+            alert_id=alert_id,
+            kind=kind,
+            change=change,
+            location_name=location.name if location else None,
+            recipients=recipients,
+            deliveries=plans,
+            published_at=published_at,
+        )
+
+    def handle_batch(self, producer: KafkaProducer, records: list[ConsumerRecord]) -> int:
+        """Store the alerts of one batch; returns how many were new."""
+        now = self.clock()
+        items: list[NewAlert] = []
+        for record in records:
+            try:
+                change = LevelChange.model_validate_json(record.value or b"")
+            except ValidationError as exc:
+                self._dead_letter(producer, record, "invalid_level_change", _problems(exc))
+                continue
+            items.append(self.build_alert(change, record.timestamp / 1000.0, now))
+        # A change replayed in the same batch (or twice on the topic) is one alert.
+        unique = list({item.alert_id: item for item in reversed(items)}.values())[::-1]
+        result = self.store.record(unique, now)
+        created = set(result.created)
+        for item in unique:
+            if item.alert_id in created:
+                self.metrics.alerts.labels(item.kind.value, item.change.new_level.value).inc()
+                self.metrics.changes.labels("alerted").inc()
+                for plan in item.deliveries:
+                    if plan.state.value in ("muted", "endpoint-gone"):
+                        self.metrics.notifications.labels(plan.channel.value, plan.state.value.replace("-", "_")).inc()
+        self.metrics.changes.labels("duplicate").inc(len(items) - len(created))
+        return len(created)
+
+    def _store_batch(self, producer: KafkaProducer, records: list[ConsumerRecord], stop: threading.Event) -> bool:
+        """Store a batch, waiting out a database outage; False if asked to stop first."""
+        delay = 0.5
+        while not stop.is_set():
+            try:
+                if self.handle_batch(producer, records):
+                    self.on_new_deliveries()
+                return True
+            except DBAPIError as exc:
+                self.metrics.changes.labels("store_error").inc()
+                log.error("cannot store alerts (retrying in %.1fs, offsets not committed): %s", delay, exc)
+                stop.wait(delay)
+                delay = min(delay * 2, 30.0)
+        return False
+
+    def run(self, stop: threading.Event) -> None:
+        try:
+            self._run(stop)
+        except Exception as exc:  # reported through readiness; the process keeps serving the API
+            self.failed = exc
+            self.metrics.consumer_ready.set(0)
+            log.exception("the risk-change consumer stopped")
+            raise
+
+    def _run(self, stop: threading.Event) -> None:
+        self.refresh_contacts(force=True)
+        directory_consumer = self._directory_consumer()
+        self._catch_up_directory(directory_consumer, stop)
+        log.info(
+            "directory loaded: %d locations, %d locations with placements",
+            len(self.directory.locations),
+            len(self.directory.placements),
+        )
+        producer = KafkaProducer(
+            bootstrap_servers=self.config.bootstrap_servers, acks="all", client_id="caresignal-alerts-dlq"
+        )
+        consumer = KafkaConsumer(
+            self.config.topics.risk_changes,
+            bootstrap_servers=self.config.bootstrap_servers,
+            group_id=self.config.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            client_id="caresignal-alerts",
+            max_poll_records=self.config.max_batch,
+        )
+        try:
+            self.ready.set()
+            self.metrics.consumer_ready.set(1)
+            while not stop.is_set():
+                self.refresh_contacts()
+                # Directory first, so a placement made before a change routes it.
+                self._apply_directory(directory_consumer.poll(timeout_ms=0, max_records=5000))
+                polled = consumer.poll(timeout_ms=250)
+                records = [r for batch in polled.values() for r in batch]
+                if not records:
+                    continue
+                self._apply_directory(directory_consumer.poll(timeout_ms=0, max_records=5000))
+                if not self._store_batch(producer, records, stop):
+                    break
+                try:
+                    # Only now: the alerts of every record up to here are durably stored.
+                    consumer.commit()
+                except CommitFailedError as exc:
+                    # The group moved on (a rebalance while the database was slow): the
+                    # new owner replays these records and the alert ids make that a no-op.
+                    log.warning("offset commit refused, records will be replayed: %s", exc)
+        finally:
+            consumer.close()
+            directory_consumer.close()
+            producer.close(timeout=5)

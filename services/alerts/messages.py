@@ -1,0 +1,224 @@
+"""What an alert says: the webhook body and the email, rendered from a stored alert. Pure.
+
+Only what the risk change carries is rendered: levels, rules, evidence counts, times,
+types and sources, actions and their leads, the registered name of the service. Event
+content never reaches this module, so no personal data can leak into a message.
+"""
+
+import html
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+from schemas.alerts import (
+    KIND_LABELS,
+    WEBHOOK_TYPE_PREFIX,
+    AlertData,
+    AlertKind,
+    AlertLinks,
+    AlertNotification,
+    EvidenceSummary,
+    Reason,
+    Recipient,
+)
+from schemas.risk import LevelChange, RuleFiring
+
+
+@dataclass(frozen=True)
+class AlertContent:
+    """The stored facts of one alert that every message about it is rendered from."""
+
+    alert_id: str
+    kind: AlertKind
+    change: LevelChange
+    location_name: str | None
+    reminder_number: int | None = None
+
+
+@dataclass(frozen=True)
+class Links:
+    location_url: str  # with `{location_id}`
+    public_url: str
+
+    def for_alert(self, content: AlertContent) -> AlertLinks:
+        location = content.change.location_id
+        return AlertLinks(
+            location=self.location_url.format(location_id=location) if location else None,
+            alert=f"{self.public_url.rstrip('/')}/v1/alerts/{content.alert_id}",
+        )
+
+
+def summarise(rule: RuleFiring) -> Reason:
+    groups: dict[tuple[str, str], list[datetime]] = defaultdict(list)
+    for ref in rule.evidence:
+        groups[(ref.type, ref.source)].append(ref.time)
+    return Reason(
+        rule_id=rule.rule_id,
+        family=rule.family,
+        level=rule.level,
+        description=rule.description,
+        measure=rule.measure,
+        evidence_count=max(rule.evidence_count, len(rule.evidence)),
+        evidence=[
+            EvidenceSummary(type=t, source=s, count=len(times), first=min(times), last=max(times))
+            for (t, s), times in sorted(groups.items())
+        ],
+        evidence_ids=[ref.event_id for ref in rule.evidence],
+    )
+
+
+def notification(
+    content: AlertContent, recipient: Recipient, delivery_id: str, links: Links, now: datetime
+) -> AlertNotification:
+    change = content.change
+    data = AlertData(
+        alert_id=content.alert_id,
+        delivery_id=delivery_id,
+        kind=content.kind,
+        label=KIND_LABELS[content.kind],
+        scope=change.scope,
+        location_id=change.location_id,
+        location_name=content.location_name,
+        provider_id=change.provider_id,
+        locations=change.locations,
+        old_level=change.old_level,
+        new_level=change.new_level,
+        meaning=change.meaning,
+        reasons=[summarise(rule) for rule in change.reasons],
+        actions=change.actions,
+        policy_version=change.policy_version,
+        change_id=change.change_id,
+        decided_at=change.decided_at,
+        reminder_number=content.reminder_number,
+        recipient=recipient,
+        links=links.for_alert(content),
+    )
+    return AlertNotification(
+        type=f"{WEBHOOK_TYPE_PREFIX}{content.kind.value}",
+        timestamp=now,
+        data=data,
+    )
+
+
+def webhook_body(message: AlertNotification) -> bytes:
+    return json.dumps(message.model_dump(mode="json"), separators=(",", ":"), sort_keys=True).encode()
+
+
+def _subject_name(data: AlertData) -> str:
+    if data.scope == "organisation":
+        return f"provider {data.provider_id}"
+    return f"{data.location_name} ({data.location_id})" if data.location_name else f"location {data.location_id}"
+
+
+def subject_line(data: AlertData) -> str:
+    level = data.new_level.upper()
+    if data.kind is AlertKind.de_escalation:
+        what = f"lowered from {data.old_level.upper()} to {level}"
+    elif data.kind is AlertKind.reminder:
+        what = f"still {level}, not yet acknowledged (reminder {data.reminder_number})"
+    else:
+        what = f"raised from {data.old_level.upper()} to {level}"
+    return f"[CareSignal] {data.label}: {_subject_name(data)} risk {what}"
+
+
+def _when(value: datetime) -> str:
+    return value.strftime("%d %b %Y %H:%M UTC")
+
+
+def _plain(data: AlertData, authority_name: str | None) -> str:
+    lines = [subject_line(data).removeprefix("[CareSignal] "), ""]
+    who = authority_name or data.recipient.authority
+    roles = " and ".join(r.value for r in data.recipient.roles)
+    lines.append(f"You receive this as the {roles} authority ({who}).")
+    if data.scope == "organisation":
+        lines.append(f"Provider {data.provider_id}; locations concerned: {', '.join(data.locations) or 'none listed'}.")
+    else:
+        lines.append(f"Location {data.location_id}" + (f" ({data.location_name})" if data.location_name else "") + ".")
+        if data.provider_id:
+            lines.append(f"Provider {data.provider_id}.")
+    lines.append(f"Decided {_when(data.decided_at)} under policy {data.policy_version}.")
+    if data.meaning:
+        lines += ["", f"What it means: {data.meaning}"]
+    lines += ["", "Why:"]
+    if not data.reasons:
+        lines.append("  No rule holds this location above the new level any more.")
+    for reason in data.reasons:
+        lines.append(
+            f"  - [{reason.level.upper()}] {reason.description} ({reason.rule_id}, {reason.evidence_count} events)"
+        )
+        for ev in reason.evidence:
+            span = _when(ev.first) if ev.first == ev.last else f"{_when(ev.first)} to {_when(ev.last)}"
+            lines.append(f"      {ev.count} x {ev.type} from {ev.source}, {span}")
+    lines += ["", "Recommended actions:"]
+    if not data.actions:
+        lines.append("  None at this level.")
+    for action in data.actions:
+        lines.append(f"  - {action.action} (lead: {action.lead})")
+    lines.append("")
+    if data.links.location:
+        lines.append(f"Location page: {data.links.location}")
+    lines.append(f"Alert: {data.links.alert}")
+    if data.kind is not AlertKind.de_escalation:
+        lines.append("Acknowledge it there (POST /v1/alerts/<id>/acknowledge) to stop reminders.")
+    lines += ["", f"Alert {data.alert_id}, delivery {data.delivery_id}. No personal data is included."]
+    return "\n".join(lines) + "\n"
+
+
+def _html(data: AlertData, authority_name: str | None) -> str:
+    e = html.escape
+    who = e(authority_name or data.recipient.authority)
+    roles = e(" and ".join(r.value for r in data.recipient.roles))
+    reasons = (
+        "".join(
+            f"<li><strong>[{e(r.level.upper())}]</strong> {e(r.description)} "
+            f"<small>({e(r.rule_id)}, {r.evidence_count} events)</small><ul>"
+            + "".join(
+                f"<li>{ev.count} &times; {e(ev.type)} from {e(ev.source)}, {e(_when(ev.first))}"
+                + (f" to {e(_when(ev.last))}" if ev.first != ev.last else "")
+                + "</li>"
+                for ev in r.evidence
+            )
+            + "</ul></li>"
+            for r in data.reasons
+        )
+        or "<li>No rule holds this location above the new level any more.</li>"
+    )
+    actions = "".join(f"<li>{e(a.action)} <em>(lead: {e(a.lead)})</em></li>" for a in data.actions)
+    where = (
+        f"Provider {e(data.provider_id or '')}; locations: {e(', '.join(data.locations))}"
+        if data.scope == "organisation"
+        else f"Location {e(data.location_id or '')}" + (f" ({e(data.location_name)})" if data.location_name else "")
+    )
+    link = f'<p><a href="{e(data.links.location)}">Location page</a></p>' if data.links.location else ""
+    return (
+        "<!doctype html><html><body>"
+        f"<h1>{e(data.label)}</h1><p>{e(subject_line(data).removeprefix('[CareSignal] '))}</p>"
+        f"<p>You receive this as the {roles} authority ({who}).</p>"
+        f"<p>{where}. Decided {e(_when(data.decided_at))} under policy {e(data.policy_version)}.</p>"
+        + (f"<p><strong>What it means:</strong> {e(data.meaning)}</p>" if data.meaning else "")
+        + f"<h2>Why</h2><ul>{reasons}</ul>"
+        f"<h2>Recommended actions</h2><ul>{actions or '<li>None at this level.</li>'}</ul>"
+        f'{link}<p><a href="{e(data.links.alert)}">Alert {e(data.alert_id)}</a></p>'
+        f"<p><small>Delivery {e(data.delivery_id)}. No personal data is included.</small></p>"
+        "</body></html>"
+    )
+
+
+def email_message(message: AlertNotification, sender: str, to: str, authority_name: str | None) -> EmailMessage:
+    data = message.data
+    mail = EmailMessage()
+    mail["Subject"] = subject_line(data)
+    mail["From"] = sender
+    mail["To"] = to
+    mail["Date"] = format_datetime(message.timestamp)
+    # Stable per delivery, so a resend after a crash is recognisably the same message.
+    mail["Message-ID"] = f"<{data.delivery_id}@caresignal.invalid>"
+    mail["X-CareSignal-Alert-Id"] = data.alert_id
+    mail["X-CareSignal-Delivery-Id"] = data.delivery_id
+    mail["X-CareSignal-Kind"] = data.kind.value
+    mail.set_content(_plain(data, authority_name))
+    mail.add_alternative(_html(data, authority_name), subtype="html")
+    return mail

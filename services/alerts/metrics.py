@@ -1,0 +1,81 @@
+"""Prometheus metrics for the alert service, on a registry of its own."""
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from schemas.alerts import AlertKind
+from schemas.risk import LevelName
+from services.alerts.routing import Channel
+
+
+class AlertMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.alerts = Counter(
+            "caresignal_alerts",
+            "Alerts recorded, by kind (escalation, de-escalation, reminder) and new level.",
+            ["kind", "level"],
+            registry=self.registry,
+        )
+        self.changes = Counter(
+            "caresignal_alerts_risk_changes",
+            "Risk changes consumed, by result (alerted, duplicate, conflict, dead_letter).",
+            ["result"],
+            registry=self.registry,
+        )
+        self.notifications = Counter(
+            "caresignal_alerts_notifications",
+            "Delivery attempts and decisions, by channel and outcome "
+            "(delivered, retry, gone, refused, dead, muted, endpoint_gone).",
+            ["channel", "outcome"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "caresignal_alerts_delivery_latency_seconds",
+            "From the risk change reaching Kafka to the receiver's acceptance, by channel.",
+            ["channel"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, 72 * 3600),
+            registry=self.registry,
+        )
+        self.unrouted = Counter(
+            "caresignal_alerts_unrouted_locations",
+            "Locations in a risk change with no directory record (nobody could be told).",
+            registry=self.registry,
+        )
+        self.without_contact = Counter(
+            "caresignal_alerts_recipients_without_contact",
+            "Recipients of an alert with no contact point that wants its level.",
+            registry=self.registry,
+        )
+        self.contact_reloads = Counter(
+            "caresignal_alerts_contact_reloads",
+            "Contact file reloads, by result (ok, error).",
+            ["result"],
+            registry=self.registry,
+        )
+        self.outbox_depth = Gauge(
+            "caresignal_alerts_outbox_depth", "Deliveries waiting to be sent or retried.", registry=self.registry
+        )
+        self.dead_letters = Gauge(
+            "caresignal_alerts_dead_letters",
+            "Deliveries given up (window over, or refused for good); see GET /v1/alerts?state=...",
+            registry=self.registry,
+        )
+        self.consumer_ready = Gauge(
+            "caresignal_alerts_consumer_ready",
+            "1 when the directory is loaded and risk changes flow.",
+            registry=self.registry,
+        )
+        for kind in AlertKind:
+            for level in LevelName:
+                self.alerts.labels(kind.value, level.value)
+        for channel in Channel:
+            for outcome in ("delivered", "retry", "gone", "refused", "dead", "muted", "endpoint_gone"):
+                self.notifications.labels(channel.value, outcome)
+            self.latency.labels(channel.value)
+
+    def track_store(self, outbox_depth: Callable[[], int], dead: Callable[[], int]) -> None:
+        # Read from the database at scrape time: the outbox is the truth, not a counter.
+        self.outbox_depth.set_function(outbox_depth)
+        self.dead_letters.set_function(dead)

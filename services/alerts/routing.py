@@ -1,0 +1,196 @@
+"""Who is told about a level change, and over which contact points. Pure: no I/O.
+
+Need to know: the host authority of a location is always told; an authority that has
+placed people there is told while its placement is active; nobody else ever is. For an
+organisation-level change, the same rule is applied to every location of the provider.
+"""
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from schemas.alerts import AlertKind, Recipient, RecipientRole
+from schemas.directory import Location, Placement, PlacementStatus
+from schemas.risk import Level, LevelChange
+from services.alerts.contacts import ContactBook
+
+
+@dataclass
+class Directory:
+    """The latest directory records, as read from the compacted directory topics."""
+
+    locations: dict[str, Location] = field(default_factory=dict)
+    # location id -> authority -> placement
+    placements: dict[str, dict[str, Placement]] = field(default_factory=dict)
+    authority_names: dict[str, str] = field(default_factory=dict)
+
+    def put_location(self, location: Location) -> None:
+        self.locations[location.location_id] = location
+
+    def remove_location(self, location_id: str) -> None:
+        self.locations.pop(location_id, None)
+
+    def put_placement(self, placement: Placement) -> None:
+        self.placements.setdefault(placement.location_id, {})[placement.authority] = placement
+
+    def remove_placement(self, key: str) -> None:
+        location_id, _, authority = key.partition("/")
+        self.placements.get(location_id, {}).pop(authority, None)
+
+    def locations_of(self, provider_id: str) -> list[str]:
+        return sorted(loc.location_id for loc in self.locations.values() if loc.provider_id == provider_id)
+
+
+def _placing_authorities(directory: Directory, location_id: str) -> set[str]:
+    return {
+        authority
+        for authority, placement in directory.placements.get(location_id, {}).items()
+        if placement.status is PlacementStatus.active
+    }
+
+
+def route(change: LevelChange, directory: Directory) -> tuple[Recipient, ...]:
+    """The authorities to tell, in a stable order, each with why and through which locations."""
+    if change.scope == "location":
+        locations = [change.location_id] if change.location_id else []
+    else:
+        # All the provider's locations, not only the troubled ones: a corporate failing
+        # concerns everyone with people in any of its services.
+        known = directory.locations_of(change.provider_id) if change.provider_id else []
+        locations = sorted(set(known) | set(change.locations))
+    roles: dict[str, set[RecipientRole]] = {}
+    via: dict[str, set[str]] = {}
+    for location_id in locations:
+        location = directory.locations.get(location_id)
+        if location is not None:
+            roles.setdefault(location.host_authority, set()).add(RecipientRole.host)
+            via.setdefault(location.host_authority, set()).add(location_id)
+        for authority in _placing_authorities(directory, location_id):
+            roles.setdefault(authority, set()).add(RecipientRole.placing)
+            via.setdefault(authority, set()).add(location_id)
+    return tuple(
+        Recipient(authority=authority, roles=sorted(roles[authority]), locations=sorted(via[authority]))
+        for authority in sorted(roles)
+    )
+
+
+def unrouted_locations(change: LevelChange, directory: Directory) -> list[str]:
+    """Locations of the change with no directory record: nobody can be told about them."""
+    wanted = [change.location_id] if change.scope == "location" and change.location_id else change.locations
+    return sorted(loc for loc in wanted if loc not in directory.locations)
+
+
+# --- alert and delivery identities ---------------------------------------------------
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]
+
+
+def alert_id_for(change_id: str) -> str:
+    """Deterministic: a redelivered or replayed change maps onto the alert already stored."""
+    return "al_" + _digest("change", change_id)
+
+
+def reminder_id_for(alert_id: str, number: int) -> str:
+    return f"{alert_id}-r{number}"
+
+
+def delivery_id_for(alert_id: str, authority: str, channel: str, target: str) -> str:
+    """Also the Standard Webhooks `webhook-id`: the same on every retry of one delivery."""
+    return "msg_" + _digest(alert_id, authority, channel, target)
+
+
+# --- which contact points, and in what state ------------------------------------------
+
+
+class Channel(StrEnum):
+    webhook = "webhook"
+    email = "email"
+
+
+class DeliveryState(StrEnum):
+    pending = "pending"
+    delivered = "delivered"
+    # Not sent: the authority muted this location (escalations and reminders only).
+    muted = "muted"
+    # Not sent: the endpoint answered 410 Gone earlier and is disabled.
+    endpoint_gone = "endpoint-gone"
+    # Given up after the retry window, or refused permanently.
+    dead = "dead"
+
+
+@dataclass(frozen=True)
+class PlannedDelivery:
+    delivery_id: str
+    authority: str
+    channel: Channel
+    target: str  # webhook endpoint id or email address
+    state: DeliveryState
+
+
+def deciding_level(kind: AlertKind, old_level: Level, new_level: Level) -> Level:
+    """The level compared with a contact point's minimum.
+
+    A cleared notice is judged by the level that is clearing, so whoever was told of
+    the rise is told of the fall.
+    """
+    return old_level if kind is AlertKind.de_escalation else new_level
+
+
+def plan_deliveries(
+    alert_id: str,
+    kind: AlertKind,
+    old_level: Level,
+    new_level: Level,
+    recipients: Iterable[Recipient],
+    contacts: ContactBook,
+    muted: Mapping[str, bool],
+    disabled_endpoints: frozenset[str] = frozenset(),
+) -> list[PlannedDelivery]:
+    """One delivery per recipient and contact point that wants this level.
+
+    `muted` maps authority -> whether it has muted this alert's location. A mute still
+    records the delivery (state `muted`) so the audit shows who was not told and why;
+    a cleared notice ignores mutes.
+    """
+    level = deciding_level(kind, old_level, new_level)
+    plans: list[PlannedDelivery] = []
+    for recipient in recipients:
+        authority = recipient.authority
+        is_muted = kind is not AlertKind.de_escalation and muted.get(authority, False)
+        for hook in contacts.webhooks.get(authority, ()):
+            if level < hook.min_level:
+                continue
+            state = DeliveryState.pending
+            if hook.endpoint_id in disabled_endpoints:
+                state = DeliveryState.endpoint_gone
+            elif is_muted:
+                state = DeliveryState.muted
+            plans.append(
+                PlannedDelivery(
+                    delivery_id_for(alert_id, authority, Channel.webhook, hook.endpoint_id),
+                    authority,
+                    Channel.webhook,
+                    hook.endpoint_id,
+                    state,
+                )
+            )
+        for email in contacts.emails.get(authority, ()):
+            if level < email.min_level:
+                continue
+            plans.append(
+                PlannedDelivery(
+                    delivery_id_for(alert_id, authority, Channel.email, email.address),
+                    authority,
+                    Channel.email,
+                    email.address,
+                    DeliveryState.muted if is_muted else DeliveryState.pending,
+                )
+            )
+    return plans
+
+
+def kind_of(change: LevelChange) -> AlertKind:
+    return AlertKind.escalation if change.direction == "escalation" else AlertKind.de_escalation

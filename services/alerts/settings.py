@@ -1,0 +1,52 @@
+"""Alert service settings: every one overridable by a `CARESIGNAL_ALERTS_` variable."""
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.broker.settings import PROJECT_ROOT
+
+
+class AlertsSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CARESIGNAL_ALERTS_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8002
+    # SQLite file by default; a postgresql+psycopg:// URL selects PostgreSQL.
+    database_url: str = f"sqlite:///{PROJECT_ROOT / '.cache' / 'alerts' / 'alerts.db'}"
+    # Contact points (webhooks with their secrets, email addresses, minimum levels) per
+    # authority. Re-read when it changes; a broken edit is refused and the last good
+    # version stays in force.
+    contacts_file: Path = PROJECT_ROOT / "deploy" / "alerts" / "contacts.yaml"
+    contacts_poll_s: float = Field(default=2.0, gt=0)
+    api_keys_file: Path = PROJECT_ROOT / ".cache" / "alerts-api-keys.toml"
+    consumer_group: str = "caresignal-alerts"
+    # Where a lead reads a location's risk and evidence; `{location_id}` is replaced.
+    location_url: str = "http://127.0.0.1:6066/v1/locations/{location_id}/risk"
+    public_url: str = "http://127.0.0.1:8002"
+
+    # Delivery
+    retry_window_h: float = Field(default=72.0, gt=0)
+    backoff_initial_s: float = Field(default=5.0, gt=0)
+    backoff_max_s: float = Field(default=3600.0, gt=0)
+    http_timeout_s: float = Field(default=10.0, gt=0)
+    max_in_flight: int = Field(default=32, ge=1)
+    poll_interval_s: float = Field(default=0.5, gt=0)
+    # A claimed delivery whose sender died is retried after this long.
+    claim_lease_s: float = Field(default=60.0, gt=0)
+    user_agent: str = "CareSignal-Alerts/1"
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8025
+    smtp_from: str = "alerts@caresignal.invalid"
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+
+    # Reminders for an unacknowledged Major alert.
+    reminder_interval_h: float = Field(default=24.0, gt=0)
+    reminder_check_s: float = Field(default=30.0, gt=0)
+
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
