@@ -67,6 +67,7 @@ def build_runtime(settings: AlertsSettings, kafka: KafkaSettings | None, keys: A
         starttls=settings.smtp_starttls,
         username=settings.smtp_username,
         password=settings.smtp_password,
+        timeout_s=settings.http_timeout_s,
     )
     worker = DeliveryWorker(
         store,
@@ -329,6 +330,8 @@ async def _reminder_loop(runtime: AlertRuntime, stop: asyncio.Event) -> None:
 
 def serve(settings: AlertsSettings, kafka: KafkaSettings) -> None:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # kafka-python logs every connection at INFO; its warnings are what operators need.
+    logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLogger().level))
     runtime = build_runtime(settings, kafka, AlertKeys.load(settings.api_keys_file))
     uvicorn.run(
         create_app(runtime), host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False

@@ -1,4 +1,4 @@
-"""Runs the real scoring worker (`caresignal scorer`) as a process of its own for a test."""
+"""Runs real services (`caresignal scorer`, `caresignal alerts`) as processes of their own for a test."""
 
 import os
 import signal
@@ -25,32 +25,28 @@ def free_port() -> int:
 
 
 @dataclass
-class ScorerProcess:
+class ServiceProcess:
+    """A `caresignal <command>` process with a /readyz, its log in `workdir`."""
+
     topic_prefix: str
     workdir: Path
-    app_id: str = field(default_factory=lambda: f"scorer-test-{uuid.uuid4().hex[:8]}")
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    command: str = "scorer"
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def env(self) -> dict[str, str]:
-        return {
-            **os.environ,
-            "CARESIGNAL_TOPIC_PREFIX": self.topic_prefix,
-            "CARESIGNAL_SCORING_APP_ID": self.app_id,
-            "CARESIGNAL_SCORING_WEB_PORT": str(self.port),
-            "CARESIGNAL_SCORING_DATA_DIR": str(self.workdir / "data"),
-        }
+        return {**os.environ, "CARESIGNAL_TOPIC_PREFIX": self.topic_prefix}
 
     def start(self, *extra: str, timeout_s: float = 120) -> None:
         self.starts += 1
-        log = (self.workdir / f"scorer-{self.starts}.log").open("wb")
+        log = (self.workdir / f"{self.command}-{self.starts}.log").open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "scorer", *extra],
+            [sys.executable, "-m", "services.cli", self.command, *extra],
             cwd=ROOT,
             env=self.env(),
             stdout=log,
@@ -59,17 +55,17 @@ class ScorerProcess:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"the scorer exited with {self.process.returncode}:\n{self.log_tail()}")
+                raise RuntimeError(f"{self.command} exited with {self.process.returncode}:\n{self.log_tail()}")
             try:
                 if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.5)
-        raise RuntimeError(f"the scorer was not ready within {timeout_s}s:\n{self.log_tail()}")
+        raise RuntimeError(f"{self.command} was not ready within {timeout_s}s:\n{self.log_tail()}")
 
     def log_tail(self, lines: int = 60) -> str:
-        logs = sorted(self.workdir.glob("scorer-*.log"))
+        logs = sorted(self.workdir.glob(f"{self.command}-*.log"))
         return "\n".join(logs[-1].read_text(errors="replace").splitlines()[-lines:]) if logs else ""
 
     def kill(self) -> None:
@@ -85,6 +81,19 @@ class ScorerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=30)
+
+
+@dataclass
+class ScorerProcess(ServiceProcess):
+    app_id: str = field(default_factory=lambda: f"scorer-test-{uuid.uuid4().hex[:8]}")
+
+    def env(self) -> dict[str, str]:
+        return {
+            **super().env(),
+            "CARESIGNAL_SCORING_APP_ID": self.app_id,
+            "CARESIGNAL_SCORING_WEB_PORT": str(self.port),
+            "CARESIGNAL_SCORING_DATA_DIR": str(self.workdir / "data"),
+        }
 
 
 def committed_reader(bootstrap: str, topic: str) -> KafkaConsumer:
@@ -111,3 +120,44 @@ def read_until(consumer: KafkaConsumer, done: Callable[[list[bytes]], bool], tim
                 values.extend(r.value for r in batch)
             return values
     return values
+
+
+@dataclass
+class AlertsProcess(ServiceProcess):
+    """`caresignal alerts` with its own database, contact file, keys and consumer group."""
+
+    command: str = "alerts"
+    database_url: str = ""
+    smtp_port: int = 0
+    group: str = field(default_factory=lambda: f"alerts-test-{uuid.uuid4().hex[:8]}")
+    settings: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.workdir / 'alerts.db'}"
+
+    @property
+    def contacts_file(self) -> Path:
+        return self.workdir / "contacts.yaml"
+
+    @property
+    def keys_file(self) -> Path:
+        return self.workdir / "alert-keys.toml"
+
+    def env(self) -> dict[str, str]:
+        return {
+            **super().env(),
+            "CARESIGNAL_ALERTS_PORT": str(self.port),
+            "CARESIGNAL_ALERTS_DATABASE_URL": self.database_url,
+            "CARESIGNAL_ALERTS_CONTACTS_FILE": str(self.contacts_file),
+            "CARESIGNAL_ALERTS_CONTACTS_POLL_S": "0.2",
+            "CARESIGNAL_ALERTS_API_KEYS_FILE": str(self.keys_file),
+            "CARESIGNAL_ALERTS_CONSUMER_GROUP": self.group,
+            "CARESIGNAL_ALERTS_SMTP_PORT": str(self.smtp_port),
+            "CARESIGNAL_ALERTS_POLL_INTERVAL_S": "0.2",
+            "CARESIGNAL_ALERTS_BACKOFF_INITIAL_S": "0.5",
+            "CARESIGNAL_ALERTS_BACKOFF_MAX_S": "2",
+            "CARESIGNAL_ALERTS_CLAIM_LEASE_S": "5",
+            "CARESIGNAL_ALERTS_HTTP_TIMEOUT_S": "2",
+            **self.settings,
+        }
