@@ -18,7 +18,7 @@ from services.ingest.app import create_app
 from services.ingest.auth import ApiKeyRegistry
 from services.ingest.settings import IngestSettings
 from tests.conftest import KEYS, consume_all
-from tests.scorer_process import free_port
+from tests.service_process import free_port
 
 pytestmark = pytest.mark.integration
 

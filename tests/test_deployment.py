@@ -4,6 +4,7 @@ from pathlib import Path
 
 import yaml
 
+from services.alerts.settings import AlertsSettings
 from services.broker.settings import KafkaSettings
 from services.cli import build_parser
 from services.ingest.settings import IngestSettings
@@ -19,7 +20,7 @@ def compose() -> dict:  # type: ignore[type-arg]
 
 def known_env_vars() -> set[str]:
     names = {"KAFKA_BOOTSTRAP_SERVERS"}
-    for settings in (IngestSettings, KafkaSettings, ScoringSettings):
+    for settings in (IngestSettings, KafkaSettings, ScoringSettings, AlertsSettings):
         prefix = settings.model_config.get("env_prefix", "")
         names |= {f"{prefix}{field}".upper() for field in settings.model_fields}
     return names
@@ -39,7 +40,7 @@ def test_every_caresignal_service_uses_real_commands_and_settings() -> None:
     commands = set(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
     known = known_env_vars()
     for name, service in services.items():
-        if name == "kafka":
+        if name in ("kafka", "postgres"):
             continue
         assert service["build"] == ".", name
         assert service["command"][0] in commands, f"{name}: unknown command {service['command']}"
@@ -71,3 +72,20 @@ def test_dockerfile_copies_every_package_and_uses_the_lock() -> None:
     for package in ("schemas", "services"):
         assert f"COPY {package} " in dockerfile
     assert 'ENTRYPOINT ["caresignal"]' in dockerfile
+
+
+def test_alerts_listens_where_compose_publishes_it_with_postgres_and_its_contact_file() -> None:
+    services = compose()["services"]
+    alerts = services["alerts"]
+    env = alerts["environment"]
+    port = env["CARESIGNAL_ALERTS_PORT"]
+    assert alerts["ports"] == [f"127.0.0.1:{port}:{port}"] and env["CARESIGNAL_ALERTS_HOST"] == "0.0.0.0"
+    db = services["postgres"]["environment"]
+    user, password, name = db["POSTGRES_USER"], db["POSTGRES_PASSWORD"], db["POSTGRES_DB"]
+    assert env["CARESIGNAL_ALERTS_DATABASE_URL"] == f"postgresql+psycopg://{user}:{password}@postgres:5432/{name}"
+    assert alerts["depends_on"]["postgres"]["condition"] == "service_healthy"
+    mounted = {v.split(":")[1]: v.split(":")[0] for v in alerts["volumes"]}
+    source = mounted[env["CARESIGNAL_ALERTS_CONTACTS_FILE"]]
+    assert (ROOT / source).is_file()
+    assert env["CARESIGNAL_ALERTS_API_KEYS_FILE"] == "/run/secrets/alerts-api-keys.toml"
+    assert "alerts-api-keys.toml" in compose()["secrets"]

@@ -20,7 +20,7 @@ from services.ingest.app import create_app
 from services.ingest.auth import ApiKeyRegistry
 from services.ingest.settings import IngestSettings
 from tests.conftest import KEYS, consume_all
-from tests.scorer_process import ScorerProcess, committed_reader, read_until
+from tests.service_process import ScorerProcess, committed_reader, read_until
 
 pytestmark = pytest.mark.integration
 
