@@ -14,6 +14,8 @@ from services.broker.local import LocalBroker
 from services.broker.settings import KafkaSettings
 from services.broker.topics import create_topics
 from services.ingest.auth import ApiKeyEntry, ApiKeyRegistry, hash_key
+from tests.alert_peers import AUTHORITIES, Peers
+from tests.receivers import SmtpSink, WebhookReceiver, new_secret
 
 KEYS = {
     # name: (key, source, event types, may write the directory)
@@ -92,3 +94,20 @@ def consume_all(bootstrap: str, topic: str, expect: int, timeout_s: float = 20.0
     finally:
         consumer.close()
     return records
+
+
+@pytest.fixture
+def peers() -> Iterator[Peers]:
+    """A signature-verifying webhook receiver per authority and one SMTP server."""
+    secrets = {a: new_secret() for a in AUTHORITIES}
+    hooks = {a: WebhookReceiver(secrets[a]) for a in AUTHORITIES}
+    smtp = SmtpSink()
+    for hook in hooks.values():
+        hook.start()
+    smtp.start()
+    try:
+        yield Peers(hooks, secrets, smtp)
+    finally:
+        for hook in hooks.values():
+            hook.stop()
+        smtp.stop()

@@ -5,7 +5,6 @@ a real PostgreSQL server."""
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,90 +15,23 @@ from kafka import KafkaProducer
 
 from schemas.topics import Topics
 from services.broker.settings import KafkaSettings
-from services.ingest.auth import hash_key
+from tests.alert_peers import (
+    HOST,
+    LOCATION,
+    OPERATOR_KEY,
+    PLACER_A,
+    PLACER_B,
+    PROVIDER,
+    THIRD,
+    Peers,
+    contacts_yaml,
+    key_for,
+    make_alerts,
+)
 from tests.conftest import consume_all
-from tests.receivers import SmtpSink, WebhookReceiver, new_secret
 from tests.service_process import AlertsProcess
 
 pytestmark = pytest.mark.integration
-
-HOST = "E10000030"
-PLACER_A = "E06000036"
-PLACER_B = "E08000025"
-THIRD = "E09000033"  # has contact points, never a placement
-AUTHORITIES = (HOST, PLACER_A, PLACER_B, THIRD)
-LOCATION = "1-100000001"
-PROVIDER = "1-000111222"
-OPERATOR_KEY = "cs_test_operator"
-
-
-def key_for(authority: str) -> str:
-    return f"cs_test_{authority.lower()}"
-
-
-@dataclass
-class Peers:
-    hooks: dict[str, WebhookReceiver]
-    secrets: dict[str, str]
-    smtp: SmtpSink
-
-
-@pytest.fixture
-def peers() -> Iterator[Peers]:
-    secrets = {a: new_secret() for a in AUTHORITIES}
-    hooks = {a: WebhookReceiver(secrets[a]) for a in AUTHORITIES}
-    smtp = SmtpSink()
-    for hook in hooks.values():
-        hook.start()
-    smtp.start()
-    try:
-        yield Peers(hooks, secrets, smtp)
-    finally:
-        for hook in hooks.values():
-            hook.stop()
-        smtp.stop()
-
-
-def contacts_yaml(peers: Peers, min_levels: dict[str, str] | None = None) -> str:
-    doc: dict[str, Any] = {"authorities": {}}
-    for authority, hook in peers.hooks.items():
-        doc["authorities"][authority] = {
-            "webhooks": [
-                {
-                    "id": f"hook-{authority.lower()}",
-                    "url": hook.url,
-                    "secret": peers.secrets[authority],
-                    "min_level": (min_levels or {}).get(authority, "minor"),
-                }
-            ],
-            "emails": [{"address": f"safeguarding@{authority.lower()}.example", "min_level": "minor"}],
-        }
-    return json.dumps(doc)  # JSON is YAML
-
-
-def write_keys(path: Path) -> None:
-    lines = [f'[[key]]\nname = "ops"\nsha256 = "{hash_key(OPERATOR_KEY)}"\noperator = true\n']
-    for authority in AUTHORITIES:
-        lines.append(
-            f'[[key]]\nname = "{authority.lower()}"\nsha256 = "{hash_key(key_for(authority))}"\n'
-            f'authority = "{authority}"\n'
-        )
-    path.write_text("\n".join(lines))
-
-
-def make_alerts(
-    tmp_path: Path, kafka: KafkaSettings, peers: Peers, database_url: str = "", **settings: str
-) -> AlertsProcess:
-    process = AlertsProcess(
-        topic_prefix=kafka.topic_prefix,
-        workdir=tmp_path,
-        database_url=database_url,
-        smtp_port=peers.smtp.port,
-        settings={f"CARESIGNAL_ALERTS_{k.upper()}": v for k, v in settings.items()},
-    )
-    process.contacts_file.write_text(contacts_yaml(peers))
-    write_keys(process.keys_file)
-    return process
 
 
 @pytest.fixture
@@ -147,8 +79,8 @@ class Feed:
             "provider_id": PROVIDER,
             "old_level": old,
             "new_level": new,
-            "direction": "escalation" if ["none", "minor", "moderate", "major"].index(new)
-            > ["none", "minor", "moderate", "major"].index(old)
+            "direction": "escalation"
+            if ["none", "minor", "moderate", "major"].index(new) > ["none", "minor", "moderate", "major"].index(old)
             else "de-escalation",
             "score": 10.0,
             "reasons": [
@@ -298,7 +230,9 @@ def test_a_mute_records_the_alert_but_does_not_send_it(alerts: AlertsProcess, pe
     standard_directory(feed)
     alerts.start()
     until = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
-    mute = api(alerts, "/v1/mutes", key=key_for(PLACER_B), method="POST", json={"location_id": LOCATION, "until": until})
+    mute = api(
+        alerts, "/v1/mutes", key=key_for(PLACER_B), method="POST", json={"location_id": LOCATION, "until": until}
+    )
     assert mute.status_code == 201, mute.text
     feed.change("none", "moderate")
     peers.hooks[HOST].wait_for(1, timeout=30)
@@ -367,9 +301,7 @@ def test_receiver_down_then_back_gets_everything_once(alerts: AlertsProcess, pee
     )
 
 
-def test_retry_after_is_honoured_and_410_disables_the_endpoint(
-    alerts: AlertsProcess, peers: Peers, feed: Feed
-) -> None:
+def test_retry_after_is_honoured_and_410_disables_the_endpoint(alerts: AlertsProcess, peers: Peers, feed: Feed) -> None:
     standard_directory(feed)
     alerts.start()
     peers.hooks[PLACER_A].set_response(503, {"Retry-After": "3"}, times=1)
@@ -379,9 +311,7 @@ def test_retry_after_is_honoured_and_410_disables_the_endpoint(
     peers.hooks[PLACER_A].wait_for(1, timeout=30)
     assert time.monotonic() - started >= 3
     alert_id = api(alerts, "/v1/alerts").json()[0]["alert_id"]
-    deliveries = {
-        (d["authority"], d["channel"]): d for d in api(alerts, f"/v1/alerts/{alert_id}").json()["deliveries"]
-    }
+    deliveries = {(d["authority"], d["channel"]): d for d in api(alerts, f"/v1/alerts/{alert_id}").json()["deliveries"]}
     log_a = deliveries[(PLACER_A, "webhook")]["attempt_log"]
     assert [(e["outcome"], e["status"]) for e in log_a] == [("retry", 503), ("delivered", 204)]
     assert deliveries[(PLACER_B, "webhook")]["state"] == "endpoint-gone"
@@ -413,14 +343,16 @@ def test_gives_up_after_the_window_into_a_visible_dead_letter_state(
         peers.hooks[PLACER_A].set_response(500)
         feed.change("none", "major")
         dead = eventually(
-            lambda: api(alerts, "/v1/alerts").json()
-            and [
-                d
-                for d in api(alerts, f"/v1/alerts/{api(alerts, '/v1/alerts').json()[0]['alert_id']}").json()[
-                    "deliveries"
+            lambda: (
+                api(alerts, "/v1/alerts").json()
+                and [
+                    d
+                    for d in api(alerts, f"/v1/alerts/{api(alerts, '/v1/alerts').json()[0]['alert_id']}").json()[
+                        "deliveries"
+                    ]
+                    if d["state"] == "dead"
                 ]
-                if d["state"] == "dead"
-            ],
+            ),
             timeout_s=30,
             what="a dead delivery",
         )
@@ -449,7 +381,10 @@ def test_reminders_for_unacknowledged_major_until_acknowledged(
         numbers = [r.body["data"]["reminder_number"] for r in peers.hooks[HOST].received()[1:3]]
         assert numbers == [1, 2]
         reminder_id = peers.hooks[HOST].received()[1].body["data"]["alert_id"]
-        assert api(alerts, f"/v1/alerts/{reminder_id}/acknowledge", key=key_for(PLACER_A), method="POST").status_code == 200
+        assert (
+            api(alerts, f"/v1/alerts/{reminder_id}/acknowledge", key=key_for(PLACER_A), method="POST").status_code
+            == 200
+        )
         time.sleep(1.0)
         count = len(peers.hooks[HOST].received())
         time.sleep(4.0)
@@ -507,9 +442,7 @@ def test_kill_9_mid_delivery_loses_nothing_and_sends_each_delivery_once(
         alerts.kill()
         alerts.start()
         for authority in (HOST, PLACER_A):
-            peers.hooks[authority].wait_for(
-                lambda got: len({r.webhook_id for r in got}) >= len(locations), timeout=90
-            )
+            peers.hooks[authority].wait_for(lambda got: len({r.webhook_id for r in got}) >= len(locations), timeout=90)
         time.sleep(2)
         for authority in (HOST, PLACER_A):
             ids = peers.hooks[authority].ids()
