@@ -440,6 +440,7 @@ def test_kill_9_mid_delivery_loses_nothing_and_sends_each_delivery_once(
             feed.change("none", "major", location_id=loc)
         peers.hooks[HOST].wait_for(10, timeout=60)
         alerts.kill()
+        assert len(peers.hooks[HOST].unique_ids()) < len(locations), "delivery finished before the kill"
         alerts.start()
         for authority in (HOST, PLACER_A):
             peers.hooks[authority].wait_for(lambda got: len({r.webhook_id for r in got}) >= len(locations), timeout=90)
