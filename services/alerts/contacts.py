@@ -76,7 +76,11 @@ class WebhookContact(_Strict):
         value = environ.get(self.secret_env)
         if value is None:
             raise ValueError(f"webhook {self.id!r}: environment variable {self.secret_env} is not set")
-        return _check_secret(value)
+        try:
+            return _check_secret(value)
+        except ValueError as exc:
+            # Name the webhook and the variable: the message alone does not say which.
+            raise ValueError(f"webhook {self.id!r}: environment variable {self.secret_env}: {exc}") from exc
 
 
 class EmailContact(_Strict):
@@ -96,11 +100,19 @@ class ContactFile(_Strict):
     @classmethod
     def _unique_ids(cls, value: dict[str, AuthorityContacts]) -> dict[str, AuthorityContacts]:
         seen: set[str] = set()
-        for contacts in value.values():
+        for authority, contacts in value.items():
             for hook in contacts.webhooks:
                 if hook.id in seen:
                     raise ValueError(f"webhook id {hook.id!r} is used twice")
                 seen.add(hook.id)
+            # The delivery id is derived from (alert, authority, address): a repeated
+            # address would give two deliveries one id, and the alert could not be stored.
+            addresses: set[str] = set()
+            for email in contacts.emails:
+                address = email.address.lower()
+                if address in addresses:
+                    raise ValueError(f"{authority}: email address {address!r} is listed twice")
+                addresses.add(address)
         return value
 
 
@@ -181,7 +193,8 @@ class ContactFileWatcher:
     def __init__(self, path: Path, environ: Mapping[str, str] | None = None) -> None:
         self.path = path
         self._environ = environ
-        self._stamp: tuple[float, int] | None = None
+        # Never a real stamp, so the first refresh always looks, and reports a missing file.
+        self._stamp: tuple[float, int] | None = (-1.0, -1)
         self.book = ContactBook()
         self.last_error: str | None = None
 

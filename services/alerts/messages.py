@@ -9,7 +9,7 @@ import html
 import json
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 
@@ -125,7 +125,8 @@ def subject_line(data: AlertData) -> str:
 
 
 def _when(value: datetime) -> str:
-    return value.strftime("%d %b %Y %H:%M UTC")
+    # Sources send local offsets (+01:00 in summer): convert, or "UTC" would be a lie.
+    return value.astimezone(UTC).strftime("%d %b %Y %H:%M UTC")
 
 
 def _plain(data: AlertData, authority_name: str | None) -> str:

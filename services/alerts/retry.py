@@ -37,7 +37,8 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    # ASCII only: str.isdigit() also accepts "²" and other digits float() refuses.
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = parsedate_to_datetime(value)
@@ -61,7 +62,8 @@ class RetryPolicy:
         receivers that failed together do not all come back at the same instant.
         A `Retry-After` is honoured: never sooner than the receiver asked.
         """
-        step: float = min(self.max_s, self.initial_s * 2.0 ** max(0, attempts - 1))
+        # The exponent is capped: 2.0 ** 1024 raises OverflowError, long after the cap.
+        step: float = min(self.max_s, self.initial_s * 2.0 ** min(max(0, attempts - 1), 1000))
         delay = step / 2 + jitter * step / 2
         if retry_after_s is not None:
             delay = max(delay, retry_after_s)
@@ -74,7 +76,10 @@ class RetryPolicy:
         deadline = created_at + self.window
         if now >= deadline:
             return None
-        when = now + timedelta(seconds=self.delay(attempts, jitter, retry_after_s))
+        delay = self.delay(attempts, jitter, retry_after_s)
         # One last try at the deadline rather than giving up early because the next
-        # step overshoots it.
-        return min(when, deadline)
+        # step overshoots it. Compared before building a timedelta: a huge Retry-After
+        # does not fit in one.
+        if delay >= (deadline - now).total_seconds():
+            return deadline
+        return now + timedelta(seconds=delay)
