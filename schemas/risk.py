@@ -1,6 +1,5 @@
 """Risk levels and level changes: what scoring publishes and alerts consume."""
 
-from datetime import datetime
 from enum import IntEnum, StrEnum
 from typing import Annotated, Literal
 
@@ -85,7 +84,7 @@ class LevelChange(Contract):
     actions: list[Action]
     meaning: str
     policy_version: str
-    decided_at: datetime
+    decided_at: AwareDatetime
 
     @property
     def key(self) -> str:

@@ -26,6 +26,7 @@ from services.alerts.metrics import AlertMetrics
 from services.alerts.routing import (
     Directory,
     alert_id_for,
+    endpoints_gone,
     kind_of,
     plan_deliveries,
     route,
@@ -165,11 +166,7 @@ class ChangeConsumer:
         subjects = [change.location_id] if change.location_id else change.locations
         muted = self.store.muted([r.authority for r in recipients], subjects, now)
         book = self.contacts.book
-        disabled = frozenset(
-            endpoint
-            for endpoint, url in self.store.disabled_endpoints().items()
-            if (hook := book.webhook(endpoint)) is not None and hook.url == url
-        )
+        disabled = endpoints_gone(self.store.disabled_endpoints(), book)
         plans = plan_deliveries(
             alert_id,
             kind,

@@ -15,7 +15,7 @@ from schemas.alerts import AlertKind, Recipient
 from schemas.risk import Level, LevelChange
 from services.alerts.contacts import ContactFileWatcher
 from services.alerts.metrics import AlertMetrics
-from services.alerts.routing import plan_deliveries, reminder_id_for
+from services.alerts.routing import endpoints_gone, plan_deliveries, reminder_id_for
 from services.alerts.store import AlertStore, NewAlert
 
 log = logging.getLogger("caresignal.alerts.reminders")
@@ -51,7 +51,7 @@ class Reminders:
             recipients,
             self.contacts.book,
             muted,
-            frozenset(self.store.disabled_endpoints()),
+            endpoints_gone(self.store.disabled_endpoints(), self.contacts.book),
         )
         return NewAlert(
             alert_id=alert_id,

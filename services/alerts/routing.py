@@ -76,7 +76,8 @@ def route(change: LevelChange, directory: Directory) -> tuple[Recipient, ...]:
 
 
 def unrouted_locations(change: LevelChange, directory: Directory) -> list[str]:
-    """Locations of the change with no directory record: nobody can be told about them."""
+    """Locations of the change with no directory record: their host authority cannot be told
+    (placing authorities with an active placement still are)."""
     wanted = [change.location_id] if change.scope == "location" and change.location_id else change.locations
     return sorted(loc for loc in wanted if loc not in directory.locations)
 
@@ -128,6 +129,15 @@ class PlannedDelivery:
     channel: Channel
     target: str  # webhook endpoint id or email address
     state: DeliveryState
+
+
+def endpoints_gone(disabled: Mapping[str, str], contacts: ContactBook) -> frozenset[str]:
+    """Endpoints that answered 410 at the URL still in force; a new URL re-enables one."""
+    return frozenset(
+        endpoint
+        for endpoint, url in disabled.items()
+        if (hook := contacts.webhook(endpoint)) is not None and hook.url == url
+    )
 
 
 def deciding_level(kind: AlertKind, old_level: Level, new_level: Level) -> Level:
