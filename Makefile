@@ -3,12 +3,12 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: setup system-deps python-deps run test lint typecheck unit bench bench-ingest bench-scoring kafka-start kafka-stop schemas clean
+.PHONY: setup system-deps python-deps run test lint typecheck unit bench bench-ingest bench-scoring kafka-start kafka-stop postgres-start postgres-stop schemas clean
 
 setup: system-deps python-deps
 
 system-deps:
-	@bash deploy/install-system-deps.sh
+	@bash deploy/install-system-deps.sh postgresql
 
 python-deps:
 	@command -v uv >/dev/null 2>&1 || [ -x "$(UV)" ] || python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
@@ -49,9 +49,17 @@ kafka-start: setup
 kafka-stop:
 	@$(RUN) caresignal kafka stop
 
+postgres-start:
+	@bash deploy/install-system-deps.sh postgresql
+	@bash deploy/postgres-local.sh start
+
+postgres-stop:
+	@bash deploy/postgres-local.sh stop
+
 schemas: python-deps
 	$(RUN) caresignal schemas export
 
 clean:
 	-@$(RUN) caresignal kafka stop
+	-@bash deploy/postgres-local.sh stop
 	rm -rf .cache .venv

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system tools the project needs when they are missing: a JDK and Maven
-# (the local Kafka broker), kcat (a Kafka client no one here wrote, used by the tests).
+# (the local Kafka broker), kcat (a Kafka client no one here wrote, used by the tests),
+# and whatever the caller names (`postgresql`: the tests' real database server).
 set -euo pipefail
 missing=()
 command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
@@ -8,7 +9,7 @@ command -v mvn >/dev/null || missing+=(maven)
 command -v kcat >/dev/null || missing+=(kcat)
 for pkg in "$@"; do
   case "$pkg" in
-    postgresql) command -v pg_ctlcluster >/dev/null || [ -x /usr/lib/postgresql/*/bin/postgres ] 2>/dev/null || missing+=(postgresql) ;;
+    postgresql) compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql) ;;
     *) dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg") ;;
   esac
 done

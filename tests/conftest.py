@@ -3,8 +3,11 @@
 If the broker cannot start, the session fails: integration tests never skip.
 """
 
+import os
+import subprocess
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer
@@ -37,6 +40,41 @@ def kafka_settings() -> Iterator[KafkaSettings]:
     if not already_running:
         # Leave a broker that `make run` started; stop the one the tests started.
         broker.stop()
+
+
+PG_SCRIPT = Path(__file__).resolve().parents[1] / "deploy" / "postgres-local.sh"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL server: CARESIGNAL_TEST_DATABASE_URL, or one started here."""
+    given = os.environ.get("CARESIGNAL_TEST_DATABASE_URL")
+    if given:
+        yield given
+        return
+    already_running = subprocess.run(["bash", str(PG_SCRIPT), "status"], capture_output=True).returncode == 0
+    started = subprocess.run(["bash", str(PG_SCRIPT), "start"], capture_output=True, text=True)
+    if started.returncode != 0:
+        pytest.fail(f"PostgreSQL did not start:\n{started.stdout}\n{started.stderr}", pytrace=False)
+    yield started.stdout.strip().splitlines()[-1]
+    if not already_running:
+        subprocess.run(["bash", str(PG_SCRIPT), "stop"], capture_output=True)
+
+
+@pytest.fixture
+def postgres_database_url(postgres_url: str) -> Iterator[str]:
+    """A database of this test's own on the real server, dropped afterwards."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    server = make_url(postgres_url)
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    admin = server.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield server.set(database=name).render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
