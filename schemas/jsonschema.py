@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from schemas.alerts import AlertNotification
 from schemas.directory import Authority, Location, Placement
 from schemas.events import EVENT_MODELS, TYPE_PREFIX
 
@@ -19,7 +20,7 @@ def _schema(model: type[BaseModel], name: str) -> dict[str, Any]:
 
 
 def generate() -> dict[str, str]:
-    """File name -> file text, for every event type and directory record."""
+    """File name -> file text, for every event type, directory record and the alert webhook body."""
     files: dict[str, dict[str, Any]] = {}
     for model in EVENT_MODELS:
         type_name: str = model.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
@@ -28,6 +29,8 @@ def generate() -> dict[str, str]:
     for record in (Location, Placement, Authority):
         name = f"directory.{record.__name__.lower()}.schema.json"
         files[name] = _schema(record, name)
+    # What receivers of alert webhooks can validate against.
+    files["alert.notification.schema.json"] = _schema(AlertNotification, "alert.notification.schema.json")
     return {name: json.dumps(schema, indent=2, sort_keys=True) + "\n" for name, schema in sorted(files.items())}
 
 
