@@ -10,6 +10,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
 from schemas.topics import SPECS, Topics
+from services.alerts.auth import AlertKeys
 from services.broker.settings import KafkaSettings
 from services.broker.topics import create_topics
 from services.cli import main
@@ -126,3 +127,20 @@ def test_kafka_status_command_reports_the_running_broker() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "answering" in result.stdout
+
+
+def test_alert_keys_are_per_authority_or_operator(tmp_path: Path) -> None:
+    keys = tmp_path / "alert-keys.toml"
+    common = ["apikey", "create", "--for", "alerts", "--file", str(keys)]
+    assert main([*common, "--name", "surrey", "--authority", "E10000030", "--write-key-to", str(tmp_path / "a")]) == 0
+    assert main([*common, "--name", "ops", "--operator", "--write-key-to", str(tmp_path / "o")]) == 0
+    assert main([*common, "--name", "both", "--operator", "--authority", "E10000030"]) == 2
+    assert main([*common, "--name", "neither"]) == 2
+    assert main([*common, "--name", "bad", "--authority", "Surrey"]) == 2
+    registry = AlertKeys.load(keys)
+    surrey = registry.authenticate((tmp_path / "a").read_text().strip())
+    ops = registry.authenticate((tmp_path / "o").read_text().strip())
+    assert surrey is not None and surrey.authority == "E10000030" and not surrey.operator
+    assert ops is not None and ops.operator
+    assert (tmp_path / "a").read_text().strip() not in keys.read_text()
+    assert registry.names() == {"surrey", "ops"}
