@@ -60,8 +60,8 @@ def cmd_topics(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    from services.apikeys import ApiKeyFileError
     from services.ingest.app import serve
-    from services.ingest.auth import ApiKeyFileError
     from services.ingest.settings import IngestSettings
 
     try:
@@ -75,7 +75,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def cmd_apikey(args: argparse.Namespace) -> int:
     from services.alerts.auth import AlertKeyEntry, append_alert_key
     from services.alerts.settings import AlertsSettings
-    from services.ingest.auth import ApiKeyEntry, ApiKeyFileError, append_key, hash_key, new_key
+    from services.apikeys import ApiKeyFileError, hash_key, new_key
+    from services.ingest.auth import ApiKeyEntry, append_key
     from services.ingest.settings import IngestSettings
 
     alerts = args.service == "alerts"
@@ -115,7 +116,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     from services.alerts.app import serve
     from services.alerts.contacts import ContactsError, load_contacts
     from services.alerts.settings import AlertsSettings
-    from services.ingest.auth import ApiKeyFileError
+    from services.apikeys import ApiKeyFileError
 
     settings = AlertsSettings()
     try:

@@ -1,18 +1,18 @@
 """API keys of the alert service: one per authority (sees only what it received), or operator.
 
-Same storage rules as ingest's keys: only SHA-256 digests are kept, in a TOML file.
+Same storage rules as ingest's keys (`services/apikeys.py`): only SHA-256 digests are
+kept, in a TOML file.
 """
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas.identifiers import OnsCode
-from services.ingest.auth import ApiKeyFileError, hash_key
+from services.apikeys import append_entry, bearer_digest, hash_key, read_key_file, unknown_key
 
 
 class AlertKeyEntry(BaseModel):
@@ -56,18 +56,8 @@ class AlertKeys:
 
     @classmethod
     def load(cls, path: Path) -> "AlertKeys":
-        try:
-            raw = tomllib.loads(path.read_text())
-        except FileNotFoundError as exc:
-            raise ApiKeyFileError(
-                f"alert API key file {path} does not exist (see `caresignal apikey create --for alerts`)"
-            ) from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ApiKeyFileError(f"alert API key file {path} is not valid TOML: {exc}") from exc
-        try:
-            return cls(AlertKeyFile.model_validate(raw).key)
-        except ValidationError as exc:
-            raise ApiKeyFileError(f"alert API key file {path} is invalid: {exc}") from exc
+        hint = "caresignal apikey create --for alerts"
+        return cls(read_key_file(path, AlertKeyFile, "alert API key file", hint).key)
 
     def names(self) -> set[str]:
         return {v.name for v in self._by_digest.values()}
@@ -75,33 +65,21 @@ class AlertKeys:
     def authenticate(self, key: str) -> Viewer | None:
         return self._by_digest.get(hash_key(key))
 
+    def by_digest(self, digest: str) -> Viewer | None:
+        return self._by_digest.get(digest)
+
 
 def append_alert_key(path: Path, entry: AlertKeyEntry) -> None:
-    existing = AlertKeys.load(path) if path.exists() else None
-    if existing is not None and entry.name in existing.names():
-        raise ApiKeyFileError(f"a key named {entry.name!r} already exists in {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    existing = AlertKeys.load(path).names() if path.exists() else set()
     role = "operator = true" if entry.operator else f'authority = "{entry.authority}"'
-    with path.open("a") as fh:
-        fh.write(f'\n[[key]]\nname = "{entry.name}"\nsha256 = "{entry.sha256}"\n{role}\n')
-    path.chmod(0o600)
+    append_entry(path, existing, entry.name, f'name = "{entry.name}"\nsha256 = "{entry.sha256}"\n{role}\n')
 
 
 async def require_viewer(request: Request) -> Viewer:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            detail="missing API key: send 'Authorization: Bearer <key>'",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
     keys: AlertKeys = request.app.state.keys
-    viewer = keys.authenticate(token.strip())
+    viewer = keys.by_digest(bearer_digest(request))
     if viewer is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, detail="unknown API key", headers={"WWW-Authenticate": "Bearer"}
-        )
+        raise unknown_key()
     return viewer
 
 

@@ -1,28 +1,17 @@
-"""API keys: each bound to one source and to the event types that source may send.
+"""Ingest API keys: each bound to one source and to the event types that source may send."""
 
-Only SHA-256 digests of keys are stored. Keys are 256-bit random tokens, so a fast hash
-is enough (there is nothing to brute-force), and lookup by digest takes the same time
-whatever the key, so there is no timing side channel on comparison.
-"""
-
-import hashlib
-import secrets
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from fastapi import Depends, Request
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from schemas.events import SHORT_NAMES, TYPE_BY_SHORT_NAME
 from schemas.identifiers import SourceId
+from services.apikeys import ApiKeyFileError, append_entry, bearer_digest, hash_key, new_key, read_key_file, unknown_key
 
-KEY_PREFIX = "cs_"
-
-
-class ApiKeyFileError(ValueError):
-    """The API key file is missing or does not validate."""
+__all__ = ["ApiKeyEntry", "ApiKeyFileError", "ApiKeyRegistry", "CallerDep", "append_key", "hash_key", "new_key"]
 
 
 class ApiKeyEntry(BaseModel):
@@ -57,14 +46,6 @@ class Caller:
     directory: bool
 
 
-def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-def new_key() -> str:
-    return KEY_PREFIX + secrets.token_urlsafe(32)
-
-
 class ApiKeyRegistry:
     def __init__(self, entries: list[ApiKeyEntry]) -> None:
         self._by_digest = {
@@ -79,16 +60,7 @@ class ApiKeyRegistry:
 
     @classmethod
     def load(cls, path: Path) -> "ApiKeyRegistry":
-        try:
-            raw = tomllib.loads(path.read_text())
-        except FileNotFoundError as exc:
-            raise ApiKeyFileError(f"API key file {path} does not exist (see `caresignal apikey create`)") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ApiKeyFileError(f"API key file {path} is not valid TOML: {exc}") from exc
-        try:
-            return cls(ApiKeyFile.model_validate(raw).key)
-        except ValidationError as exc:
-            raise ApiKeyFileError(f"API key file {path} is invalid: {exc}") from exc
+        return cls(read_key_file(path, ApiKeyFile, "API key file", "caresignal apikey create").key)
 
     def names(self) -> set[str]:
         return {c.name for c in self._by_digest.values()}
@@ -96,21 +68,21 @@ class ApiKeyRegistry:
     def authenticate(self, key: str) -> Caller | None:
         return self._by_digest.get(hash_key(key))
 
+    def authenticate_digest(self, digest: str) -> Caller | None:
+        return self._by_digest.get(digest)
+
 
 def append_key(path: Path, entry: ApiKeyEntry) -> None:
     """Add an entry to the key file, refusing a duplicate name."""
-    existing = ApiKeyRegistry.load(path) if path.exists() else None
-    if existing is not None and entry.name in existing.names():
-        raise ApiKeyFileError(f"a key named {entry.name!r} already exists in {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    existing = ApiKeyRegistry.load(path).names() if path.exists() else set()
     types = ", ".join(f'"{t}"' for t in entry.event_types)
-    with path.open("a") as fh:
-        fh.write(
-            f'\n[[key]]\nname = "{entry.name}"\nsha256 = "{entry.sha256}"\n'
-            f'source = "{entry.source}"\nevent_types = [{types}]\n'
-            f"directory = {'true' if entry.directory else 'false'}\n"
-        )
-    path.chmod(0o600)
+    append_entry(
+        path,
+        existing,
+        entry.name,
+        f'name = "{entry.name}"\nsha256 = "{entry.sha256}"\nsource = "{entry.source}"\n'
+        f"event_types = [{types}]\ndirectory = {'true' if entry.directory else 'false'}\n",
+    )
 
 
 def _registry(request: Request) -> ApiKeyRegistry:
@@ -119,21 +91,9 @@ def _registry(request: Request) -> ApiKeyRegistry:
 
 
 async def require_caller(request: Request) -> Caller:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            detail="missing API key: send 'Authorization: Bearer <key>'",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    caller = _registry(request).authenticate(token.strip())
+    caller = _registry(request).authenticate_digest(bearer_digest(request))
     if caller is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            detail="unknown API key",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        raise unknown_key()
     return caller
 
 
