@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
-from kafka.errors import CommitFailedError
+from kafka.errors import CommitFailedError, KafkaError
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 
@@ -35,6 +35,10 @@ from services.alerts.routing import (
 from services.alerts.store import AlertStore, NewAlert
 
 log = logging.getLogger("caresignal.alerts.consumer")
+
+
+class DirectoryTopicMissing(LookupError):
+    pass
 
 
 def _problems(exc: ValidationError) -> str:
@@ -121,7 +125,7 @@ class ChangeConsumer:
         for topic in (topics.locations, topics.placements, topics.authorities):
             found = consumer.partitions_for_topic(topic)
             if not found:
-                raise RuntimeError(f"directory topic {topic} does not exist (run `caresignal topics create`)")
+                raise DirectoryTopicMissing(f"directory topic {topic} does not exist (run `caresignal topics create`)")
             partitions += [TopicPartition(topic, p) for p in sorted(found)]
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
@@ -234,13 +238,25 @@ class ChangeConsumer:
         return False
 
     def run(self, stop: threading.Event) -> None:
-        try:
-            self._run(stop)
-        except Exception as exc:  # reported through readiness; the process keeps serving the API
-            self.failed = exc
-            self.metrics.consumer_ready.set(0)
-            log.exception("the risk-change consumer stopped")
-            raise
+        """Consume until `stop`; a Kafka outage is waited out, reported by readiness."""
+        delay = 1.0
+        while not stop.is_set():
+            try:
+                self._run(stop)
+                return
+            except (KafkaError, DirectoryTopicMissing) as exc:
+                self.failed = exc
+                self.ready.clear()
+                self.metrics.consumer_ready.set(0)
+                log.error("risk-change consumer: %s; retrying in %.0fs", exc, delay)
+                stop.wait(delay)
+                delay = min(delay * 2, 30.0)
+            except Exception as exc:  # a bug: keep the API up (it serves the audit) and say so
+                self.failed = exc
+                self.ready.clear()
+                self.metrics.consumer_ready.set(0)
+                log.exception("the risk-change consumer stopped")
+                raise
 
     def _run(self, stop: threading.Event) -> None:
         self.refresh_contacts(force=True)
@@ -264,6 +280,7 @@ class ChangeConsumer:
             max_poll_records=self.config.max_batch,
         )
         try:
+            self.failed = None
             self.ready.set()
             self.metrics.consumer_ready.set(1)
             while not stop.is_set():
