@@ -3,9 +3,11 @@
 If the broker cannot start, the session fails: integration tests never skip.
 """
 
+import contextlib
 import os
 import subprocess
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,6 +47,16 @@ def kafka_settings() -> Iterator[KafkaSettings]:
 PG_SCRIPT = Path(__file__).resolve().parents[1] / "deploy" / "postgres-local.sh"
 
 
+def postgres_local(command: str) -> subprocess.CompletedProcess[str]:
+    """deploy/postgres-local.sh <command>; a hang (e.g. a stuck lock) fails rather than waits forever."""
+    try:
+        return subprocess.run(["bash", str(PG_SCRIPT), command], capture_output=True, text=True, timeout=180)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(
+            f"deploy/postgres-local.sh {command} did not finish in 180 s:\n{e.stdout!r}\n{e.stderr!r}", pytrace=False
+        )
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A real PostgreSQL server: CARESIGNAL_TEST_DATABASE_URL, or one started here."""
@@ -52,29 +64,47 @@ def postgres_url() -> Iterator[str]:
     if given:
         yield given
         return
-    already_running = subprocess.run(["bash", str(PG_SCRIPT), "status"], capture_output=True).returncode == 0
-    started = subprocess.run(["bash", str(PG_SCRIPT), "start"], capture_output=True, text=True)
+    already_running = postgres_local("status").returncode == 0
+    started = postgres_local("start")
     if started.returncode != 0:
-        pytest.fail(f"PostgreSQL did not start:\n{started.stdout}\n{started.stderr}", pytrace=False)
+        pytest.fail(
+            f"PostgreSQL did not start (deploy/postgres-local.sh start exited {started.returncode}):\n"
+            f"{started.stdout}\n{started.stderr}",
+            pytrace=False,
+        )
     yield started.stdout.strip().splitlines()[-1]
     if not already_running:
-        subprocess.run(["bash", str(PG_SCRIPT), "stop"], capture_output=True)
+        # Leave a server that `make postgres-start` started; stop the one the tests started.
+        stopped = postgres_local("stop")
+        if stopped.returncode != 0:
+            warnings.warn(f"PostgreSQL did not stop: {stopped.stdout}{stopped.stderr}", stacklevel=1)
+
+
+@contextlib.contextmanager
+def fresh_database(server_url: str) -> Iterator[str]:
+    """A new, uniquely named database on the server of `server_url` (a SQLAlchemy URL), dropped on exit."""
+    import psycopg
+    from psycopg import sql
+    from sqlalchemy.engine import make_url
+
+    server = make_url(server_url)
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    admin = server.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        # FORCE: a test's leftover pooled connections must not keep the database alive.
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture
 def postgres_database_url(postgres_url: str) -> Iterator[str]:
     """A database of this test's own on the real server, dropped afterwards."""
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    server = make_url(postgres_url)
-    name = f"t_{uuid.uuid4().hex[:10]}"
-    admin = server.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield server.set(database=name).render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database(postgres_url) as url:
+        yield url
 
 
 @pytest.fixture
