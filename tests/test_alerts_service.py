@@ -75,7 +75,7 @@ class Feed:
         change = {
             "change_id": f"{location_id}:{seq}",
             "sequence": seq,
-            "location_id": location_id,
+            "location_id": None if extra.get("scope") == "organisation" else location_id,
             "provider_id": PROVIDER,
             "old_level": old,
             "new_level": new,
@@ -456,3 +456,28 @@ def test_kill_9_mid_delivery_loses_nothing_and_sends_each_delivery_once(
         assert len(listed) == len(locations)
     finally:
         alerts.stop()
+
+
+def test_an_organisation_change_reaches_the_authorities_of_all_its_locations(
+    alerts: AlertsProcess, peers: Peers, feed: Feed
+) -> None:
+    feed.location("1-100000001", host=HOST)
+    feed.location("1-100000002", host=PLACER_B)  # same provider, another area
+    feed.placement(PLACER_A, "1-100000002")
+    feed.location("1-100000003", host=THIRD, provider="1-000999999")  # another provider
+    alerts.start()
+    org = {
+        "scope": "organisation",
+        "change_id": f"org:{PROVIDER}:1",
+        "locations": ["1-100000001", "1-100000002"],
+    }
+    feed.change("none", "major", location_id=PROVIDER, **org)
+    for authority in (HOST, PLACER_A, PLACER_B):
+        peers.hooks[authority].wait_for(1, timeout=30)
+    time.sleep(1.0)
+    assert peers.hooks[THIRD].received() == []
+    data = peers.hooks[PLACER_A].received()[0].body["data"]
+    assert data["scope"] == "organisation" and data["provider_id"] == PROVIDER
+    assert data["recipient"] == {"authority": PLACER_A, "roles": ["placing"], "locations": ["1-100000002"]}
+    assert api(alerts, "/v1/alerts?location=1-100000002", key=key_for(PLACER_A)).json()[0]["scope"] == "organisation"
+    assert metric(alerts, 'caresignal_alerts_delivery_latency_seconds_count{channel="webhook"}') == 3
