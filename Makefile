@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: setup system-deps python-deps run test lint typecheck unit bench bench-ingest bench-scoring kafka-start kafka-stop postgres-start postgres-stop schemas clean
+.PHONY: setup system-deps python-deps run test lint typecheck unit bench bench-ingest bench-scoring bench-alerts kafka-start kafka-stop postgres-start postgres-stop schemas clean
 
 setup: system-deps python-deps
 
@@ -32,7 +32,7 @@ typecheck:
 unit: python-deps
 	$(RUN) pytest -ra -m "not integration"
 
-bench: bench-ingest bench-scoring
+bench: bench-ingest bench-scoring bench-alerts
 
 bench-ingest: setup
 	@bash deploy/install-system-deps.sh wrk
@@ -42,6 +42,10 @@ bench-ingest: setup
 bench-scoring: setup
 	@$(RUN) caresignal kafka start
 	$(RUN) python bench/scoring.py
+
+bench-alerts: setup
+	@$(RUN) caresignal kafka start
+	$(RUN) python bench/alerts.py
 
 kafka-start: setup
 	@$(RUN) caresignal kafka start
