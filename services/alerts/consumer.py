@@ -157,7 +157,9 @@ class ChangeConsumer:
         self.metrics.changes.labels("dead_letter").inc()
         log.warning("dead-lettered %s[%s]@%s: %s", record.topic, record.partition, record.offset, reason)
 
-    def build_alert(self, change: LevelChange, published_at: float, now: float) -> NewAlert:
+    def build_alert(
+        self, change: LevelChange, published_at: float, mutes: set[tuple[str, str]], disabled: frozenset[str]
+    ) -> NewAlert:
         recipients = route(change, self.directory)
         missing = unrouted_locations(change, self.directory)
         if missing:
@@ -168,9 +170,8 @@ class ChangeConsumer:
         kind = kind_of(change)
         alert_id = alert_id_for(change.change_id)
         subjects = [change.location_id] if change.location_id else change.locations
-        muted = self.store.muted([r.authority for r in recipients], subjects, now)
+        muted = {r.authority: True for r in recipients if any((r.authority, loc) in mutes for loc in subjects)}
         book = self.contacts.book
-        disabled = endpoints_gone(self.store.disabled_endpoints(), book)
         plans = plan_deliveries(
             alert_id,
             kind,
@@ -201,13 +202,17 @@ class ChangeConsumer:
         """Store the alerts of one batch; returns how many were new."""
         now = self.clock()
         items: list[NewAlert] = []
+        # Read once per batch, not once per change: these tables are small, and every
+        # query is a turn at SQLite's lock that the delivery worker also wants.
+        mutes = self.store.live_mutes(now)
+        disabled = endpoints_gone(self.store.disabled_endpoints(), self.contacts.book)
         for record in records:
             try:
                 change = LevelChange.model_validate_json(record.value or b"")
             except ValidationError as exc:
                 self._dead_letter(producer, record, "invalid_level_change", _problems(exc))
                 continue
-            items.append(self.build_alert(change, record.timestamp / 1000.0, now))
+            items.append(self.build_alert(change, record.timestamp / 1000.0, mutes, disabled))
         # A change replayed in the same batch (or twice on the topic) is one alert.
         unique = list({item.alert_id: item for item in reversed(items)}.values())[::-1]
         result = self.store.record(unique, now)

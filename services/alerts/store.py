@@ -231,8 +231,8 @@ class AlertFilter:
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    # The driver's own transaction handling is off so that every transaction starts
-    # with BEGIN IMMEDIATE: two writers then queue on busy_timeout instead of one
+    # The driver's own transaction handling is off so that every writing transaction
+    # starts with BEGIN IMMEDIATE: two writers then queue on busy_timeout instead of one
     # failing with "database is locked" when it upgrades a read lock.
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
@@ -244,7 +244,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Readers need no lock in WAL mode; only writers queue for it up front.
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("writes") else "BEGIN")
 
 
 def make_engine(url: str) -> Engine:
@@ -280,8 +281,10 @@ class AlertStore:
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
-        with self.engine.begin() as conn:
-            yield conn
+        with self.engine.connect() as conn:
+            conn.execution_options(writes=True)
+            with conn.begin():
+                yield conn
 
     def ping(self) -> None:
         with self.engine.connect() as conn:
@@ -441,9 +444,15 @@ class AlertStore:
                 .values(claimed_until=now + lease_s)
             )
         jobs: list[DeliveryJob] = []
+        # Deliveries of one alert share its change and recipients: parse them once.
+        parsed: dict[str, tuple[LevelChange, dict[str, Recipient]]] = {}
         for row in rows:
-            change = LevelChange.model_validate_json(row["change_json"])
-            recipients = {r["authority"]: Recipient.model_validate(r) for r in json.loads(row["recipients_json"])}
+            if row["alert_id"] not in parsed:
+                parsed[row["alert_id"]] = (
+                    LevelChange.model_validate_json(row["change_json"]),
+                    {r["authority"]: Recipient.model_validate(r) for r in json.loads(row["recipients_json"])},
+                )
+            change, recipients = parsed[row["alert_id"]]
             jobs.append(
                 DeliveryJob(
                     delivery_id=row["id"],
@@ -604,6 +613,14 @@ class AlertStore:
                 )
             )
             return {row.authority: True for row in rows}
+
+    def live_mutes(self, now: float) -> set[tuple[str, str]]:
+        """(authority, location) of every mute in force."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(mutes.c.authority, mutes.c.location_id).where(mutes.c.until > now, mutes.c.revoked_at.is_(None))
+            )
+            return {(row.authority, row.location_id) for row in rows}
 
     def add_mute(self, authority: str, location_id: str, until: float, actor: str, now: float) -> dict[str, Any]:
         with self._tx() as conn:
