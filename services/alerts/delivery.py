@@ -73,6 +73,36 @@ def send_email(config: SmtpConfig, mail: EmailMessage) -> Sent:
     return Sent(Verdict.delivered, 250, None)
 
 
+class AttemptRecorder:
+    """Writes finished attempts in small batches: all that finished together share one
+    transaction. A sender is released only once its attempt is committed."""
+
+    def __init__(self, store: AlertStore, max_batch: int = 64) -> None:
+        self.store = store
+        self.max_batch = max_batch
+        self._queue: asyncio.Queue[tuple[AttemptResult, float, str | None, asyncio.Future[None]]] = asyncio.Queue()
+
+    async def record(self, result: AttemptResult, now: float, endpoint_url: str | None) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self._queue.put((result, now, endpoint_url, done))
+        await done
+
+    async def run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self.max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await asyncio.to_thread(self.store.finish_many, [(r, now, url) for r, now, url, _ in batch])
+            except DBAPIError as exc:
+                # Not recorded: each sender's delivery is retried when its claim lapses.
+                for *_, done in batch:
+                    done.set_exception(exc)
+                continue
+            for *_, done in batch:
+                done.set_result(None)
+
+
 class DeliveryWorker:
     def __init__(
         self,
@@ -109,6 +139,7 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._client: httpx.AsyncClient | None = None
+        self._recorder: AttemptRecorder | None = None
 
     def wake(self) -> None:
         """Called from the event loop when new deliveries were stored."""
@@ -116,6 +147,9 @@ class DeliveryWorker:
 
     async def run(self, stop: asyncio.Event) -> None:
         limits = httpx.Limits(max_connections=self.max_in_flight, max_keepalive_connections=self.max_in_flight)
+        recorder = AttemptRecorder(self.store)
+        self._recorder = recorder
+        recording = asyncio.create_task(recorder.run())
         async with httpx.AsyncClient(timeout=self.http_timeout_s, limits=limits, follow_redirects=False) as client:
             self._client = client
             while not stop.is_set():
@@ -130,6 +164,9 @@ class DeliveryWorker:
                     await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval_s)
             if self._in_flight:
                 await asyncio.wait(self._in_flight, timeout=self.http_timeout_s + 1)
+        recording.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await recording
 
     async def _round(self) -> None:
         room = self.max_in_flight - len(self._in_flight)
@@ -179,7 +216,8 @@ class DeliveryWorker:
             else:
                 next_at = when.timestamp()
         result = AttemptResult(job.delivery_id, outcome, sent.status, sent.detail, duration_ms, next_at)
-        await asyncio.to_thread(self.store.finish, result, now, sent.endpoint_url)
+        assert self._recorder is not None
+        await self._recorder.record(result, now, sent.endpoint_url)
         self.metrics.notifications.labels(job.channel.value, outcome).inc()
         if outcome == "delivered":
             self.metrics.latency.labels(job.channel.value).observe(max(0.0, now - job.published_at))

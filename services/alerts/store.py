@@ -478,50 +478,58 @@ class AlertStore:
 
     def finish(self, result: AttemptResult, now: float, endpoint_url: str | None = None) -> None:
         """Record one attempt and move the delivery on."""
+        self.finish_many([(result, now, endpoint_url)])
+
+    def finish_many(self, results: Sequence[tuple[AttemptResult, float, str | None]]) -> None:
+        """Record several attempts in one transaction (one fsync, one turn at the lock)."""
         with self._tx() as conn:
+            for result, now, endpoint_url in results:
+                self._finish(conn, result, now, endpoint_url)
+
+    def _finish(self, conn: Connection, result: AttemptResult, now: float, endpoint_url: str | None) -> None:
+        conn.execute(
+            attempts.insert().values(
+                delivery_id=result.delivery_id,
+                at=now,
+                outcome=result.outcome,
+                status=result.status,
+                detail=(result.detail or "")[:500] or None,
+                duration_ms=result.duration_ms,
+            )
+        )
+        values: dict[str, Any] = {
+            "attempts": deliveries.c.attempts + 1,
+            "claimed_until": None,
+            "last_status": result.status,
+            "last_error": None if result.outcome == "delivered" else (result.detail or "")[:500],
+        }
+        if result.outcome == "delivered":
+            values.update(state=DeliveryState.delivered.value, delivered_at=now, next_attempt_at=None)
+        elif result.outcome == "retry":
+            values.update(next_attempt_at=result.next_attempt_at)
+        elif result.outcome == "gone":
+            values.update(state=DeliveryState.endpoint_gone.value, next_attempt_at=None)
+        else:  # refused, dead
+            values.update(state=DeliveryState.dead.value, next_attempt_at=None)
+        # Only a delivery still pending moves: a late answer never undoes a decision.
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id == result.delivery_id, deliveries.c.state == DeliveryState.pending.value)
+            .values(**values)
+        )
+        if result.outcome in ("dead", "refused"):
+            alert_id = conn.scalar(select(deliveries.c.alert_id).where(deliveries.c.id == result.delivery_id))
             conn.execute(
-                attempts.insert().values(
-                    delivery_id=result.delivery_id,
+                audit.insert().values(
                     at=now,
-                    outcome=result.outcome,
-                    status=result.status,
-                    detail=(result.detail or "")[:500] or None,
-                    duration_ms=result.duration_ms,
+                    actor="system",
+                    action="delivery.dead",
+                    alert_id=alert_id,
+                    detail=json.dumps({"delivery_id": result.delivery_id, "reason": result.detail}),
                 )
             )
-            values: dict[str, Any] = {
-                "attempts": deliveries.c.attempts + 1,
-                "claimed_until": None,
-                "last_status": result.status,
-                "last_error": None if result.outcome == "delivered" else (result.detail or "")[:500],
-            }
-            if result.outcome == "delivered":
-                values.update(state=DeliveryState.delivered.value, delivered_at=now, next_attempt_at=None)
-            elif result.outcome == "retry":
-                values.update(next_attempt_at=result.next_attempt_at)
-            elif result.outcome == "gone":
-                values.update(state=DeliveryState.endpoint_gone.value, next_attempt_at=None)
-            else:  # refused, dead
-                values.update(state=DeliveryState.dead.value, next_attempt_at=None)
-            # Only a delivery still pending moves: a late answer never undoes a decision.
-            conn.execute(
-                update(deliveries)
-                .where(deliveries.c.id == result.delivery_id, deliveries.c.state == DeliveryState.pending.value)
-                .values(**values)
-            )
-            if result.outcome in ("dead", "refused"):
-                alert_id = conn.scalar(select(deliveries.c.alert_id).where(deliveries.c.id == result.delivery_id))
-                conn.execute(
-                    audit.insert().values(
-                        at=now,
-                        actor="system",
-                        action="delivery.dead",
-                        alert_id=alert_id,
-                        detail=json.dumps({"delivery_id": result.delivery_id, "reason": result.detail}),
-                    )
-                )
-            if result.outcome == "gone":
-                self._disable_endpoint(conn, result, now, endpoint_url or "")
+        if result.outcome == "gone":
+            self._disable_endpoint(conn, result, now, endpoint_url or "")
 
     def _disable_endpoint(self, conn: Connection, result: AttemptResult, now: float, url: str) -> None:
         target = conn.scalar(select(deliveries.c.target).where(deliveries.c.id == result.delivery_id))
