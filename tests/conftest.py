@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer
+from kafka import KafkaAdminClient, KafkaConsumer
+from kafka.errors import KafkaError
 
 from schemas.topics import Topics
 from services.broker.local import LocalBroker
@@ -108,11 +109,19 @@ def postgres_database_url(postgres_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def topics(kafka_settings: KafkaSettings) -> Topics:
+def topics(kafka_settings: KafkaSettings) -> Iterator[Topics]:
     """A fresh set of topics for this test only."""
     names = Topics.with_prefix(f"t{uuid.uuid4().hex[:10]}")
     create_topics(kafka_settings.bootstrap_servers, names)
-    return names
+    yield names
+    # A long-lived local broker with thousands of leftover topics starts slowly.
+    admin = KafkaAdminClient(bootstrap_servers=kafka_settings.bootstrap_servers)
+    try:
+        admin.delete_topics(list(names.by_role().values()))
+    except KafkaError as exc:
+        warnings.warn(f"could not delete the test's topics: {exc}", stacklevel=1)
+    finally:
+        admin.close()
 
 
 @pytest.fixture
