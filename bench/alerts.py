@@ -48,6 +48,7 @@ from kafka import KafkaProducer
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.asgi_lifespan import serve_lifespan  # noqa: E402
 from schemas.alerts import AlertKind, Recipient, RecipientRole  # noqa: E402
 from schemas.directory import Authority, Location, Placement, PlacementStatus, ServiceType  # noqa: E402
 from schemas.risk import Action, EvidenceRef, LevelChange, LevelName, RuleFiring  # noqa: E402
@@ -82,13 +83,8 @@ async def _reply(send: Any, status: int, body: bytes = b"") -> None:
 async def receiver_app(scope, receive, send):  # type: ignore[no-untyped-def]
     """Records (arrival, path, webhook-id, data.alert_id) of every POST under /hooks/ and answers 204."""
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await serve_lifespan(receive, send)
+        return
     arrived = time.time()
     path = scope["path"]
     body = b""

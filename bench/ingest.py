@@ -31,6 +31,7 @@ from kafka import KafkaProducer
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.asgi_lifespan import serve_lifespan  # noqa: E402
 from schemas.examples import example_event  # noqa: E402
 from schemas.topics import Topics  # noqa: E402
 from services.broker.local import LocalBroker  # noqa: E402
@@ -47,13 +48,8 @@ KEY = "cs_bench_" + uuid.uuid4().hex
 async def bare_app(scope, receive, send):  # type: ignore[no-untyped-def]
     """The baseline: an ASGI endpoint that reads the body and returns a fixed answer."""
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await serve_lifespan(receive, send)
+        return
     more = True
     while more:
         message = await receive()

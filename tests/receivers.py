@@ -240,7 +240,33 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_PUT = do_PATCH = do_DELETE = _not_allowed  # noqa: N815
 
 
-class WebhookReceiver:
+class _Restartable:
+    """A peer that can go away and come back on the same port, and be used with `with`."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def down(self) -> None:
+        """The peer goes away: connections to its port are refused."""
+        self.stop()
+
+    def up(self) -> None:
+        """The peer is back, on the same port."""
+        self.start()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+class WebhookReceiver(_Restartable):
     """A Standard Webhooks receiver on 127.0.0.1, strict about signatures.
 
     Every POST to `path` is verified with `standardwebhooks.Webhook(secret).verify`.
@@ -318,22 +344,6 @@ class WebhookReceiver:
             server.cut_connections()  # and kept-alive connections die too
             if thread is not None:
                 thread.join(timeout=5)
-
-    def down(self) -> None:
-        """The receiver goes away: connections to its port are refused."""
-        self.stop()
-
-    def up(self) -> None:
-        """The receiver is back, on the same port."""
-        self.start()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     # ---- behaviour
 
@@ -540,7 +550,7 @@ class _SinkHandler:
         return "250 OK: queued"
 
 
-class SmtpSink:
+class SmtpSink(_Restartable):
     """An SMTP server on 127.0.0.1 that keeps every message it accepts.
 
     with SmtpSink() as sink:
@@ -595,20 +605,6 @@ class SmtpSink:
             controller, self._controller = self._controller, None
             if controller is not None:
                 controller.stop()
-
-    def down(self) -> None:
-        self.stop()
-
-    def up(self) -> None:
-        self.start()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     # ---- behaviour
 
