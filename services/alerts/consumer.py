@@ -283,6 +283,10 @@ class ChangeConsumer:
             auto_offset_reset="earliest",
             client_id="caresignal-alerts",
             max_poll_records=self.config.max_batch,
+            # A topic created moments before can be missing from the first metadata the
+            # group is assigned on ("No partition metadata"); the default 5-minute refresh
+            # would leave the consumer idle that long before it rebalances.
+            metadata_max_age_ms=5000,
         )
         try:
             self.failed = None
