@@ -175,8 +175,11 @@ class LocalBroker:
     def _format_storage(self) -> None:
         if (self.data_dir / "meta.properties").exists():
             return
-        cluster_id = uuid.uuid4().bytes
-        cid = base64.urlsafe_b64encode(cluster_id).decode().rstrip("=")
+        # Like Kafka's own Uuid.randomUuid(): an id starting with "-" would be read as an
+        # option by the storage tool's argument parser (1 start in 64 failed that way).
+        cid = "-"
+        while cid.startswith("-"):
+            cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         result = subprocess.run(
             [
                 "java",
