@@ -23,6 +23,7 @@ from services.alerts.routing import (
     deciding_level,
     delivery_id_for,
     kind_of,
+    muted_authorities,
     plan_deliveries,
     reminder_id_for,
     route,
@@ -536,3 +537,18 @@ def test_reminder_ids_are_distinct_from_the_alert_and_from_each_other() -> None:
 def test_kind_of_follows_the_direction() -> None:
     assert kind_of(change(old=LevelName.minor, new=LevelName.major)) is AlertKind.escalation
     assert kind_of(change(old=LevelName.major, new=LevelName.none)) is AlertKind.de_escalation
+
+
+def test_muted_authorities_needs_the_same_authority_and_one_of_the_locations() -> None:
+    recipients = [
+        Recipient(authority="E10000030", roles=[RecipientRole.host], locations=["1-100000001"]),
+        Recipient(authority="E06000036", roles=[RecipientRole.placing], locations=["1-100000001"]),
+    ]
+    mutes = {("E10000030", "1-100000001"), ("E06000036", "1-100000002")}
+    assert muted_authorities(recipients, ["1-100000001"], mutes) == {"E10000030": True}
+    assert muted_authorities(recipients, ["1-100000001", "1-100000002"], mutes) == {
+        "E10000030": True,
+        "E06000036": True,
+    }
+    assert muted_authorities(recipients, ["1-100000003"], mutes) == {}
+    assert muted_authorities(recipients, ["1-100000001"], set()) == {}

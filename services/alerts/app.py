@@ -29,7 +29,7 @@ from services.alerts.delivery import DeliveryWorker, SmtpConfig, retry_policy
 from services.alerts.messages import Links
 from services.alerts.metrics import AlertMetrics
 from services.alerts.reminders import Reminders
-from services.alerts.routing import DeliveryState, Directory
+from services.alerts.routing import DeliveryState, Directory, endpoints_gone
 from services.alerts.settings import AlertsSettings
 from services.alerts.store import AlertFilter, AlertNotFound, AlertStore, MuteNotFound
 from services.broker.settings import KafkaSettings
@@ -261,16 +261,16 @@ def create_app(runtime: AlertRuntime, run_background: bool = True) -> FastAPI:
     @app.get("/v1/endpoints", response_model=list[EndpointView], tags=["contact points"])
     def list_endpoints(runtime: RuntimeDep, _: OperatorDep) -> list[EndpointView]:
         """Webhook contact points in force (never their secrets), and which are disabled."""
-        disabled = runtime.store.disabled_endpoints()
         book = runtime.contacts.book
+        gone = endpoints_gone(runtime.store.disabled_endpoints(), book)
         return [
             EndpointView(
                 endpoint_id=hook.endpoint_id,
                 authority=hook.authority,
                 url=hook.url,
                 min_level=hook.min_level.name,
-                disabled=disabled.get(hook.endpoint_id) == hook.url,
-                disabled_reason="answered 410 Gone" if disabled.get(hook.endpoint_id) == hook.url else None,
+                disabled=hook.endpoint_id in gone,
+                disabled_reason="answered 410 Gone" if hook.endpoint_id in gone else None,
             )
             for hooks in book.webhooks.values()
             for hook in hooks

@@ -28,8 +28,10 @@ from services.alerts.routing import (
     alert_id_for,
     endpoints_gone,
     kind_of,
+    muted_authorities,
     plan_deliveries,
     route,
+    subject_locations,
     unrouted_locations,
 )
 from services.alerts.store import AlertStore, NewAlert
@@ -169,8 +171,7 @@ class ChangeConsumer:
             )
         kind = kind_of(change)
         alert_id = alert_id_for(change.change_id)
-        subjects = [change.location_id] if change.location_id else change.locations
-        muted = {r.authority: True for r in recipients if any((r.authority, loc) in mutes for loc in subjects)}
+        muted = muted_authorities(recipients, subject_locations(change), mutes)
         book = self.contacts.book
         plans = plan_deliveries(
             alert_id,

@@ -15,7 +15,13 @@ from schemas.alerts import AlertKind, Recipient
 from schemas.risk import Level, LevelChange
 from services.alerts.contacts import ContactFileWatcher
 from services.alerts.metrics import AlertMetrics
-from services.alerts.routing import endpoints_gone, plan_deliveries, reminder_id_for
+from services.alerts.routing import (
+    endpoints_gone,
+    muted_authorities,
+    plan_deliveries,
+    reminder_id_for,
+    subject_locations,
+)
 from services.alerts.store import AlertStore, NewAlert
 
 log = logging.getLogger("caresignal.alerts.reminders")
@@ -36,13 +42,14 @@ class Reminders:
         self.interval_s = interval_s
         self.clock = clock
 
-    def reminder_for(self, row: dict[str, Any], now: float) -> NewAlert:
+    def reminder_for(
+        self, row: dict[str, Any], now: float, mutes: set[tuple[str, str]], disabled: frozenset[str]
+    ) -> NewAlert:
         change = LevelChange.model_validate_json(row["change_json"])
         recipients = tuple(Recipient.model_validate(r) for r in json.loads(row["recipients_json"]))
         number = int(row["reminders_sent"]) + 1
         alert_id = reminder_id_for(row["id"], number)
-        subjects = [change.location_id] if change.location_id else change.locations
-        muted = self.store.muted([r.authority for r in recipients], subjects, now)
+        muted = muted_authorities(recipients, subject_locations(change), mutes)
         plans = plan_deliveries(
             alert_id,
             AlertKind.reminder,
@@ -51,7 +58,7 @@ class Reminders:
             recipients,
             self.contacts.book,
             muted,
-            endpoints_gone(self.store.disabled_endpoints(), self.contacts.book),
+            disabled,
         )
         return NewAlert(
             alert_id=alert_id,
@@ -71,7 +78,10 @@ class Reminders:
         due = self.store.due_reminders(now, self.interval_s)
         if not due:
             return 0
-        result = self.store.record([self.reminder_for(row, now) for row in due], now)
+        # Read once per round, as the consumer does once per batch.
+        mutes = self.store.live_mutes(now)
+        disabled = endpoints_gone(self.store.disabled_endpoints(), self.contacts.book)
+        result = self.store.record([self.reminder_for(row, now, mutes, disabled) for row in due], now)
         for _ in result.created:
             self.metrics.alerts.labels(AlertKind.reminder.value, "major").inc()
         if result.created:

@@ -6,7 +6,7 @@ organisation-level change, the same rule is applied to every location of the pro
 """
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -75,11 +75,25 @@ def route(change: LevelChange, directory: Directory) -> tuple[Recipient, ...]:
     )
 
 
+def subject_locations(change: LevelChange) -> list[str]:
+    """The locations a change is about: its location, or the organisation's troubled ones."""
+    if change.scope == "location":
+        return [change.location_id] if change.location_id else []
+    return list(change.locations)
+
+
 def unrouted_locations(change: LevelChange, directory: Directory) -> list[str]:
     """Locations of the change with no directory record: their host authority cannot be told
     (placing authorities with an active placement still are)."""
-    wanted = [change.location_id] if change.scope == "location" and change.location_id else change.locations
-    return sorted(loc for loc in wanted if loc not in directory.locations)
+    return sorted(loc for loc in subject_locations(change) if loc not in directory.locations)
+
+
+def muted_authorities(
+    recipients: Iterable[Recipient], locations: Iterable[str], live_mutes: Set[tuple[str, str]]
+) -> dict[str, bool]:
+    """authority -> True for each recipient with a mute in force on any of the locations."""
+    wanted = list(locations)
+    return {r.authority: True for r in recipients if any((r.authority, loc) in live_mutes for loc in wanted)}
 
 
 # --- alert and delivery identities ---------------------------------------------------

@@ -11,7 +11,7 @@ databases.
 """
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -407,11 +407,6 @@ class AlertStore:
                 .values(reminders_sent=alerts.c.reminders_sent + 1, last_reminder_at=now)
             )
 
-    def change_of(self, alert_id: str) -> str | None:
-        with self.engine.connect() as conn:
-            value: str | None = conn.scalar(select(alerts.c.change_json).where(alerts.c.id == alert_id))
-            return value
-
     # --- the outbox ------------------------------------------------------------------
 
     def claim_due(self, now: float, limit: int, lease_s: float) -> list[DeliveryJob]:
@@ -596,31 +591,7 @@ class AlertStore:
                 conn.scalar(select(func.count()).select_from(deliveries).where(deliveries.c.state == state.value)) or 0
             )
 
-    def next_due(self) -> float | None:
-        with self.engine.connect() as conn:
-            value: float | None = conn.scalar(
-                select(func.min(deliveries.c.next_attempt_at)).where(deliveries.c.state == DeliveryState.pending.value)
-            )
-            return value
-
     # --- mutes -----------------------------------------------------------------------
-
-    def muted(self, authorities: Iterable[str], location_ids: Iterable[str], now: float) -> dict[str, bool]:
-        """authority -> whether it has a live mute on any of the locations."""
-        wanted = list(authorities)
-        locations = list(location_ids)
-        if not wanted or not locations:
-            return {}
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(mutes.c.authority).where(
-                    mutes.c.authority.in_(wanted),
-                    mutes.c.location_id.in_(locations),
-                    mutes.c.until > now,
-                    mutes.c.revoked_at.is_(None),
-                )
-            )
-            return {row.authority: True for row in rows}
 
     def live_mutes(self, now: float) -> set[tuple[str, str]]:
         """(authority, location) of every mute in force."""
@@ -798,10 +769,3 @@ class AlertStore:
         )
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
-
-    def counts_by_level(self) -> dict[tuple[str, str], int]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(alerts.c.kind, alerts.c.new_level, func.count()).group_by(alerts.c.kind, alerts.c.new_level)
-            )
-            return {(kind, level): int(n) for kind, level, n in rows}
