@@ -85,6 +85,10 @@ class LevelChange(Contract):
     meaning: str
     policy_version: str
     decided_at: AwareDatetime
+    # Caused by loading history (events sent with a backfill key), or by time passing on
+    # a location whose newest evidence came from one: a decision about the past, which
+    # alerts records but does not send one by one.
+    backfill: bool = False
 
     @property
     def key(self) -> str:

@@ -48,6 +48,12 @@ class Topics:
         return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[misc]
 
 
+# Set by ingest on events sent with a key that may load history (a backfill). The scorer
+# marks the level changes such events cause, and alerts does not notify them one by one:
+# recipients are told a subject's current level once the backfill has settled.
+BACKFILL_HEADER = "caresignal.backfill"
+
+
 def dead_letter_headers(reason: str, detail: str, topic: str, partition: int, offset: int) -> list[tuple[str, bytes]]:
     """Why a message was set aside, and where it came from: every service writes these."""
     return [
