@@ -3,20 +3,31 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: setup system-deps python-deps run test lint typecheck unit bench bench-ingest bench-scoring bench-alerts kafka-start kafka-stop postgres-start postgres-stop schemas clean
+.PHONY: setup run-setup broker-deps system-deps python-deps run test lint typecheck unit bench bench-ingest bench-scoring bench-alerts kafka-start kafka-stop postgres-start postgres-stop schemas clean
 
+# Everything `make test` needs. `make run` needs less (run-setup): no PostgreSQL, kcat
+# or docker-compose, which only the tests use.
 setup: system-deps python-deps
 
+run-setup: broker-deps python-deps
+
+# A JDK and Maven: the local Kafka broker.
+broker-deps:
+	@bash deploy/install-system-deps.sh
+
 system-deps:
-	@bash deploy/install-system-deps.sh postgresql
+	@bash deploy/install-system-deps.sh kcat postgresql docker-compose
 
 python-deps:
 	@command -v uv >/dev/null 2>&1 || [ -x "$(UV)" ] || python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
 	@$(UV) sync --frozen --quiet
 
-# Starts the broker, provisions topics, makes a local API key on first run
-# (.cache/dev-api-key), then runs ingest and the scorer until Ctrl-C.
-run: setup
+# Starts the broker, provisions topics, makes local API keys on first run
+# (.cache/dev-api-key, .cache/dev-alerts-key), then runs the scorer, ingest, a mail sink
+# and alerts until Ctrl-C. On Ctrl-C the script stops every service, prints
+# "make run: stopped" and exits 0; GNU make itself still ends by re-raising SIGINT
+# (status 130 in a shell) once its child has exited, whatever the child's status.
+run: run-setup
 	@bash deploy/run-local.sh
 
 test: setup lint typecheck
@@ -34,20 +45,20 @@ unit: python-deps
 
 bench: bench-ingest bench-scoring bench-alerts
 
-bench-ingest: setup
+bench-ingest: run-setup
 	@bash deploy/install-system-deps.sh wrk
 	@$(RUN) caresignal kafka start
 	$(RUN) python bench/ingest.py
 
-bench-scoring: setup
+bench-scoring: run-setup
 	@$(RUN) caresignal kafka start
 	$(RUN) python bench/scoring.py
 
-bench-alerts: setup
+bench-alerts: run-setup
 	@$(RUN) caresignal kafka start
 	$(RUN) python bench/alerts.py
 
-kafka-start: setup
+kafka-start: run-setup
 	@$(RUN) caresignal kafka start
 
 kafka-stop:

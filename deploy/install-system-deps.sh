@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Installs the system tools the project needs when they are missing: a JDK and Maven
-# (the local Kafka broker), kcat (a Kafka client no one here wrote, used by the tests),
-# and whatever the caller names (`postgresql`: the tests' real database server).
+# Installs the system tools the project needs when they are missing: always a JDK and
+# Maven (the local Kafka broker), plus whatever the caller names: `kcat` (a Kafka client
+# no one here wrote), `postgresql` (the tests' real database server), `docker-compose`
+# (a compose implementation whose parser checks docker-compose.yml), `wrk`.
 set -euo pipefail
 missing=()
 command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || missing+=(maven)
-command -v kcat >/dev/null || missing+=(kcat)
 for pkg in "$@"; do
   case "$pkg" in
     postgresql) compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql) ;;
+    kcat) command -v kcat >/dev/null || missing+=(kcat) ;;
+    docker-compose) command -v docker-compose >/dev/null || missing+=(docker-compose) ;;
     *) dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg") ;;
   esac
 done
