@@ -1,0 +1,48 @@
+"""Peer sums kept per (rule, service type, partition) in a global table.
+
+Each partition's worker writes only its own rows, so no two writers share a key; a
+location's peer view adds the rows of every partition.
+"""
+
+import json
+from collections.abc import Mapping, MutableMapping
+
+from schemas.directory import Location
+from services.scoring.model import PeerStats, PeerUpdate
+from services.scoring.policy import Policy
+
+PeerTable = MutableMapping[str, bytes | None]
+
+
+def peer_key(rule_id: str, service_type: str, partition: int) -> str:
+    return f"{rule_id}|{service_type}|{partition}"
+
+
+def peer_view(
+    table: Mapping[str, bytes | None], policy: Policy, location: Location | None, partitions: int
+) -> dict[tuple[str, str], PeerStats]:
+    if location is None:
+        return {}
+    view = {}
+    kind = location.service_type.value
+    for rule in policy.peers:
+        n, total, total_sq = 0, 0.0, 0.0
+        for partition in range(partitions):
+            raw = table.get(peer_key(rule.id, kind, partition))
+            if raw:
+                part = json.loads(raw)
+                n, total, total_sq = n + part[0], total + part[1], total_sq + part[2]
+        view[(rule.id, kind)] = PeerStats(n, total, total_sq)
+    return view
+
+
+def apply_peer_updates(table: PeerTable, updates: list[PeerUpdate], partition: int) -> None:
+    for update in updates:
+        for sign, contribution in ((-1, update.old), (1, update.new)):
+            if contribution is None:
+                continue
+            kind, rate = contribution
+            key = peer_key(update.rule_id, kind, partition)
+            raw = table.get(key)
+            n, total, total_sq = json.loads(raw) if raw else (0, 0.0, 0.0)
+            table[key] = json.dumps([n + sign, total + sign * rate, total_sq + sign * rate * rate]).encode()
