@@ -17,8 +17,10 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     TypeAdapter,
     ValidationInfo,
     field_validator,
@@ -35,6 +37,28 @@ class Contract(BaseModel):
     """Base of every contract: unknown fields are an error, never silently dropped."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+
+# --- strict JSON types ---------------------------------------------------------------
+# Pydantic's lax mode reads "yes" and 0 as booleans and "5" as a number: a producer's
+# mistake would then be scored as if it meant something. Event fields take only their
+# own JSON type (an integer is still a valid number).
+
+Bool = Annotated[bool, Strict()]
+Int = Annotated[int, Strict()]
+Number = Annotated[float, Strict()]
+
+
+def _iso_text(value: object) -> object:
+    # Lax mode reads a number as a Unix timestamp; a date or time must be an ISO 8601 string
+    # (or, from Python, a date/datetime already).
+    if isinstance(value, int | float):
+        raise ValueError("must be an ISO 8601 string, not a number")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_text)]
+IsoDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
 
 
 # --- shared vocabularies -------------------------------------------------------------
@@ -110,7 +134,7 @@ class NotificationCategory(StrEnum):
 
 class StatutoryNotification(Contract):
     category: NotificationCategory
-    linked_to_safeguarding: bool
+    linked_to_safeguarding: Bool
     person_ref: Pseudonym | None = None
 
 
@@ -121,8 +145,8 @@ class VisitOutcome(StrEnum):
 
 class MissedVisit(Contract):
     outcome: VisitOutcome
-    minutes_late: Annotated[int, Field(ge=1, le=1440)] | None = None
-    time_critical: bool
+    minutes_late: Annotated[Int, Field(ge=1, le=1440)] | None = None
+    time_critical: Bool
     person_ref: Pseudonym | None = None
 
     @model_validator(mode="after")
@@ -161,7 +185,7 @@ class PoliceFlag(Contract):
     kind: PoliceFlagKind
     # The policy's Major trigger is criminal proceedings *about poor care*; proceedings
     # about, say, a burglary at the premises must not set it.
-    care_related: bool
+    care_related: Bool
 
 
 class AbuseType(StrEnum):
@@ -181,8 +205,8 @@ class AbuseType(StrEnum):
 
 class SafeguardingConcern(Contract):
     abuse_type: AbuseType
-    serious: bool
-    linked_death: bool
+    serious: Bool
+    linked_death: Bool
     person_ref: Pseudonym | None = None
 
 
@@ -197,7 +221,7 @@ class CqcKeyQuestionRatings(Contract):
 class CqcRating(Contract):
     overall: Rating
     key_questions: CqcKeyQuestionRatings
-    published: date
+    published: IsoDate
 
 
 class EnforcementAction(StrEnum):
@@ -211,7 +235,7 @@ class EnforcementAction(StrEnum):
 
 class CqcEnforcement(Contract):
     action: EnforcementAction
-    quality_related: bool
+    quality_related: Bool
 
 
 class ContractMonitoring(Contract):
@@ -238,16 +262,16 @@ class Whistleblowing(Contract):
     _check_unique = field_validator("key_questions")(_unique)
 
 
-Share = Annotated[float, Field(ge=0.0, le=1.0)]
+Share = Annotated[Number, Field(ge=0.0, le=1.0)]
 
 
 class Workforce(Contract):
     agency_staff_share: Share | None = None
     vacancy_rate: Share | None = None
-    training_gaps: bool | None = None
-    induction_gaps: bool | None = None
-    manager_concerns: bool | None = None
-    registered_manager_left: bool | None = None
+    training_gaps: Bool | None = None
+    induction_gaps: Bool | None = None
+    manager_concerns: Bool | None = None
+    registered_manager_left: Bool | None = None
 
     @model_validator(mode="after")
     def _says_something(self) -> Self:
@@ -277,7 +301,7 @@ class InjuryType(StrEnum):
 class HealthUse(Contract):
     kind: HealthUseKind
     injury_type: InjuryType | None = None
-    repeat_injury: bool = False
+    repeat_injury: Bool = False
     person_ref: Pseudonym | None = None
 
     @model_validator(mode="after")
@@ -296,7 +320,7 @@ class Envelope(Contract):
     specversion: Literal["1.0"]
     id: EventId
     source: SourceId
-    time: AwareDatetime
+    time: IsoDatetime
     subject: LocationId
     datacontenttype: Literal["application/json"] = "application/json"
 

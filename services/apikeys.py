@@ -6,17 +6,27 @@ whatever the key, so there is no timing side channel on comparison.
 """
 
 import hashlib
+import logging
+import os
 import secrets
+import threading
+import time
 import tomllib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import HTTPException, Request, status
+from fastapi import HTTPException, Request, Security, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ValidationError
+
+log = logging.getLogger(__name__)
 
 KEY_PREFIX = "cs_"
 
 M = TypeVar("M", bound=BaseModel)
+V = TypeVar("V")
 
 
 class ApiKeyFileError(ValueError):
@@ -55,8 +65,119 @@ def append_entry(path: Path, existing_names: set[str], name: str, body: str) -> 
     path.chmod(0o600)
 
 
+@dataclass(frozen=True)
+class FileStamp:
+    """What changes when a file is edited, replaced (new inode) or appended to."""
+
+    mtime_ns: int
+    size: int
+    inode: int
+
+    @classmethod
+    def of(cls, path: Path) -> "FileStamp | None":
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return None
+        return cls(st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+class KeyFileWatcher(Generic[M]):
+    """The last good contents of a key file, re-read when the file changes.
+
+    A key made with `caresignal apikey create` applies within `interval_s` without a
+    restart, and a key removed from the file stops working as fast. The file is looked
+    at (one stat) at most every `interval_s`, on the caller's path; a broken edit or a
+    deleted file keeps the last good keys and logs a warning once per change.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        model: type[M],
+        what: str,
+        hint: str,
+        interval_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.path = path
+        self._model = model
+        self._what = what
+        self._hint = hint
+        self._interval_s = interval_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        # The first read raises: a service must not start on a missing or broken file.
+        self._stamp = FileStamp.of(path)
+        self._contents = read_key_file(path, model, what, hint)
+        self._checked_at = clock()
+        self.last_error: str | None = None
+
+    def current(self) -> M:
+        if self._clock() - self._checked_at >= self._interval_s and self._lock.acquire(blocking=False):
+            # Another thread already checking: it gets the new keys, this caller the last ones.
+            try:
+                self._check()
+            finally:
+                self._lock.release()
+        return self._contents
+
+    def _check(self) -> None:
+        self._checked_at = self._clock()
+        stamp = FileStamp.of(self.path)
+        if stamp == self._stamp:
+            return
+        self._stamp = stamp
+        try:
+            self._contents = read_key_file(self.path, self._model, self._what, self._hint)
+        except ApiKeyFileError as exc:
+            self.last_error = f"{exc}; keeping the last good keys"
+            log.warning("%s", self.last_error)
+            return
+        self.last_error = None
+        log.info("%s %s reloaded", self._what, self.path)
+
+
+class KeyIndex(Generic[M, V]):
+    """Callers by key digest, from a fixed key file or one that is watched for changes."""
+
+    def __init__(self, source: M | KeyFileWatcher[M], index: Callable[[M], dict[str, V]]) -> None:
+        self._source = source
+        self._index = index
+        self._indexed: M | None = None
+        self._by_digest: dict[str, V] = {}
+
+    def _current(self) -> dict[str, V]:
+        contents = self._source.current() if isinstance(self._source, KeyFileWatcher) else self._source
+        if contents is not self._indexed:
+            # Built aside and swapped in one assignment: a concurrent reader sees old or new, never half.
+            by_digest = self._index(contents)
+            self._by_digest, self._indexed = by_digest, contents
+        return self._by_digest
+
+    def get(self, digest: str) -> V | None:
+        return self._current().get(digest)
+
+    def values(self) -> Iterable[V]:
+        return self._current().values()
+
+
 def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+# Declares bearer auth in the OpenAPI document (so Swagger UI's "Authorize" sends the key);
+# the header is checked below, with answers that say what is wrong.
+BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="HTTPBearer",
+    description="An API key made with `caresignal apikey create`, sent as `Authorization: Bearer <key>`.",
+)
+
+
+async def key_digest(request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)]) -> str:
+    """Dependency: the bearer key's digest, or 401."""
+    return bearer_digest(request)
 
 
 def bearer_digest(request: Request) -> str:

@@ -96,7 +96,12 @@ def cmd_apikey(args: argparse.Namespace) -> int:
                 raise ValueError("an ingest key needs --source")
             types = sorted(SHORT_NAMES) if args.all_types else [t for t in (args.types or "").split(",") if t]
             entry = ApiKeyEntry(
-                name=args.name, sha256=hash_key(key), source=args.source, event_types=types, directory=args.directory
+                name=args.name,
+                sha256=hash_key(key),
+                source=args.source,
+                event_types=types,
+                directory=args.directory,
+                backfill=args.backfill,
             )
             append_key(path, entry)
     except (ApiKeyFileError, ValueError) as exc:
@@ -259,6 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--types", help=f"comma-separated event types: {', '.join(sorted(SHORT_NAMES))}")
     create.add_argument("--all-types", action="store_true")
     create.add_argument("--directory", action="store_true", help="may write locations, placements, authorities")
+    create.add_argument(
+        "--backfill", action="store_true", help="ingest: may send events older than the age limit (loading history)"
+    )
     create.add_argument("--authority", help="alerts: the ONS code of the authority whose alerts this key reads")
     create.add_argument("--operator", action="store_true", help="alerts: an operator key (sees every alert)")
     create.add_argument(

@@ -32,6 +32,7 @@ from services.alerts.reminders import Reminders
 from services.alerts.routing import DeliveryState, Directory, endpoints_gone
 from services.alerts.settings import AlertsSettings
 from services.alerts.store import AlertFilter, AlertNotFound, AlertStore, MuteNotFound
+from services.apidocs import install_docs
 from services.broker.settings import KafkaSettings
 
 log = logging.getLogger("caresignal.alerts")
@@ -185,7 +186,10 @@ def create_app(runtime: AlertRuntime, run_background: bool = True) -> FastAPI:
         ),
         lifespan=lifespan,
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        docs_url=None,
+        redoc_url=None,
     )
+    install_docs(app)
     app.state.runtime = runtime
     app.state.keys = runtime.keys
 
@@ -332,7 +336,7 @@ def serve(settings: AlertsSettings, kafka: KafkaSettings) -> None:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # kafka-python logs every connection at INFO; its warnings are what operators need.
     logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLogger().level))
-    runtime = build_runtime(settings, kafka, AlertKeys.load(settings.api_keys_file))
+    runtime = build_runtime(settings, kafka, AlertKeys.watch(settings.api_keys_file))
     uvicorn.run(
         create_app(runtime), host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False
     )

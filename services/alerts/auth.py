@@ -1,7 +1,7 @@
 """API keys of the alert service: one per authority (sees only what it received), or operator.
 
 Same storage rules as ingest's keys (`services/apikeys.py`): only SHA-256 digests are
-kept, in a TOML file.
+kept, in a TOML file, which a running service re-reads when it changes.
 """
 
 from dataclasses import dataclass
@@ -12,7 +12,15 @@ from fastapi import Depends, HTTPException, Request, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas.identifiers import OnsCode
-from services.apikeys import append_entry, bearer_digest, hash_key, read_key_file, unknown_key
+from services.apikeys import (
+    KeyFileWatcher,
+    KeyIndex,
+    append_entry,
+    hash_key,
+    key_digest,
+    read_key_file,
+    unknown_key,
+)
 
 
 class AlertKeyEntry(BaseModel):
@@ -50,23 +58,37 @@ class Viewer:
         return f"operator:{self.name}" if self.authority is None else f"{self.authority}:{self.name}"
 
 
+def _viewers(file: AlertKeyFile) -> dict[str, Viewer]:
+    return {e.sha256: Viewer(e.name, e.authority) for e in file.key}
+
+
+WHAT = "alert API key file"
+HINT = "caresignal apikey create --for alerts"
+
+
 class AlertKeys:
-    def __init__(self, entries: list[AlertKeyEntry]) -> None:
-        self._by_digest = {e.sha256: Viewer(e.name, e.authority) for e in entries}
+    def __init__(self, entries: list[AlertKeyEntry] | KeyFileWatcher[AlertKeyFile]) -> None:
+        source = entries if isinstance(entries, KeyFileWatcher) else AlertKeyFile(key=entries)
+        self._index: KeyIndex[AlertKeyFile, Viewer] = KeyIndex(source, _viewers)
 
     @classmethod
     def load(cls, path: Path) -> "AlertKeys":
-        hint = "caresignal apikey create --for alerts"
-        return cls(read_key_file(path, AlertKeyFile, "alert API key file", hint).key)
+        """The keys in the file now."""
+        return cls(read_key_file(path, AlertKeyFile, WHAT, HINT).key)
+
+    @classmethod
+    def watch(cls, path: Path, interval_s: float = 1.0) -> "AlertKeys":
+        """The keys in the file, re-read when it changes (what a running service uses)."""
+        return cls(KeyFileWatcher(path, AlertKeyFile, WHAT, HINT, interval_s))
 
     def names(self) -> set[str]:
-        return {v.name for v in self._by_digest.values()}
+        return {v.name for v in self._index.values()}
 
     def authenticate(self, key: str) -> Viewer | None:
-        return self._by_digest.get(hash_key(key))
+        return self._index.get(hash_key(key))
 
     def by_digest(self, digest: str) -> Viewer | None:
-        return self._by_digest.get(digest)
+        return self._index.get(digest)
 
 
 def append_alert_key(path: Path, entry: AlertKeyEntry) -> None:
@@ -75,9 +97,9 @@ def append_alert_key(path: Path, entry: AlertKeyEntry) -> None:
     append_entry(path, existing, entry.name, f'name = "{entry.name}"\nsha256 = "{entry.sha256}"\n{role}\n')
 
 
-async def require_viewer(request: Request) -> Viewer:
+async def require_viewer(request: Request, digest: Annotated[str, Depends(key_digest)]) -> Viewer:
     keys: AlertKeys = request.app.state.keys
-    viewer = keys.by_digest(bearer_digest(request))
+    viewer = keys.by_digest(digest)
     if viewer is None:
         raise unknown_key()
     return viewer

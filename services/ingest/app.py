@@ -15,8 +15,9 @@ from pydantic import TypeAdapter
 
 from schemas.directory import Authority, Location, Placement
 from schemas.events import Event, EventParser
+from services.apidocs import install_docs
 from services.broker.settings import KafkaSettings
-from services.ingest import directory, events
+from services.ingest import batch, directory, events
 from services.ingest.auth import ApiKeyRegistry
 from services.ingest.context import IngestContext, IngestDep
 from services.ingest.errors import install_handlers
@@ -58,11 +59,15 @@ def create_app(
         lifespan=lifespan,
         # Operations use Prometheus (/metrics); FastAPI's OpenTelemetry hooks cost ~5% per request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        docs_url=None,
+        redoc_url=None,
     )
+    install_docs(app)
     app.state.context = context
     app.state.api_keys = api_keys
     install_handlers(app, settings.retry_after_s)
     app.include_router(events.router)
+    app.include_router(batch.router)
     app.include_router(directory.router)
 
     @app.get("/healthz", tags=["operations"], summary="The process is up")
@@ -112,6 +117,6 @@ def _document_contracts(app: FastAPI) -> None:
 
 
 def serve(settings: IngestSettings, kafka: KafkaSettings) -> None:
-    api_keys = ApiKeyRegistry.load(settings.api_keys_file)
+    api_keys = ApiKeyRegistry.watch(settings.api_keys_file)
     app = create_app(settings, kafka, api_keys)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=False)

@@ -9,7 +9,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from schemas.events import SHORT_NAMES, TYPE_BY_SHORT_NAME
 from schemas.identifiers import SourceId
-from services.apikeys import ApiKeyFileError, append_entry, bearer_digest, hash_key, new_key, read_key_file, unknown_key
+from services.apikeys import (
+    ApiKeyFileError,
+    KeyFileWatcher,
+    KeyIndex,
+    append_entry,
+    hash_key,
+    key_digest,
+    new_key,
+    read_key_file,
+    unknown_key,
+)
 
 __all__ = ["ApiKeyEntry", "ApiKeyFileError", "ApiKeyRegistry", "CallerDep", "append_key", "hash_key", "new_key"]
 
@@ -22,6 +32,9 @@ class ApiKeyEntry(BaseModel):
     source: SourceId
     event_types: list[str] = []
     directory: bool = False
+    # May send events older than the ingest age limit (loading history); they are marked
+    # as backfill on the topic so that nobody is alerted about the past one change at a time.
+    backfill: bool = False
 
     @field_validator("event_types")
     @classmethod
@@ -44,32 +57,49 @@ class Caller:
     source: str
     event_types: frozenset[str]  # full CloudEvents type names
     directory: bool
+    backfill: bool = False
+
+
+def _callers(file: ApiKeyFile) -> dict[str, Caller]:
+    return {
+        e.sha256: Caller(
+            name=e.name,
+            source=e.source,
+            event_types=frozenset(TYPE_BY_SHORT_NAME[t] for t in e.event_types),
+            directory=e.directory,
+            backfill=e.backfill,
+        )
+        for e in file.key
+    }
+
+
+WHAT = "API key file"
+HINT = "caresignal apikey create"
 
 
 class ApiKeyRegistry:
-    def __init__(self, entries: list[ApiKeyEntry]) -> None:
-        self._by_digest = {
-            e.sha256: Caller(
-                name=e.name,
-                source=e.source,
-                event_types=frozenset(TYPE_BY_SHORT_NAME[t] for t in e.event_types),
-                directory=e.directory,
-            )
-            for e in entries
-        }
+    def __init__(self, entries: list[ApiKeyEntry] | KeyFileWatcher[ApiKeyFile]) -> None:
+        source = entries if isinstance(entries, KeyFileWatcher) else ApiKeyFile(key=entries)
+        self._index: KeyIndex[ApiKeyFile, Caller] = KeyIndex(source, _callers)
 
     @classmethod
     def load(cls, path: Path) -> "ApiKeyRegistry":
-        return cls(read_key_file(path, ApiKeyFile, "API key file", "caresignal apikey create").key)
+        """The keys in the file now."""
+        return cls(read_key_file(path, ApiKeyFile, WHAT, HINT).key)
+
+    @classmethod
+    def watch(cls, path: Path, interval_s: float = 1.0) -> "ApiKeyRegistry":
+        """The keys in the file, re-read when it changes (what a running service uses)."""
+        return cls(KeyFileWatcher(path, ApiKeyFile, WHAT, HINT, interval_s))
 
     def names(self) -> set[str]:
-        return {c.name for c in self._by_digest.values()}
+        return {c.name for c in self._index.values()}
 
     def authenticate(self, key: str) -> Caller | None:
-        return self._by_digest.get(hash_key(key))
+        return self._index.get(hash_key(key))
 
     def authenticate_digest(self, digest: str) -> Caller | None:
-        return self._by_digest.get(digest)
+        return self._index.get(digest)
 
 
 def append_key(path: Path, entry: ApiKeyEntry) -> None:
@@ -81,7 +111,8 @@ def append_key(path: Path, entry: ApiKeyEntry) -> None:
         existing,
         entry.name,
         f'name = "{entry.name}"\nsha256 = "{entry.sha256}"\nsource = "{entry.source}"\n'
-        f"event_types = [{types}]\ndirectory = {'true' if entry.directory else 'false'}\n",
+        f"event_types = [{types}]\ndirectory = {'true' if entry.directory else 'false'}\n"
+        f"backfill = {'true' if entry.backfill else 'false'}\n",
     )
 
 
@@ -90,8 +121,8 @@ def _registry(request: Request) -> ApiKeyRegistry:
     return registry
 
 
-async def require_caller(request: Request) -> Caller:
-    caller = _registry(request).authenticate_digest(bearer_digest(request))
+async def require_caller(request: Request, digest: Annotated[str, Depends(key_digest)]) -> Caller:
+    caller = _registry(request).authenticate_digest(digest)
     if caller is None:
         raise unknown_key()
     return caller

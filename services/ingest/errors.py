@@ -37,6 +37,15 @@ class InvalidBody(Exception):
         self.reason = reason
 
 
+class InvalidHeader(Exception):
+    """A request header is missing or wrong (CloudEvents binary mode's `ce-*`)."""
+
+    def __init__(self, header: str, reason: str) -> None:
+        super().__init__(reason)
+        self.header = header
+        self.reason = reason
+
+
 def problems(errors: Sequence[Any], prefix: tuple[str | int, ...] = ("body",)) -> list[dict[str, Any]]:
     """Pydantic errors as `{loc, msg, type}` without the input value."""
     out = []
@@ -68,6 +77,10 @@ def install_handlers(app: FastAPI, retry_after_s: int) -> None:
         assert isinstance(exc, InvalidBody)
         return unprocessable([{"loc": ["body", exc.field], "msg": exc.reason, "type": "invalid_body"}])
 
+    async def on_invalid_header(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, InvalidHeader)
+        return unprocessable([{"loc": ["header", exc.header], "msg": exc.reason, "type": "invalid_header"}])
+
     async def on_too_large(_: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(status_code=413, content={"detail": str(exc)})
 
@@ -84,6 +97,7 @@ def install_handlers(app: FastAPI, retry_after_s: int) -> None:
     app.add_exception_handler(ValidationError, on_validation)
     app.add_exception_handler(RequestValidationError, on_request_validation)
     app.add_exception_handler(InvalidBody, on_invalid_body)
+    app.add_exception_handler(InvalidHeader, on_invalid_header)
     app.add_exception_handler(PayloadTooLarge, on_too_large)
     app.add_exception_handler(BatchTooLarge, on_too_large)
     app.add_exception_handler(UnsupportedMediaType, on_media_type)

@@ -21,6 +21,10 @@ class IngestSettings(BaseSettings):
     max_batch_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     max_batch_events: int = Field(default=1000, ge=1, le=10_000)
     future_tolerance_s: int = Field(default=300, ge=0)
+    # Events older than this are refused unless the key may backfill. The default is the
+    # default policy's retention_days: an older event could no longer change any level,
+    # but a live one that late would raise alerts about the past.
+    max_event_age_days: int = Field(default=400, ge=1)
     # 0: under load records still batch while a request is in flight, and a lone event
     # is not held back (5 ms of linger cost 5 ms on every single-event answer).
     linger_ms: int = Field(default=0, ge=0)
