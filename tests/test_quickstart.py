@@ -1,0 +1,260 @@
+"""The README's quick start, run as a newcomer would: a clean environment, `uv` not on PATH.
+
+`make run` is started from the repository root in a session of its own, so that Ctrl-C
+can be sent to its whole process group and every process it started can be found.
+It uses the repository's own `.cache/` (keys, logs, scorer state), as a newcomer's run would.
+"""
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services.broker.settings import KafkaSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+LOGS = ROOT / ".cache" / "logs"
+LOCATION = "1-101234567"
+DEFAULT_PORTS = {"ingest": 8000, "scoring": 6066, "alerts": 8002, "mail sink": 8025}
+
+
+def clean_env(kafka: KafkaSettings, **extra: str) -> dict[str, str]:
+    """What a newcomer's login shell would have: HOME and the system PATH, nothing else."""
+    env = {"HOME": os.environ["HOME"], "PATH": "/usr/bin:/bin"}
+    if kafka.external:
+        # The tests were pointed at a cluster of their own; a local broker here would be a second one.
+        env["KAFKA_BOOTSTRAP_SERVERS"] = kafka.bootstrap_servers
+    return {**env, **extra}
+
+
+def readme_block(heading: str) -> str:
+    """The first ```sh block under a README heading."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split(f"\n{heading}\n", 1)[1]
+    match = re.search(r"```sh\n(.*?)```", section, re.S)
+    assert match, f"no sh block under {heading!r} in README.md"
+    return match.group(1)
+
+
+def session_processes(session_id: int) -> list[str]:
+    """Every live process of a session, as 'pid (command)'."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # ended while we looked
+        command, rest = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
+        state, session = rest[0], int(rest[3])
+        if session == session_id and state != "Z":
+            found.append(f"{entry.name} ({command})")
+    return found
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class MakeRun:
+    """`make run` in a new session, its output in a file."""
+
+    def __init__(self, env: dict[str, str], output: Path) -> None:
+        self.output = output
+        self.process = subprocess.Popen(
+            ["make", "run"],
+            cwd=ROOT,
+            env=env,
+            stdout=output.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def text(self) -> str:
+        return self.output.read_text(errors="replace")
+
+    def diagnostics(self) -> str:
+        logs = []
+        for name in ("ingest", "scorer", "alerts"):
+            log = LOGS / f"{name}.log"
+            if log.exists():
+                logs.append(f"--- {log} (tail)\n" + "\n".join(log.read_text(errors="replace").splitlines()[-30:]))
+        return f"--- make run output\n{self.text()}\n" + "\n".join(logs)
+
+    def wait_gone(self, timeout_s: float) -> list[str]:
+        """Waits for make and every process of its session to end; what is left after timeout_s."""
+        deadline = time.monotonic() + timeout_s
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=timeout_s)
+        left = session_processes(self.process.pid)
+        while left and time.monotonic() < deadline:
+            time.sleep(0.2)
+            left = session_processes(self.process.pid)
+        return left
+
+    def kill(self) -> None:
+        """Clean-up after a failed test: nothing it started may keep the ports."""
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            if not session_processes(self.process.pid):
+                break
+            try:
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:
+                break
+            self.wait_gone(15)
+        if self.process.poll() is None:
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def make_run_slot() -> Iterator[None]:
+    busy = [f"{name} :{port}" for name, port in DEFAULT_PORTS.items() if port_in_use(port)]
+    assert not busy, f"ports in use ({', '.join(busy)}): stop the `make run` that is running, then run this test"
+    yield
+
+
+def wait_ready(run: MakeRun, urls: list[str], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    pending = list(urls)
+    while pending and time.monotonic() < deadline:
+        assert run.process.poll() is None, f"make run exited with {run.process.returncode}\n{run.diagnostics()}"
+        for url in list(pending):
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    pending.remove(url)
+            except httpx.HTTPError:
+                pass
+        time.sleep(1)
+    assert not pending, f"not ready within {timeout_s}s: {pending}\n{run.diagnostics()}"
+
+
+@pytest.mark.integration
+def test_readme_quick_start_in_a_clean_environment(
+    kafka_settings: KafkaSettings, make_run_slot: None, tmp_path: Path
+) -> None:
+    env = clean_env(kafka_settings)
+    assert shutil.which("uv", path=env["PATH"]) is None, "uv is on /usr/bin:/bin: this test would prove nothing"
+    run = MakeRun(env, tmp_path / "make-run.out")
+    try:
+        wait_ready(
+            run,
+            ["http://127.0.0.1:8000/readyz", "http://127.0.0.1:6066/readyz", "http://127.0.0.1:8002/readyz"],
+            timeout_s=180,
+        )
+
+        sent = subprocess.run(
+            ["bash", "-c", readme_block("## Send an event")],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert sent.returncode == 0, sent.stderr
+        assert sent.stdout.startswith("HTTP/1.1 202"), sent.stdout
+
+        deadline = time.monotonic() + 60
+        risk = httpx.get(f"http://127.0.0.1:6066/v1/locations/{LOCATION}/risk", timeout=5)
+        while risk.status_code != 200 and time.monotonic() < deadline:
+            time.sleep(1)
+            risk = httpx.get(f"http://127.0.0.1:6066/v1/locations/{LOCATION}/risk", timeout=5)
+        assert risk.status_code == 200, f"{risk.status_code} {risk.text}\n{run.diagnostics()}"
+        level = risk.json()["level"]
+
+        explained = subprocess.run(
+            ["./caresignal", "policy", "explain", LOCATION],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert explained.returncode == 0, explained.stderr
+        assert re.search(rf"^{LOCATION}: {level.upper()}\b", explained.stdout, re.M), explained.stdout
+
+        # Ctrl-C in a terminal: SIGINT to the whole foreground process group.
+        os.killpg(run.process.pid, signal.SIGINT)
+        left = run.wait_gone(15)
+        assert not left, f"still running 15 s after Ctrl-C: {left}\n{run.diagnostics()}"
+        output = run.text()
+        # The script traps SIGINT, stops its services, prints this line and exits 0. GNU make
+        # then re-raises SIGINT on itself once its child has exited (its fatal-signal
+        # handler), so make's own status is -SIGINT whatever the script did; had the script
+        # failed, make would have printed "*** [Makefile:..: run] Error N" before that.
+        assert "make run: stopped" in output, output
+        assert "a service exited" not in output and "Error" not in output, output
+        assert run.process.returncode in (0, -signal.SIGINT), run.process.returncode
+    finally:
+        run.kill()
+
+
+@pytest.mark.integration
+def test_a_service_that_dies_stops_the_others_and_make_run_fails(
+    test_kafka_settings: KafkaSettings, make_run_slot: None, tmp_path: Path
+) -> None:
+    broken = tmp_path / "contacts.yaml"
+    broken.write_text("authorities:\n  not-an-ons-code: {}\n")
+    env = clean_env(
+        test_kafka_settings,
+        CARESIGNAL_TOPIC_PREFIX=test_kafka_settings.topic_prefix,
+        CARESIGNAL_ALERTS_CONTACTS_FILE=str(broken),
+        CARESIGNAL_INGEST_PORT=str(free_port()),
+        CARESIGNAL_SCORING_WEB_PORT=str(free_port()),
+        CARESIGNAL_SCORING_DATA_DIR=str(tmp_path / "scoring"),
+        CARESIGNAL_SCORING_APP_ID=f"quickstart-{uuid.uuid4().hex[:8]}",
+        CARESIGNAL_ALERTS_PORT=str(free_port()),
+        CARESIGNAL_ALERTS_SMTP_PORT=str(free_port()),
+    )
+    # Whatever the previous run left must survive this one: rotated, or appended to.
+    LOGS.mkdir(parents=True, exist_ok=True)
+    before: dict[str, str] = {}
+    for name in ("scorer.log", "mail.log"):
+        log = LOGS / name
+        if not log.exists() or not log.read_text(errors="replace"):
+            log.write_text(f"a line {name} had before this test started\n")
+        before[name] = log.read_text(errors="replace")
+
+    run = MakeRun(env, tmp_path / "make-run.out")
+    try:
+        left = run.wait_gone(120)
+        assert not left, f"still running: {left}\n{run.diagnostics()}"
+        output = run.text()
+        # The banner names the contact file in force, not the default one.
+        assert f"contact points {broken}" in output, output
+        assert re.search(r"a service exited \(alerts, status 2\); stopping the others", output), output
+        assert run.process.returncode == 2 and "Error 1" in output, (run.process.returncode, output)
+        assert (LOGS / "scorer.log.1").read_text(errors="replace") == before["scorer.log"]
+        assert (LOGS / "mail.log").read_text(errors="replace").startswith(before["mail.log"])
+    finally:
+        run.kill()
+
+
+def test_make_run_installs_no_postgresql_but_make_test_does() -> None:
+    def planned(target: str) -> str:
+        dry = subprocess.run(["make", "-n", target], cwd=ROOT, capture_output=True, text=True, timeout=30)
+        assert dry.returncode == 0, dry.stderr
+        return dry.stdout
+
+    run_plan = planned("run")
+    assert "deploy/install-system-deps.sh" in run_plan and "deploy/run-local.sh" in run_plan, run_plan
+    assert "postgresql" not in run_plan, run_plan
+    assert "postgresql" in planned("test")
