@@ -1,5 +1,6 @@
 """The event and directory contracts (pure: no broker)."""
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -119,6 +120,39 @@ def test_type_names_carry_a_version() -> None:
 def test_type_specific_rules(short_type: str, data: dict, field: tuple) -> None:  # type: ignore[type-arg]
     locs = [loc for loc, _ in errors_of(example_event(short_type, time=NOW, data=data))]
     assert field in locs
+
+
+@pytest.mark.parametrize(
+    ("short_type", "field", "value"),
+    [
+        ("safeguarding_concern", "serious", "yes"),
+        ("safeguarding_concern", "linked_death", 0),
+        ("statutory_notification", "linked_to_safeguarding", "false"),
+        ("missed_visit", "time_critical", 1),
+        ("missed_visit", "minutes_late", "95"),
+        ("police_flag", "care_related", "true"),
+        ("workforce", "vacancy_rate", "0.1"),
+        ("workforce", "registered_manager_left", "n"),
+        ("health_use", "repeat_injury", 0),
+        ("cqc_rating", "published", 1_699_920_000),
+    ],
+)
+def test_data_fields_take_only_their_own_json_type(short_type: str, field: str, value: object) -> None:
+    obj = example_event(short_type, time=NOW)
+    obj["data"] = {**obj["data"], field: value}
+    assert [loc for loc, _ in errors_of(obj)] == [("data", field)]
+    with pytest.raises(ValidationError) as info:
+        parser.parse_json(json.dumps(obj), now=NOW)
+    assert [e["loc"][1:] for e in info.value.errors()] == [("data", field)]
+
+
+def test_strict_types_keep_iso_dates_and_integers_as_numbers() -> None:
+    rating = example_event("cqc_rating", time=NOW)
+    assert parser.parse_json(json.dumps(rating), now=NOW).data.published.isoformat() == "2026-10-01"  # type: ignore[union-attr]
+    share = example_event("workforce", time=NOW, data={"agency_staff_share": 1})
+    assert parser.parse_obj(share, now=NOW).data.agency_staff_share == 1.0  # type: ignore[union-attr]
+    timestamp = {**example_event(time=NOW), "time": 1_700_000_000}
+    assert [loc for loc, _ in errors_of(timestamp)] == [("time",)]
 
 
 def test_envelope_rejects_wrong_specversion_and_content_type() -> None:

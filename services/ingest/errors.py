@@ -75,7 +75,8 @@ def install_handlers(app: FastAPI, retry_after_s: int) -> None:
 
     async def on_invalid_body(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, InvalidBody)
-        return unprocessable([{"loc": ["body", exc.field], "msg": exc.reason, "type": "invalid_body"}])
+        loc = ["body"] if exc.field == "body" else ["body", exc.field]
+        return unprocessable([{"loc": loc, "msg": exc.reason, "type": "invalid_body"}])
 
     async def on_invalid_header(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, InvalidHeader)
