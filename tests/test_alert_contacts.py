@@ -217,6 +217,11 @@ SURREY_HOOK = "authorities.E10000030.webhooks.0"
             lambda d: surrey(d)["webhooks"][0].update(id="Surrey MASH"), [f"{SURREY_HOOK}.id"], id="bad-webhook-id"
         ),
         pytest.param(
+            lambda d: surrey(d)["webhooks"][0].update(id="Surrey-MASH"),
+            [f"{SURREY_HOOK}.id", "'Surrey-MASH'", "lowercase", "did you mean 'surrey-mash'?"],
+            id="uppercase-webhook-id",
+        ),
+        pytest.param(
             lambda d: surrey(d)["webhooks"][0].update(min_levl="major"),
             [f"{SURREY_HOOK}.min_levl", "Extra inputs"],
             id="unknown-webhook-key",

@@ -12,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 import uvicorn
-from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, status
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy.exc import DBAPIError
 
 from schemas.alerts import AlertNotification
@@ -24,12 +24,13 @@ from schemas.risk import LevelName
 from services.alerts import views
 from services.alerts.auth import AlertKeys, OperatorDep, Viewer, ViewerDep
 from services.alerts.consumer import ChangeConsumer, ConsumerConfig
-from services.alerts.contacts import ContactFileWatcher
+from services.alerts.contacts import WEBHOOK_ID_PATTERN, ContactFileWatcher
 from services.alerts.delivery import DeliveryWorker, SmtpConfig, retry_policy
+from services.alerts.errors import invalid, refusals
 from services.alerts.messages import Links
 from services.alerts.metrics import AlertMetrics
 from services.alerts.reminders import Reminders
-from services.alerts.routing import DeliveryState, Directory, endpoints_gone
+from services.alerts.routing import ALERT_ID_PATTERN, DeliveryState, Directory, endpoints_gone
 from services.alerts.settings import AlertsSettings
 from services.alerts.store import AlertFilter, AlertNotFound, AlertStore, MuteNotFound
 from services.apidocs import install_docs
@@ -99,14 +100,36 @@ def build_runtime(settings: AlertsSettings, kafka: KafkaSettings | None, keys: A
     return AlertRuntime(settings, store, keys, contacts, directory, metrics, worker, reminders, consumer)
 
 
+MAX_MUTE_HOURS = 24 * 90
+# The largest id the mutes table can hold on both databases (PostgreSQL's INTEGER).
+MAX_MUTE_ID = 2**31 - 1
+
+
 class MuteRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     location_id: LocationId
     # An authority key mutes for its own authority; an operator names one.
     authority: OnsCode | None = None
-    until: AwareDatetime | None = None
-    hours: Annotated[float | None, Field(gt=0, le=24 * 90)] = None
+    until: Annotated[
+        AwareDatetime | None, Field(description=f"in the future, at most {MAX_MUTE_HOURS} hours from now")
+    ] = None
+    hours: Annotated[float | None, Field(gt=0, le=MAX_MUTE_HOURS)] = None
+
+    @field_validator("until")
+    @classmethod
+    def _until_expires(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return value
+        now = datetime.now(UTC)
+        if value <= now:
+            raise ValueError("`until` is in the past")
+        if value > now + timedelta(hours=MAX_MUTE_HOURS):
+            raise ValueError(
+                f"`until` is more than {MAX_MUTE_HOURS} hours (90 days) from now: a mute always expires; "
+                "mute again when it ends"
+            )
+        return value
 
     @model_validator(mode="after")
     def _one_expiry(self) -> "MuteRequest":
@@ -124,12 +147,22 @@ class EndpointView(BaseModel):
     disabled_reason: str | None
 
 
+class Readiness(BaseModel):
+    status: Literal["ready", "not ready"]
+    problems: list[str] = []
+
+
 def _runtime(request: Request) -> AlertRuntime:
     runtime: AlertRuntime = request.app.state.runtime
     return runtime
 
 
 RuntimeDep = Annotated[AlertRuntime, Depends(_runtime)]
+AlertIdPath = Annotated[
+    str, Path(pattern=ALERT_ID_PATTERN, description="`al_` and 24 hex digits; a reminder adds `-r<n>`")
+]
+MuteIdPath = Annotated[int, Path(ge=1, le=MAX_MUTE_ID)]
+EndpointIdPath = Annotated[str, Path(pattern=WEBHOOK_ID_PATTERN, description="lowercase, as in the contact file")]
 
 
 def _visible_alert(runtime: AlertRuntime, viewer: Viewer, alert_id: str) -> dict[str, object]:
@@ -193,7 +226,7 @@ def create_app(runtime: AlertRuntime, run_background: bool = True) -> FastAPI:
     app.state.runtime = runtime
     app.state.keys = runtime.keys
 
-    @app.get("/v1/alerts", response_model=list[views.AlertSummary], tags=["alerts"])
+    @app.get("/v1/alerts", response_model=list[views.AlertSummary], tags=["alerts"], responses=refusals(401, 403))
     def list_alerts(
         runtime: RuntimeDep,
         viewer: ViewerDep,
@@ -220,49 +253,54 @@ def create_app(runtime: AlertRuntime, run_background: bool = True) -> FastAPI:
         rows = runtime.store.list_alerts(flt, viewer.authority)
         return [views.summary(row, viewer.authority) for row in rows]
 
-    @app.get("/v1/alerts/{alert_id}", response_model=views.AlertDetail, tags=["alerts"])
-    def get_alert(alert_id: str, runtime: RuntimeDep, viewer: ViewerDep) -> views.AlertDetail:
+    @app.get("/v1/alerts/{alert_id}", response_model=views.AlertDetail, tags=["alerts"], responses=refusals(401, 404))
+    def get_alert(alert_id: AlertIdPath, runtime: RuntimeDep, viewer: ViewerDep) -> views.AlertDetail:
         """The alert with its full delivery log: who was told what, when, how, with what result."""
         return views.detail(_visible_alert(runtime, viewer, alert_id), viewer.authority)
 
-    @app.post("/v1/alerts/{alert_id}/acknowledge", response_model=views.AlertDetail, tags=["alerts"])
-    def acknowledge(alert_id: str, runtime: RuntimeDep, viewer: ViewerDep) -> views.AlertDetail:
+    @app.post(
+        "/v1/alerts/{alert_id}/acknowledge",
+        response_model=views.AlertDetail,
+        tags=["alerts"],
+        responses=refusals(401, 404),
+    )
+    def acknowledge(alert_id: AlertIdPath, runtime: RuntimeDep, viewer: ViewerDep) -> views.AlertDetail:
         """Records who acknowledged and when; stops reminders. A cleared notice is still sent."""
         _visible_alert(runtime, viewer, alert_id)
         row = runtime.store.acknowledge(alert_id, viewer.actor, time.time())
         return views.detail(row, viewer.authority)
 
-    @app.get("/v1/mutes", response_model=list[views.MuteView], tags=["mutes"])
+    @app.get("/v1/mutes", response_model=list[views.MuteView], tags=["mutes"], responses=refusals(401))
     def list_mutes(runtime: RuntimeDep, viewer: ViewerDep, include_expired: bool = False) -> list[views.MuteView]:
         rows = runtime.store.list_mutes(viewer.authority, time.time(), include_expired)
         return [views.mute(r) for r in rows]
 
-    @app.post("/v1/mutes", response_model=views.MuteView, status_code=201, tags=["mutes"])
+    @app.post(
+        "/v1/mutes", response_model=views.MuteView, status_code=201, tags=["mutes"], responses=refusals(400, 401, 403)
+    )
     def add_mute(body: MuteRequest, runtime: RuntimeDep, viewer: ViewerDep) -> views.MuteView:
         """Mute one location for one authority until a time. Alerts are still recorded (state
         `muted` on the delivery); cleared notices are still sent."""
         authority = viewer.authority or body.authority
         if authority is None:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="an operator must name the `authority`")
+            raise invalid(("body", "authority"), "an operator key must name the `authority` to mute for", "missing")
         if viewer.authority is not None and body.authority not in (None, viewer.authority):
             raise HTTPException(status.HTTP_403_FORBIDDEN, detail="an authority key mutes only for its own authority")
         now = datetime.now(UTC)
         until = body.until or now + timedelta(hours=body.hours or 0)
-        if until <= now:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="`until` is in the past")
         row = runtime.store.add_mute(authority, body.location_id, until.timestamp(), viewer.actor, now.timestamp())
         log.info("mute %s: %s muted %s until %s", row["id"], authority, body.location_id, until.isoformat())
         return views.mute(row)
 
-    @app.delete("/v1/mutes/{mute_id}", response_model=views.MuteView, tags=["mutes"])
-    def revoke_mute(mute_id: int, runtime: RuntimeDep, viewer: ViewerDep) -> views.MuteView:
+    @app.delete("/v1/mutes/{mute_id}", response_model=views.MuteView, tags=["mutes"], responses=refusals(401, 404))
+    def revoke_mute(mute_id: MuteIdPath, runtime: RuntimeDep, viewer: ViewerDep) -> views.MuteView:
         try:
             row = runtime.store.revoke_mute(mute_id, viewer.authority, viewer.actor, time.time())
         except MuteNotFound:
             raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no mute {mute_id}") from None
         return views.mute(row)
 
-    @app.get("/v1/endpoints", response_model=list[EndpointView], tags=["contact points"])
+    @app.get("/v1/endpoints", response_model=list[EndpointView], tags=["contact points"], responses=refusals(401, 403))
     def list_endpoints(runtime: RuntimeDep, _: OperatorDep) -> list[EndpointView]:
         """Webhook contact points in force (never their secrets), and which are disabled."""
         book = runtime.contacts.book
@@ -280,8 +318,8 @@ def create_app(runtime: AlertRuntime, run_background: bool = True) -> FastAPI:
             for hook in hooks
         ]
 
-    @app.post("/v1/endpoints/{endpoint_id}/enable", tags=["contact points"])
-    def enable_endpoint(endpoint_id: str, runtime: RuntimeDep, viewer: OperatorDep) -> dict[str, str]:
+    @app.post("/v1/endpoints/{endpoint_id}/enable", tags=["contact points"], responses=refusals(401, 403, 404))
+    def enable_endpoint(endpoint_id: EndpointIdPath, runtime: RuntimeDep, viewer: OperatorDep) -> dict[str, str]:
         """Use an endpoint again after a 410 (changing its URL in the contact file also does)."""
         if not runtime.store.enable_endpoint(endpoint_id, viewer.actor, time.time()):
             raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"endpoint {endpoint_id} is not disabled")
@@ -295,7 +333,12 @@ def create_app(runtime: AlertRuntime, run_background: bool = True) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"], summary="Database answers, directory loaded, consumer running")
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="Database answers, directory loaded, consumer running",
+        responses={200: {"model": Readiness}, 503: {"model": Readiness, "description": "Not ready, and why"}},
+    )
     def readyz(runtime: RuntimeDep) -> JSONResponse:
         problems: list[str] = []
         try:

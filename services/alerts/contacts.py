@@ -7,9 +7,9 @@ directory topics; this file only says how each authority wants to be told.
     authorities:
       E10000030:
         webhooks:
-          - id: surrey-mash            # unique across the file; the audit names it
+          - id: surrey-mash            # lowercase, unique across the file; the audit names it
             url: https://example.org/caresignal
-            secret_env: SURREY_WEBHOOK_SECRET   # or `secret: whsec_...`
+            secret_env: SURREY_WEBHOOK_SECRET   # the secret stays out of the file
             min_level: moderate
         emails:
           - address: safeguarding@surrey.example
@@ -20,6 +20,7 @@ import base64
 import binascii
 import hashlib
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,11 @@ from schemas.identifiers import OnsCode
 from schemas.risk import Level, LevelName
 
 SECRET_PREFIX = "whsec_"
+# Webhook ids name the endpoint in URLs (`/v1/endpoints/{id}/enable`) and in the audit.
+WEBHOOK_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+WEBHOOK_ID_RULE = (
+    "lowercase letters a-z, digits, '.', '_' and '-' only, starting with a letter or digit, at most 64 characters"
+)
 
 
 class ContactsError(ValueError):
@@ -55,11 +61,19 @@ def _check_secret(secret: str) -> str:
 
 
 class WebhookContact(_Strict):
-    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
+    id: str
     url: Annotated[str, Field(pattern=r"^https?://[^\s]+$", max_length=2000)]
     secret: str | None = None
     secret_env: str | None = None
     min_level: LevelName = LevelName.minor
+
+    @field_validator("id")
+    @classmethod
+    def _id_rule(cls, value: str) -> str:
+        if re.fullmatch(WEBHOOK_ID_PATTERN, value) is None:
+            hint = f"; did you mean {value.lower()!r}?" if re.fullmatch(WEBHOOK_ID_PATTERN, value.lower()) else ""
+            raise ValueError(f"webhook id {value!r} is not allowed: use {WEBHOOK_ID_RULE}{hint}")
+        return value
 
     @model_validator(mode="after")
     def _one_secret(self) -> "WebhookContact":

@@ -99,6 +99,10 @@ def muted_authorities(
 # --- alert and delivery identities ---------------------------------------------------
 
 
+# Every alert id: `al_` and a digest; a reminder adds `-r<n>`.
+ALERT_ID_PATTERN = r"^al_[0-9a-f]{24}(-r[0-9]{1,9})?$"
+
+
 def _digest(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]
 
