@@ -3,6 +3,7 @@ events older than the age limit only from a backfill key, marked as backfill on 
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -145,3 +146,19 @@ def test_the_default_age_limit_is_the_default_policys_retention() -> None:
 
     policy = yaml.safe_load((PROJECT_ROOT / "deploy" / "policy" / "default.yaml").read_text())
     assert IngestSettings().max_event_age_days == policy["retention_days"] == 400
+
+
+def test_apikey_create_backfill_makes_a_backfill_key(tmp_path: Path) -> None:
+    from services.cli import main
+
+    keys, clear = tmp_path / "keys.toml", tmp_path / "key"
+    common = ["apikey", "create", "--source", BACKFILL_SOURCE, "--all-types", "--file", str(keys)]
+    assert main([*common, "--name", "history", "--backfill", "--write-key-to", str(clear)]) == 0
+    assert main([*common, "--name", "live", "--write-key-to", str(tmp_path / "live")]) == 0
+    registry = ApiKeyRegistry.load(keys)
+    history, live = (
+        registry.authenticate(clear.read_text().strip()),
+        registry.authenticate((tmp_path / "live").read_text().strip()),
+    )
+    assert history is not None and history.backfill
+    assert live is not None and not live.backfill
