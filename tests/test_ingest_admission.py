@@ -3,8 +3,8 @@ events older than the age limit only from a backfill key, marked as backfill on 
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
