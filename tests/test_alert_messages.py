@@ -290,6 +290,14 @@ def test_both_parts_carry_the_actions_reasons_counts_and_links() -> None:
     assert "Acknowledge" in plain
 
 
+def test_one_event_is_not_one_events() -> None:
+    rule = SAFEGUARDING.model_copy(update={"evidence": [SAFEGUARDING.evidence[0]], "evidence_count": 1})
+    plain, rich = parts(email_message(render(content(change=level_change(reasons=[rule]))), "a@b", "c@d", None))
+    for text in (plain, rich):
+        assert "(trigger.safeguarding_cluster, 1 event)" in text
+        assert "1 events" not in text
+
+
 def test_times_are_shown_in_utc_whatever_the_sources_offset() -> None:
     rule = SAFEGUARDING.model_copy(update={"evidence": [SAFEGUARDING.evidence[2]]})
     change = level_change(reasons=[rule]).model_copy(update={"decided_at": datetime(2024, 6, 1, 10, 30, tzinfo=BST)})

@@ -124,6 +124,10 @@ def subject_line(data: AlertData) -> str:
     return f"[CareSignal] {data.label}: {_subject_name(data)} risk {what}"
 
 
+def _events(count: int) -> str:
+    return f"{count} event" if count == 1 else f"{count} events"
+
+
 def _when(value: datetime) -> str:
     # Sources send local offsets (+01:00 in summer): convert, or "UTC" would be a lie.
     return value.astimezone(UTC).strftime("%d %b %Y %H:%M UTC")
@@ -148,7 +152,7 @@ def _plain(data: AlertData, authority_name: str | None) -> str:
         lines.append("  No rule holds this location above the new level any more.")
     for reason in data.reasons:
         lines.append(
-            f"  - [{reason.level.upper()}] {reason.description} ({reason.rule_id}, {reason.evidence_count} events)"
+            f"  - [{reason.level.upper()}] {reason.description} ({reason.rule_id}, {_events(reason.evidence_count)})"
         )
         for ev in reason.evidence:
             span = _when(ev.first) if ev.first == ev.last else f"{_when(ev.first)} to {_when(ev.last)}"
@@ -175,7 +179,7 @@ def _html(data: AlertData, authority_name: str | None) -> str:
     reasons = (
         "".join(
             f"<li><strong>[{e(r.level.upper())}]</strong> {e(r.description)} "
-            f"<small>({e(r.rule_id)}, {r.evidence_count} events)</small><ul>"
+            f"<small>({e(r.rule_id)}, {_events(r.evidence_count)})</small><ul>"
             + "".join(
                 f"<li>{ev.count} &times; {e(ev.type)} from {e(ev.source)}, {e(_when(ev.first))}"
                 + (f" to {e(_when(ev.last))}" if ev.first != ev.last else "")
