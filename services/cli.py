@@ -153,6 +153,12 @@ def cmd_directory(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from services.simulator.cli import run_simulate
+
+    return run_simulate(args, _kafka_settings)
+
+
 def cmd_schemas(args: argparse.Namespace) -> int:
     from schemas.jsonschema import drift, write
 
@@ -302,6 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
     explain_cmd.add_argument("target", metavar="LOCATION_ID")
     explain_cmd.add_argument("--url", help="the scorer's web address (default from CARESIGNAL_SCORING_WEB_*)")
     explain_cmd.set_defaults(func=cmd_policy)
+
+    simulate = sub.add_parser("simulate", help="a synthetic population, its events and the ground truth")
+    from services.simulator.cli import add_arguments as add_simulate_arguments
+
+    add_simulate_arguments(simulate)
+    simulate.set_defaults(func=cmd_simulate)
 
     schemas = sub.add_parser("schemas", help="JSON Schema files for non-Python producers")
     schemas.add_argument("action", choices=["export"])

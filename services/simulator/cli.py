@@ -1,0 +1,98 @@
+"""`caresignal simulate`: arguments and the shell that builds the sink and runs."""
+
+import argparse
+import sys
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+from services.broker.settings import KafkaSettings
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, default=1, help="same seed, same world and same events (default 1)")
+    parser.add_argument("--scale", choices=["region", "national"], default="region", help="default sizes (region)")
+    parser.add_argument("--locations", type=int, help="number of locations (region 150, national 25,000)")
+    parser.add_argument("--authorities", type=int, help="number of local authorities (region 3, national 153)")
+    parser.add_argument("--days", type=int, default=365, help="length of the run in days (default 365)")
+    parser.add_argument("--start", type=date.fromisoformat, default=date(2025, 1, 1), help="first day (2025-01-01)")
+    parser.add_argument("--to", choices=["file", "kafka", "ingest"], default="file", help="where events go (file)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("events.ndjson"), help="--to file: NDJSON of CloudEvents ('-': stdout)"
+    )
+    parser.add_argument("--truth", type=Path, default=Path("truth.json"), help="the ground truth file (truth.json)")
+    parser.add_argument(
+        "--directory", type=Path, help="write authorities.csv, locations.csv, placements.csv and sources.csv here"
+    )
+    parser.add_argument(
+        "--no-directory-publish", action="store_true", help="--to kafka|ingest: do not publish the directory records"
+    )
+    parser.add_argument("--ingest-url", default=None, help="--to ingest: base URL (default from CARESIGNAL_INGEST_*)")
+    parser.add_argument(
+        "--api-key-file", type=Path, help="--to ingest: TOML with [sources] mapping each source to its key"
+    )
+    parser.add_argument("--sources", action="store_true", help="list the sources the run uses, and exit")
+    parser.add_argument("--progress", action="store_true", help="show progress even when stderr is not a terminal")
+
+
+def run_simulate(args: argparse.Namespace, kafka_settings: Callable[[], KafkaSettings]) -> int:
+    from services.simulator.config import SimulationConfig
+    from services.simulator.generator import all_sources
+    from services.simulator.run import build_world, simulate
+    from services.simulator.sinks import EventSink, FileSink, IngestSink, KafkaSink, Progress, SinkError, read_api_keys
+
+    try:
+        config = SimulationConfig(
+            seed=args.seed,
+            scale=args.scale,
+            locations=args.locations,
+            authorities=args.authorities,
+            days=args.days,
+            start=args.start,
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.sources:
+        population, _ = build_world(config)
+        for source, types in sorted(all_sources(population).items()):
+            print(f"{source} {','.join(sorted(types))}")
+        return 0
+    try:
+        sink: EventSink
+        if args.to == "kafka":
+            kafka = kafka_settings()
+            sink = KafkaSink(kafka.bootstrap_servers, kafka.topics)
+        elif args.to == "ingest":
+            from services.ingest.settings import IngestSettings
+
+            if args.api_key_file is None:
+                print("error: --to ingest needs --api-key-file (see docs/simulator.md)", file=sys.stderr)
+                return 2
+            keys, directory_key = read_api_keys(args.api_key_file)
+            ingest = IngestSettings()
+            sink = IngestSink(args.ingest_url or f"http://{ingest.host}:{ingest.port}", keys, directory_key)
+        else:
+            sink = FileSink(args.out)
+        progress = Progress() if (args.progress or sys.stderr.isatty()) else None
+        result = simulate(
+            config,
+            sink,
+            truth_path=args.truth,
+            directory_dir=args.directory,
+            publish_directory=args.to != "file" and not args.no_directory_publish,
+            progress=progress,
+        )
+    except (SinkError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    truth = result.truth
+    per_location = result.events / len(result.population.sites) * 365 / config.days
+    print(
+        f"{result.events:,} events ({result.duplicates:,} resent duplicates) from {len(result.population.sites):,} "
+        f"locations over {config.days} days: {per_location:.0f} per location-year; {len(truth['trajectories'])} "
+        f"trajectories, {len(truth['severe_events'])} severe events planted; {result.seconds:.1f} s. "
+        f"Truth: {args.truth}",
+        file=sys.stderr,
+    )
+    return 0
