@@ -105,6 +105,24 @@ def test_the_documented_example_loads(example: int, hook_level: Level, email_lev
     assert book.webhook("nobody") is None
 
 
+def readme_contact_example() -> str:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Point an authority's webhook or email at it") :]
+    return section[section.index("```yaml\n") + len("```yaml\n") : section.index("```\n", section.index("```yaml"))]
+
+
+def test_the_readme_example_loads_with_its_secret_from_the_environment() -> None:
+    book = parse_contacts(readme_contact_example(), "README.md", ENV)
+    assert book.webhooks["E10000030"][0].secret == SECRET
+
+
+@pytest.mark.parametrize("text", [readme_contact_example(), *documented_examples()], ids=["readme", "doc", "deploy"])
+def test_no_documented_example_suggests_an_inline_secret(text: str) -> None:
+    # The contact file is tracked by git: a secret written into it is a leaked secret.
+    assert "secret: whsec_" not in text and "secret_env:" in text
+    assert "lowercase" in text
+
+
 def test_the_shipped_file_loads_empty() -> None:
     book = parse_contacts(DEPLOY_FILE.read_text(), str(DEPLOY_FILE), {})
     assert book.authorities() == set()
