@@ -9,7 +9,13 @@ COPY schemas ./schemas
 COPY services ./services
 COPY deploy ./deploy
 RUN uv sync --frozen --no-dev
-RUN useradd --system --uid 10001 caresignal && mkdir -p /var/lib/caresignal && chown caresignal /var/lib/caresignal
+# The services run as uid 10001. Every directory docker-compose.yml mounts a named volume
+# on is made here and owned by that user: an empty named volume takes the owner of the
+# directory it is mounted over, so the services can write their state there (RocksDB
+# tables in scoring/, the API key files in keys/).
+RUN useradd --system --uid 10001 --user-group --no-create-home caresignal \
+ && mkdir -p /var/lib/caresignal/scoring /var/lib/caresignal/keys \
+ && chown -R caresignal:caresignal /var/lib/caresignal
 USER caresignal
 ENV PATH="/app/.venv/bin:$PATH"
 ENTRYPOINT ["caresignal"]
