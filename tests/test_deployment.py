@@ -145,6 +145,7 @@ def settings_variables() -> set[str]:
     return names
 
 
+@pytest.mark.integration  # needs docker-compose, which `make test` installs (`make unit` does not)
 def test_a_compose_implementation_accepts_the_file() -> None:
     # Debian's docker-compose 1.29 validates against the Compose Specification schema
     # without an engine (it refuses a top-level `name:`, which is why the file has none).
