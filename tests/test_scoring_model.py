@@ -914,10 +914,10 @@ def test_the_same_event_twice_is_a_duplicate_and_changes_nothing() -> None:
         again = assess(state, HOME, event, POLICY)
         assert again.status == "duplicate" and again.change is None and again.peer_updates == []
         assert again.state == state
-    # Same source and id, different content: still the same event.
+    # Same source and id, different content: not applied, and told apart from a redelivery.
     changed = ev("safeguarding_concern", day(3), SERIOUS, "mv-1")
     same = assess(state, HOME, changed, POLICY)
-    assert same.status == "duplicate" and same.state == state and level(same.state) is Level.minor
+    assert same.status == "reused_id" and same.state == state and level(same.state) is Level.minor
     # The same id from another source is another event.
     other = assess(
         state, HOME, ev("missed_visit", day(3), MISSED, "mv-1", source="urn:caresignal:source:other"), POLICY

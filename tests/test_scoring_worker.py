@@ -26,7 +26,8 @@ pytestmark = pytest.mark.integration
 
 SOURCE = KEYS["all"][1]
 HEADERS = {"Authorization": f"Bearer {KEYS['all'][0]}"}
-START = datetime.now(UTC).replace(microsecond=0) - timedelta(days=30)
+# Recent enough that the missed-visit pattern (28 days) still holds when time signals tick to today.
+START = datetime.now(UTC).replace(microsecond=0) - timedelta(days=20)
 
 
 @pytest.fixture

@@ -4,6 +4,8 @@ Only the event's identity, type, time and data fields are kept, never a person
 reference: rules count and weigh events, they never need to know about whom.
 """
 
+import hashlib
+import json
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +27,9 @@ class Evidence(BaseModel):
     tags: frozenset[str] = frozenset()
     weight: float = 0.0
     concern: bool = False
+    # What the event said, to tell a redelivery (same digest) from a reused id (another);
+    # empty for evidence kept before digests were.
+    digest: str = ""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -68,6 +73,18 @@ def classify(policy: Policy, event_type: str, facts: dict[str, Any]) -> tuple[fr
     return frozenset(tags), weight, concern
 
 
+def content_digest(event: Event) -> str:
+    """SHA-256 of the event's canonical JSON without its person reference.
+
+    The person reference is left out so that the state never holds anything derived from
+    it (a pseudonym's hash could be matched by trying candidates); a redelivery that
+    differs only there counts as the same event.
+    """
+    content = event.model_dump(mode="json", exclude={"data": {"person_ref"}})
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def from_event(policy: Policy, event: Event) -> Evidence:
     facts = event.data.model_dump(mode="json", exclude={"person_ref"}, exclude_none=True)
     short = event.short_type
@@ -81,6 +98,7 @@ def from_event(policy: Policy, event: Event) -> Evidence:
         tags=tags,
         weight=weight,
         concern=concern,
+        digest=content_digest(event),
     )
 
 

@@ -1,6 +1,8 @@
-"""Every local location's current level: the risk board and the per-level gauge."""
+"""Every local location's current level and clock: the risk board, the per-level gauge,
+and which elevated locations time has left behind."""
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from schemas.risk import Level
 from services.scoring.metrics import ScoringMetrics
@@ -10,9 +12,12 @@ from services.scoring.metrics import ScoringMetrics
 class LevelIndex:
     metrics: ScoringMetrics
     levels: dict[str, Level] = field(default_factory=dict)
+    clocks: dict[str, datetime] = field(default_factory=dict)
     loaded: bool = False
 
-    def set(self, location_id: str, level: Level) -> None:
+    def set(self, location_id: str, level: Level, clock: datetime | None = None) -> None:
+        if clock is not None:
+            self.clocks[location_id] = clock
         old = self.levels.get(location_id)
         if old == level:
             return

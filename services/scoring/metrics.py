@@ -44,5 +44,23 @@ class ScoringMetrics:
             ["kind"],
             registry=self.registry,
         )
+        self.rerouted = Counter(
+            "caresignal_scoring_rerouted_records",
+            "Records found on another partition than their key's (murmur2) and sent on to the right one.",
+            ["topic"],
+            registry=self.registry,
+        )
+        self.reused_event_ids = Counter(
+            "caresignal_scoring_reused_event_ids",
+            "Events whose id (from the same source) was already applied with other content: dead-lettered.",
+            ["event_type"],
+            registry=self.registry,
+        )
+        self.time_signals = Counter(
+            "caresignal_scoring_time_signals",
+            "Time signals: 'sent' by this worker's scheduler, 'received' from the event topic.",
+            ["kind"],
+            registry=self.registry,
+        )
         for level in Level:
             self.locations.labels(level.name)

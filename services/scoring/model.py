@@ -86,6 +86,9 @@ class LocationState(BaseModel):
     tick_times: list[datetime] = []
     # What this location last contributed to each peer rule's sums: (service type, rate).
     peer_rates: dict[str, tuple[str, float]] = {}
+    # The last event applied came from a backfill: changes that time passing makes are
+    # then decisions about the past too. A live event clears it.
+    backfill: bool = False
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,8 @@ class PeerUpdate:
     new: tuple[str, float] | None
 
 
-Status = Literal["applied", "duplicate", "late", "expired"]
+# reused_id: an event id (of its source) already kept, with other content.
+Status = Literal["applied", "duplicate", "late", "expired", "reused_id"]
 
 
 @dataclass
@@ -479,6 +483,7 @@ def _finish(
     location: Location | None,
     peers: PeerView,
     status: Status,
+    backfill: bool,
 ) -> Outcome:
     peer_updates: list[PeerUpdate] = []
     peer_rates = dict(state.peer_rates)
@@ -495,7 +500,7 @@ def _finish(
     seq = state.change_seq
     if current.level != before.current.level:
         seq += 1
-        change = level_change(state.location_id, location, before.current.level, current, policy, seq)
+        change = level_change(state.location_id, location, before.current.level, current, policy, seq, backfill)
     state = state.model_copy(update={"current": current, "change_seq": seq, "peer_rates": peer_rates})
     return Outcome(state=state, status=status, change=change, peer_updates=peer_updates)
 
@@ -506,25 +511,37 @@ def assess(
     event: Event,
     policy: Policy,
     peers: PeerView | None = None,
+    *,
+    stream_clock: datetime | None = None,
+    backfill: bool = False,
 ) -> Outcome:
-    """Apply one event to a location's state."""
+    """Apply one event to a location's state.
+
+    `stream_clock` is the event time of the stream the event came in on (the latest event
+    or time signal seen there): an event older than the retention is expired against it
+    too, not only against the location's own clock, which a new location does not have.
+    `backfill`: the event loads history; the changes it causes say so.
+    """
     peers = peers or {}
     before = _ensure_policy(state or new_state(event.subject, policy), policy)
-    if any(e.id == event.id and e.source == event.source for e in before.evidence):
-        return Outcome(state=before, status="duplicate")
+    item = from_event(policy, event)
+    kept = next((e for e in before.evidence if e.id == event.id and e.source == event.source), None)
+    if kept is not None:
+        reused = bool(kept.digest) and kept.digest != item.digest
+        return Outcome(state=before, status="reused_id" if reused else "duplicate")
     clock = max(before.clock, event.time) if before.clock is not None else event.time
-    if event.time < clock - policy.retention:
+    horizon = max(clock, stream_clock) if stream_clock is not None else clock
+    if event.time < horizon - policy.retention:
         return Outcome(state=before, status="expired")
     status: Status = "late" if before.watermark is not None and event.time <= before.watermark else "applied"
 
-    item = from_event(policy, event)
     evidence = list(before.evidence)
     bisect.insort(evidence, item, key=lambda e: (e.time, e.source, e.id))
     evidence = _retained(evidence, clock, policy)[-policy.max_evidence_per_location :]
     first_seen = min(before.first_seen, event.time) if before.first_seen is not None else event.time
-    staged = before.model_copy(update={"evidence": evidence, "first_seen": first_seen})
+    staged = before.model_copy(update={"evidence": evidence, "first_seen": first_seen, "backfill": backfill})
     advanced, current = _advance(staged, clock, policy, location, peers)
-    return _finish(before, advanced, current, policy, location, peers, status)
+    return _finish(before, advanced, current, policy, location, peers, status, backfill)
 
 
 def tick(
@@ -543,7 +560,7 @@ def tick(
         update={"evidence": _retained(before.evidence, now, policy), "tick_times": [*before.tick_times, now]}
     )
     advanced, current = _advance(staged, now, policy, location, peers)
-    return _finish(before, advanced, current, policy, location, peers, "applied")
+    return _finish(before, advanced, current, policy, location, peers, "applied", before.backfill)
 
 
 def level_change(
@@ -553,6 +570,7 @@ def level_change(
     current: History,
     policy: Policy,
     seq: int,
+    backfill: bool = False,
 ) -> LevelChange:
     spec = policy.spec(current.level)
     assert current.at is not None
@@ -571,4 +589,5 @@ def level_change(
         meaning=spec.meaning if spec is not None else "No current concern under the policy's thresholds.",
         policy_version=policy.version,
         decided_at=current.at,
+        backfill=backfill,
     )

@@ -5,6 +5,9 @@ from kafka.partitioner.default import murmur2
 from schemas.topics import SPECS
 
 PARTITIONS = SPECS["events"].partitions
+# Set on a record the scorer found on the wrong partition and sent on to the right one:
+# "<topic>/<partition>/<offset>" of where it was found.
+REROUTED_FROM_HEADER = "caresignal.rerouted-from"
 
 
 def partition_of(key: str, partitions: int = PARTITIONS) -> int:

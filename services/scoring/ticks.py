@@ -12,6 +12,9 @@ class TickSchedule:
     clocks: dict[int, datetime] = field(default_factory=dict)
     last_tick: dict[int, datetime] = field(default_factory=dict)
 
+    def clock(self, partition: int) -> datetime | None:
+        return self.clocks.get(partition)
+
     def advance(self, partition: int, clock: datetime | None) -> datetime | None:
         """Move the partition's clock on; the time to tick at, if a tick is due."""
         if clock is None:

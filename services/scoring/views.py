@@ -1,10 +1,19 @@
 """The scorer's web pages: a location's risk, the risk board, directory records, health."""
 
+import asyncio
 import json
+import logging
+from collections.abc import Awaitable, Callable
+from functools import wraps
 from typing import TYPE_CHECKING, Any
 
 import faust
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from faust.exceptions import SameNode
+from faust.types.tables import CollectionT
 from faust.web import Request, Response, View
+from faust.web.exceptions import ServiceUnavailable
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from schemas.risk import Level
@@ -14,13 +23,67 @@ from services.scoring.policy import Policy
 if TYPE_CHECKING:
     from services.scoring.worker import Scorer
 
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_S = 1
+# How long a page waits for the producer to learn a changelog topic's partitions.
+METADATA_WAIT_S = 2.0
+
+Handler = Callable[..., Awaitable[Response]]
+
+
+def unavailable(view: View, detail: str) -> Response:
+    return view.json({"detail": detail}, status=503, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+async def changelog_known(app: faust.App, table: CollectionT) -> bool:
+    """Whether the producer's metadata lists the table's changelog topic, after asking for it.
+
+    faust's router finds a key's worker through the producer's partitioner, which is
+    handed the topic's partitions from the producer's cached cluster metadata. A topic
+    missing from that cache (created after the producer's last metadata refresh, or left
+    out of one) gives aiokafka None, and `list(None)` raised TypeError: a 500 for as long
+    as the cache stayed stale. Asking for the topic adds it to the producer's metadata.
+    """
+    topic = table.changelog_topic.get_topic_name()
+    producer: AIOKafkaProducer = app.producer._ensure_producer()  # type: ignore[attr-defined]
+    if producer.client.cluster.partitions_for_topic(topic) is not None:
+        return True
+    log.info("producer metadata does not list %s yet; asking the broker", topic)
+    try:
+        await asyncio.wait_for(producer.partitions_for(topic), timeout=METADATA_WAIT_S)
+    except (TimeoutError, KafkaError) as exc:
+        log.warning("no metadata for %s: %r", topic, exc)
+        return False
+    return True
+
+
+def table_route(app: faust.App, table: CollectionT, match_info: str) -> Callable[[Handler], Handler]:
+    """faust's `app.table_route` that answers 503 with Retry-After, never 500, while the
+    worker holding the key cannot be found yet."""
+
+    def decorator(handler: Handler) -> Handler:
+        @wraps(handler)
+        async def get(view: View, request: Request, *args: Any, **kwargs: Any) -> Response:
+            if not await changelog_known(app, table):
+                return unavailable(view, f"the worker holding this key is not known yet ({table.name})")
+            try:
+                return await app.router.route_req(table.name, request.match_info[match_info], view.web, request)
+            except SameNode:
+                return await handler(view, request, *args, **kwargs)
+            except ServiceUnavailable:
+                return unavailable(view, "partitions are being assigned")
+
+        return get
+
+    return decorator
+
 
 def register_views(app: faust.App, scorer: "Scorer") -> None:
     @app.page("/v1/locations/{location_id}/risk")
     class LocationRisk(View):
         # Routed to the worker that holds the location's partition.
-        # faust's stub types the routed method without URL parameters.
-        @app.table_route(table=scorer.states, match_info="location_id")  # type: ignore[arg-type]
+        @table_route(app, scorer.states, "location_id")
         async def get(self, request: Request, location_id: str) -> Response:
             raw = scorer.states.get(location_id)
             if not raw:
@@ -30,7 +93,7 @@ def register_views(app: faust.App, scorer: "Scorer") -> None:
     @app.page("/v1/directory/locations/{location_id}")
     class DirectoryRecord(View):
         # What the scorer knows of a location: its rates and roll-up depend on it.
-        @app.table_route(table=scorer.locations, match_info="location_id")  # type: ignore[arg-type]
+        @table_route(app, scorer.locations, "location_id")
         async def get(self, request: Request, location_id: str) -> Response:
             raw = scorer.locations.get(location_id)
             if not raw:

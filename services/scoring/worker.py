@@ -9,19 +9,21 @@ time in partition order.
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError
 from faust.types import EventT
 from pydantic import ValidationError
 
+from schemas.clock import TIME_SIGNAL_KEY, TimeSignal, is_time_signal
 from schemas.directory import Location
 from schemas.events import EventParser
 from schemas.risk import Level, LevelChange
-from schemas.topics import Topics, dead_letter_headers
+from schemas.topics import BACKFILL_HEADER, Topics, dead_letter_headers
 from services.broker.settings import KafkaSettings
 from services.scoring.ledger import PublishedLedger
 from services.scoring.level_index import LevelIndex
@@ -30,7 +32,7 @@ from services.scoring.model import LocationState, Outcome, PeerStats, assess, ti
 from services.scoring.organisation import OrganisationState, roll_up
 from services.scoring.peers import apply_peer_updates, peer_view
 from services.scoring.policy import Policy
-from services.scoring.routing import PARTITIONS, partition_of
+from services.scoring.routing import PARTITIONS, REROUTED_FROM_HEADER, partition_of
 from services.scoring.settings import ScoringSettings
 from services.scoring.ticks import TickSchedule
 from services.scoring.views import register_views
@@ -91,7 +93,7 @@ class Scorer:
             "key_serializer": "raw",
             "value_serializer": "raw",
         }
-        events_topic = app.topic(self.topics.events, **raw)
+        self.events_topic = events_topic = app.topic(self.topics.events, **raw)
         locations_topic = app.topic(self.topics.locations, **raw)
         self.changes_topic = app.topic(self.topics.risk_changes, **raw)
         self.dead_letter_topic = app.topic(self.topics.dead_letter, **raw)
@@ -102,12 +104,28 @@ class Scorer:
         self.locations = app.Table("directory-locations", default=None, **tables)
         self.peers = app.GlobalTable("peer-sums", default=None, **tables)
         self.organisations = app.Table("organisation-state", default=None, **tables)
+        # Per partition of the event topic, the event time its last time signal carried:
+        # after a restart, old events are judged against it before the next signal comes.
+        self.partition_clocks = app.Table("partition-clocks", default=None, **tables)
 
         app.agent(events_topic, name="score", concurrency=1)(self._score)
         app.agent(locations_topic, name="directory", concurrency=1)(self._directory)
         app.agent(self.changes_topic, name="organisations", concurrency=1)(self._organisations)
+        if s.clock_interval_s > 0:
+
+            async def send_time_signals() -> None:
+                await self.send_time_signals()
+
+            # On the leader only: one signal per partition per interval, however many workers.
+            app.timer(s.clock_interval_s, on_leader=True)(send_time_signals)
         register_views(app, self)
         return app
+
+    async def send_time_signals(self) -> None:
+        value = TimeSignal(time=datetime.now(UTC)).model_dump_json().encode()
+        for partition in range(PARTITIONS):
+            await self.events_topic.send(key=TIME_SIGNAL_KEY, value=value, partition=partition)
+        self.metrics.time_signals.labels("sent").inc(PARTITIONS)
 
     # --- dead letters ----------------------------------------------------------------------
 
@@ -145,7 +163,7 @@ class Scorer:
         for key, raw in self.states.items():
             if raw:
                 state = LocationState.model_validate_json(raw)
-                self.index.set(key, state.current.level)
+                self.index.set(key, state.current.level, state.clock)
         self.index.loaded = True
 
     async def _write(self, location_id: str, outcome: Outcome, partition: int) -> None:
@@ -155,7 +173,7 @@ class Scorer:
             await self._publish(outcome.change)
         self.states[location_id] = outcome.state.model_dump_json().encode()
         apply_peer_updates(self.peers, outcome.peer_updates, partition)
-        self.index.set(location_id, outcome.state.current.level)
+        self.index.set(location_id, outcome.state.current.level, outcome.state.clock)
 
     async def _publish(self, change: LevelChange) -> None:
         if not self.republish:
@@ -182,6 +200,11 @@ class Scorer:
         async for event in stream.events():
             started = self.now()
             self.ensure_index()
+            if is_time_signal(event.key):
+                await self._time_signal(event)
+                continue
+            if await self._misplaced(event):
+                continue
             try:
                 parsed = self.parser.parse_json(event.value)
             except ValidationError as exc:
@@ -194,21 +217,115 @@ class Scorer:
             raw = self.states.get(parsed.subject)
             state = LocationState.model_validate_json(raw) if raw else None
             location = self._location(parsed.subject)
-            outcome = assess(state, location, parsed, self.policy, self._peer_view(location))
+            outcome = assess(
+                state,
+                location,
+                parsed,
+                self.policy,
+                self._peer_view(location),
+                stream_clock=self._stream_clock(partition),
+                backfill=_header(event, BACKFILL_HEADER) == b"1",
+            )
             self.metrics.events.labels(parsed.short_type, outcome.status).inc()
             if outcome.status in ("late", "expired"):
                 self.metrics.late_events.labels(outcome.status).inc()
-            if outcome.status != "duplicate" and outcome.status != "expired":
+            if outcome.status == "reused_id":
+                self.metrics.reused_event_ids.labels(parsed.short_type).inc()
+                await self.dead_letter(
+                    event,
+                    "reused_event_id",
+                    f"event id {parsed.id!r} of source {parsed.source!r} was already applied with other content",
+                )
+                continue
+            if outcome.status in ("applied", "late"):
                 await self._write(parsed.subject, outcome, partition)
             await self._maybe_tick(partition, outcome.state.clock)
             self.metrics.processing_seconds.observe(self.now() - started)
 
+    async def _misplaced(self, event: EventT[bytes]) -> bool:
+        """Whether the record is on another partition than its key's; if so, it is sent on
+        to the right one (or dead-lettered) and not scored here.
+
+        A location's state lives on its key's partition: scored here too, a second, partial
+        state would grow beside it. Producers that do not partition like Kafka's Java
+        client (murmur2), e.g. kcat by default, put records there.
+        """
+        if event.key is None:
+            return False
+        message = event.message
+        right = partition_of(event.key.decode(errors="replace"))
+        if message.partition == right:
+            return False
+        where = f"{message.topic}/{message.partition}/{message.offset}"
+        if _header(event, REROUTED_FROM_HEADER) is not None:
+            await self.dead_letter(
+                event,
+                "wrong_partition",
+                f"re-routed once already and still on partition {message.partition}, "
+                f"not {right}: is the topic's partition count {PARTITIONS}?",
+            )
+            return True
+        headers = [*_headers(event), (REROUTED_FROM_HEADER, where.encode())]
+        try:
+            delivery = await self.events_topic.send(key=event.key, value=event.value, partition=right, headers=headers)
+            # Acknowledged before this record's offset can be committed: nothing is lost.
+            await delivery
+        except KafkaError as exc:
+            await self.dead_letter(
+                event,
+                "wrong_partition",
+                f"on partition {message.partition}, belongs on {right}; re-routing failed: {exc}",
+            )
+            return True
+        self.metrics.rerouted.labels(message.topic).inc()
+        log.warning("record %s belongs on partition %d (murmur2 of its key): re-routed there", where, right)
+        return True
+
+    def _stream_clock(self, partition: int) -> datetime | None:
+        """The partition's event time: the latest event or time signal seen on it."""
+        clock = self.ticks.clock(partition)
+        if clock is None:
+            raw = self.partition_clocks.get(str(partition))
+            if raw:
+                clock = datetime.fromisoformat(json.loads(raw)["clock"])
+                self.ticks.clocks[partition] = clock
+        return clock
+
+    async def _time_signal(self, event: EventT[bytes]) -> None:
+        try:
+            signal = TimeSignal.model_validate_json(event.value)
+        except ValidationError as exc:
+            await self.dead_letter(event, "invalid_time_signal", _problems(exc))
+            return
+        self.metrics.time_signals.labels("received").inc()
+        partition = event.message.partition
+        self._stream_clock(partition)
+        await self._maybe_tick(partition, signal.time)
+        now = self.ticks.clock(partition)
+        assert now is not None
+        self.partition_clocks[str(partition)] = json.dumps({"clock": now.isoformat()}).encode()
+        # The partition's schedule ticks every elevated location once per interval of its
+        # event time; a location whose own clock that time has left further behind (no
+        # event for it since) is ticked at the signal's time now, not up to an interval later.
+        interval = timedelta(hours=self.settings.tick_hours)
+        await self._tick(
+            partition,
+            now,
+            lambda location_id: self.index.clocks.get(location_id, now) <= now - interval,
+        )
+
     async def _maybe_tick(self, partition: int, clock: datetime | None) -> None:
         """Re-evaluate this partition's elevated locations as its event time moves on."""
         now = self.ticks.advance(partition, clock)
-        if now is None:
-            return
-        elevated = [k for k, level in self.index.levels.items() if level > Level.none and partition_of(k) == partition]
+        if now is not None:
+            await self._tick(partition, now, lambda location_id: True)
+
+    async def _tick(self, partition: int, now: datetime, due: Callable[[str], bool]) -> None:
+        elevated = [
+            k
+            for k, level in self.index.levels.items()
+            if level > Level.none and partition_of(k) == partition and due(k)
+        ]
         for location_id in elevated:
             raw = self.states.get(location_id)
             if not raw:
@@ -242,6 +359,18 @@ class Scorer:
             if org_change is not None:
                 await self._publish(org_change)
             self.organisations[event.key.decode()] = new_state.model_dump_json().encode()
+
+
+def _headers(event: EventT[bytes]) -> list[tuple[str, bytes]]:
+    headers = event.message.headers
+    if headers is None:
+        return []
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    return [(str(k), bytes(v) if v is not None else b"") for k, v in items]
+
+
+def _header(event: EventT[bytes], name: str) -> bytes | None:
+    return next((v for k, v in _headers(event) if k == name), None)
 
 
 def _problems(exc: ValidationError) -> str:
