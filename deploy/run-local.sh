@@ -11,19 +11,6 @@ if [ ! -x "$UV" ]; then
   exit 127
 fi
 RUN=("$UV" run --frozen)
-"${RUN[@]}" caresignal kafka start
-"${RUN[@]}" caresignal topics create
-"${RUN[@]}" caresignal apikey create --name dev --source urn:caresignal:source:dev \
-  --all-types --directory --write-key-to .cache/dev-api-key
-"${RUN[@]}" caresignal apikey create --for alerts --name ops --operator --write-key-to .cache/dev-alerts-key
-
-# Logs survive a restart: a service's log from the previous run moves to <name>.log.1;
-# the mail log is the only copy of the mails the local sink received, so it only grows.
-LOGS=.cache/logs
-mkdir -p "$LOGS"
-for name in scorer ingest alerts; do
-  if [ -f "$LOGS/$name.log" ]; then mv -f "$LOGS/$name.log" "$LOGS/$name.log.1"; fi
-done
 
 pids=()
 names=()
@@ -67,6 +54,21 @@ on_signal() {
 }
 trap on_signal INT TERM
 trap stop_services EXIT
+
+# Ctrl-C from here on ends with "make run: stopped" and status 0, even during set-up.
+"${RUN[@]}" caresignal kafka start
+"${RUN[@]}" caresignal topics create
+"${RUN[@]}" caresignal apikey create --name dev --source urn:caresignal:source:dev \
+  --all-types --directory --write-key-to .cache/dev-api-key
+"${RUN[@]}" caresignal apikey create --for alerts --name ops --operator --write-key-to .cache/dev-alerts-key
+
+# Logs survive a restart: a service's log from the previous run moves to <name>.log.1;
+# the mail log is the only copy of the mails the local sink received, so it only grows.
+LOGS=.cache/logs
+mkdir -p "$LOGS"
+for name in scorer ingest alerts; do
+  if [ -f "$LOGS/$name.log" ]; then mv -f "$LOGS/$name.log" "$LOGS/$name.log.1"; fi
+done
 
 start scorer "$LOGS/scorer.log" "${RUN[@]}" caresignal scorer
 start ingest "$LOGS/ingest.log" "${RUN[@]}" caresignal ingest
