@@ -227,20 +227,14 @@ def explain(location_id: str, url: str | None) -> int:
     if response.status_code == 404:
         print(f"{location_id}: no events scored")
         return 3
+    if response.status_code == 503:
+        retry = response.headers.get("Retry-After", "a few")
+        print(f"error: the scorer cannot answer yet ({response.text}); retry in {retry} s", file=sys.stderr)
+        return 1
     response.raise_for_status()
-    risk = response.json()
-    print(
-        f"{risk['location_id']}: {risk['level'].upper()} (score {risk['score']}, since {risk['since']}, "
-        f"policy {risk['policy_version']})"
-    )
-    if risk.get("meaning"):
-        print(f"  {risk['meaning']}")
-    for reason in risk["reasons"]:
-        print(f"  - [{reason['level']}] {reason['rule_id']}: {reason['description']}")
-        for ref in reason["evidence"]:
-            print(f"      {ref['time']}  {ref['type']}  {ref['source']}  {ref['event_id']}")
-    for action in risk["actions"]:
-        print(f"  action: {action['action']} (lead: {action['lead']})")
+    from services.scoring.explain import explain_lines
+
+    print("\n".join(explain_lines(response.json())))
     return 0
 
 
