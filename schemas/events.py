@@ -330,6 +330,11 @@ class Envelope(Contract):
         context: dict[str, Any] = info.context or {}
         now: datetime = context.get("now") or datetime.now(UTC)
         tolerance: timedelta = context.get("future_tolerance", DEFAULT_FUTURE_TOLERANCE)
+        try:
+            # 0001-01-01T00:00+14:00 parses, but is before year 1 in UTC: every consumer would fail on it.
+            value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("time is out of range once converted to UTC") from None
         if value > now + tolerance:
             raise ValueError(f"time is in the future beyond the {int(tolerance.total_seconds())}s tolerance")
         return value

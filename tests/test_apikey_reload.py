@@ -6,7 +6,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -18,7 +17,8 @@ from services.apikeys import ApiKeyFileError, hash_key
 from services.broker.settings import KafkaSettings
 from services.ingest.auth import ApiKeyEntry, ApiKeyRegistry, append_key
 from tests.alert_peers import Peers, make_alerts
-from tests.service_process import ROOT, ServiceProcess
+from tests.ingest_process import IngestProcess
+from tests.service_process import ROOT
 
 SOURCE = "urn:caresignal:source:reload"
 
@@ -80,22 +80,6 @@ def test_alert_keys_follow_the_file(tmp_path: Path) -> None:
 
 
 # --- real processes ---------------------------------------------------------------------
-
-
-@dataclass
-class IngestProcess(ServiceProcess):
-    command: str = "ingest"
-
-    @property
-    def keys_file(self) -> Path:
-        return self.workdir / "ingest-keys.toml"
-
-    def env(self) -> dict[str, str]:
-        return {
-            **super().env(),
-            "CARESIGNAL_INGEST_PORT": str(self.port),
-            "CARESIGNAL_INGEST_API_KEYS_FILE": str(self.keys_file),
-        }
 
 
 def cli(*args: str) -> None:

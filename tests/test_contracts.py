@@ -87,6 +87,12 @@ def test_future_events_are_rejected_beyond_the_tolerance() -> None:
     assert loc == ("time",) and kind == "value_error"
 
 
+def test_a_time_before_year_one_in_utc_is_refused() -> None:
+    obj = example_event(time=NOW)
+    obj["time"] = "0001-01-01T00:00:00+14:00"
+    assert errors_of(obj) == [(("time",), "value_error")]
+
+
 def test_unknown_type_names_the_type_field() -> None:
     obj = example_event(time=NOW)
     obj["type"] = "uk.caresignal.gossip.v1"

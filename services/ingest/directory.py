@@ -1,6 +1,6 @@
 """Directory endpoints: locations, placements and authorities, to compacted topics."""
 
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
@@ -8,6 +8,7 @@ from pydantic import BaseModel, ValidationError
 
 from schemas.directory import Authority, Location, Placement
 from schemas.identifiers import CQC_ID_PATTERN, ONS_CODE_PATTERN
+from services.ingest.answers import TOO_LARGE, UNAUTHORIZED, UNAVAILABLE, UNSUPPORTED, Message, Problems, Stored, answer
 from services.ingest.auth import CallerDep
 from services.ingest.context import IngestContext, IngestDep
 from services.ingest.errors import problems, unprocessable
@@ -21,12 +22,14 @@ OnsPath = Annotated[str, Path(pattern=ONS_CODE_PATTERN, description="ONS code of
 
 R = TypeVar("R", Location, Placement, Authority)
 
-RESPONSES: dict[int | str, dict[str, str]] = {
-    200: {"description": "Stored: Kafka acknowledged the record"},
-    401: {"description": "Missing or unknown API key"},
-    403: {"description": "This key may not write directory data"},
-    422: {"description": "Invalid record, or the path does not match the body"},
-    503: {"description": "Kafka unavailable; nothing stored"},
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: answer(Stored, "Stored: Kafka acknowledged the record"),
+    401: UNAUTHORIZED,
+    403: answer(Message, "This key may not write directory data"),
+    413: TOO_LARGE,
+    415: UNSUPPORTED,
+    422: answer(Problems, "Invalid record, or the path does not match the body"),
+    503: UNAVAILABLE,
 }
 
 
