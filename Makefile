@@ -18,8 +18,11 @@ broker-deps:
 system-deps:
 	@bash deploy/install-system-deps.sh kcat postgresql docker-compose
 
+# Debian's own python3 refuses a --user install (PEP 668) unless told that uv, a
+# self-contained binary in ~/.local/bin, cannot break the system's packages.
 python-deps:
-	@command -v uv >/dev/null 2>&1 || [ -x "$(UV)" ] || python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
+	@command -v uv >/dev/null 2>&1 || [ -x "$(UV)" ] || python3 -m pip install --quiet --user uv \
+		|| python3 -m pip install --quiet --user --break-system-packages uv
 	@$(UV) sync --frozen --quiet
 
 # Starts the broker, provisions topics, makes local API keys on first run
