@@ -99,6 +99,7 @@ class EventStream:
         self.emitted = 0
         self.duplicates = 0
         self._counters: dict[str, int] = {}
+        self._sources: dict[tuple[str, str], tuple[str, str]] = {}
         self._start = datetime(config.start.year, config.start.month, config.start.day, tzinfo=UTC)
         self._start_epoch = self._start.timestamp()
         self._start_doy = self._start.timetuple().tm_yday - 1
@@ -107,17 +108,21 @@ class EventStream:
         return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self._start_epoch + t * _DAY))
 
     def _event(self, site: Site, event_type: str, t: float, data: dict[str, Any]) -> dict[str, Any]:
-        host = site.location.host_authority
-        producer = PRODUCER_OF[event_type]
-        source = source_of(producer, host, self.population.icb_of[host])
+        key = (site.location.host_authority, event_type)
+        named = self._sources.get(key)
+        if named is None:
+            host = site.location.host_authority
+            producer = PRODUCER_OF[event_type]
+            source = source_of(producer, host, self.population.icb_of[host])
+            local = producer in AUTHORITY_PRODUCERS or producer in COMMISSIONER_PRODUCERS
+            owner = host if producer in AUTHORITY_PRODUCERS else self.population.icb_of[host]
+            named = self._sources[key] = (source, f"{owner}-{producer}-" if local else f"{producer}-")
+        source, prefix = named
         count = self._counters.get(source, 0) + 1
         self._counters[source] = count
-        owner = host if producer in AUTHORITY_PRODUCERS else self.population.icb_of[host]
         return {
             "specversion": "1.0",
-            "id": f"{owner}-{producer}-{count:09d}"
-            if source != f"{SOURCE_PREFIX}{producer}"
-            else f"{producer}-{count:09d}",
+            "id": f"{prefix}{count:09d}",
             "source": source,
             "type": TYPE_BY_SHORT_NAME[event_type],
             "time": self._iso(t),

@@ -67,9 +67,14 @@ class People:
         self._prefix = f"{secret}:{location}:"
         self._capacity = capacity
         self._injured: list[tuple[str, str]] = []
+        self._known: dict[int, str] = {}
 
     def pseudonym(self, index: int) -> str:
-        return hashlib.blake2b((self._prefix + str(index)).encode(), digest_size=16).hexdigest()
+        known = self._known.get(index)
+        if known is None:
+            known = hashlib.blake2b((self._prefix + str(index)).encode(), digest_size=16).hexdigest()
+            self._known[index] = known
+        return known
 
     def anyone(self, rng: random.Random) -> str:
         return self.pseudonym(rng.randrange(self._capacity))

@@ -68,6 +68,8 @@ class FileSink:
     """One CloudEvent per line, in arrival order; `-` for standard output."""
 
     def __init__(self, path: Path) -> None:
+        if str(path) != "-":
+            path.parent.mkdir(parents=True, exist_ok=True)
         self._fh: TextIO = sys.stdout if str(path) == "-" else path.open("w", encoding="utf-8")
         self._buffer: list[str] = []
 
@@ -158,8 +160,15 @@ class IngestSink:
     """Through the ingest API's batch endpoint: one batch per source, as each key is bound
     to one source. Events older than ingest's retention need keys that may backfill."""
 
-    def __init__(self, url: str, keys: dict[str, str], directory_key: str | None, batch: int = 1000) -> None:
-        self._client = httpx.Client(base_url=url.rstrip("/"), timeout=60)
+    def __init__(
+        self,
+        url: str,
+        keys: dict[str, str],
+        directory_key: str | None,
+        batch: int = 1000,
+        client: httpx.Client | None = None,
+    ) -> None:
+        self._client = client or httpx.Client(base_url=url.rstrip("/"), timeout=60)
         self._keys = keys
         self._directory_key = directory_key
         self._batch = batch

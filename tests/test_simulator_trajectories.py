@@ -1,0 +1,241 @@
+"""Planted trajectories and the ground truth: what was planted shows in the events."""
+
+import ast
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.simulator.config import SimulationConfig
+from services.simulator.generator import EventStream, days_between
+from services.simulator.run import build_world
+from services.simulator.trajectories import DECLINE_PEAKS, UNDER_REPORTING_PEAKS, Course, Kind
+from services.simulator.truth import build_truth
+
+# Two years of a region a little larger than the default, so that every kind is planted
+# more than once and has history before and after its start.
+CONFIG = SimulationConfig(seed=3, locations=300, days=730)
+START = datetime(2025, 1, 1, tzinfo=UTC)
+DECLINES = {Kind.gradual_decline.value, Kind.manager_departure.value, Kind.corporate_failure.value}
+
+
+@pytest.fixture(scope="module")
+def world() -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    population, plan = build_world(CONFIG)
+    stream = EventStream(CONFIG, population, plan)
+    events = list(stream)
+    return events, build_truth(CONFIG, population, plan, stream.labelled)
+
+
+def _by_location(events: list[dict[str, Any]]) -> dict[str, list[tuple[float, dict[str, Any]]]]:
+    seen: set[tuple[str, str]] = set()
+    out: dict[str, list[tuple[float, dict[str, Any]]]] = defaultdict(list)
+    for event in events:
+        if (event["source"], event["id"]) in seen:
+            continue  # resent duplicates are one event
+        seen.add((event["source"], event["id"]))
+        out[event["subject"]].append((days_between(START, event["time"]), event))
+    return out
+
+
+def _short(event: dict[str, Any]) -> str:
+    return str(event["type"]).split(".")[2]
+
+
+def _rate(items: list[tuple[float, dict[str, Any]]], low: float, high: float, types: set[str]) -> float:
+    """Events a day of these types in [low, high)."""
+    if high <= low:
+        return 0.0
+    return sum(1 for t, e in items if low <= t < high and _short(e) in types) / (high - low)
+
+
+def test_truth_lists_every_kind_with_a_start_inside_the_run(world: tuple[list[dict[str, Any]], dict[str, Any]]) -> None:
+    _, truth = world
+    kinds = Counter(t["kind"] for t in truth["trajectories"])
+    assert set(kinds) == {k.value for k in Kind}
+    for trajectory in truth["trajectories"]:
+        assert truth["start"] <= trajectory["start"] < truth["end"]
+        assert trajectory["expected_min_level"] in {"minor", "moderate", "major"}
+        if trajectory["recovered"]:
+            assert trajectory["start"] < trajectory["end"] < trajectory["recovered"]
+    organisation = next(t for t in truth["trajectories"] if t["scope"] == "organisation")
+    assert len(organisation["locations"]) >= 3
+    planted = {loc for t in truth["trajectories"] for loc in t["locations"]}
+    assert not planted & set(truth["ordinary_locations"])
+    assert len(planted) + len(truth["ordinary_locations"]) == truth["locations"]
+
+
+def test_declines_raise_the_signals_of_failing_care(world: tuple[list[dict[str, Any]], dict[str, Any]]) -> None:
+    events, truth = world
+    by_location = _by_location(events)
+    failing = {"complaint", "safeguarding_concern", "ccg_flag", "whistleblowing", "health_use"}
+    before = after = 0.0
+    for trajectory in truth["trajectories"]:
+        if trajectory["kind"] not in DECLINES:
+            continue
+        for loc in trajectory["locations"]:
+            start = days_between(START, trajectory["start"])
+            before += _rate(by_location[loc], 0, start, failing)
+            after += _rate(by_location[loc], start + 150, CONFIG.days, failing)
+    assert after > 2.0 * before
+    # Ordinary locations, cut at the same point, stay level.
+    ordinary_before = sum(_rate(by_location[loc], 0, 300, failing) for loc in truth["ordinary_locations"])
+    ordinary_after = sum(_rate(by_location[loc], 450, CONFIG.days, failing) for loc in truth["ordinary_locations"])
+    assert 0.8 < ordinary_after / ordinary_before < 1.25
+
+
+def test_a_collapsing_agency_misses_ever_more_visits(world: tuple[list[dict[str, Any]], dict[str, Any]]) -> None:
+    events, truth = world
+    by_location = _by_location(events)
+    collapses = [t for t in truth["trajectories"] if t["kind"] == Kind.homecare_collapse.value]
+    assert collapses
+    for trajectory in collapses:
+        items = by_location[trajectory["subject"]]
+        start = days_between(START, trajectory["start"])
+        before = _rate(items, 0, start, {"missed_visit"})
+        after = _rate(items, start + 60, start + 90, {"missed_visit"})
+        assert after > 2.5 * before
+        if trajectory["end"]:
+            stop = days_between(START, trajectory["end"])
+            ending = [e for t, e in items if abs(t - stop) < 1e-3 and _short(e) == "statutory_notification"]
+            assert ending and ending[0]["data"]["category"] == "service_disruption"
+            assert not [t for t, _ in items if t > stop + 8]  # the agency has closed
+
+
+def test_an_under_reporter_falls_silent_while_others_still_speak(
+    world: tuple[list[dict[str, Any]], dict[str, Any]],
+) -> None:
+    events, truth = world
+    by_location = _by_location(events)
+    reporters = [t for t in truth["trajectories"] if t["kind"] == Kind.under_reporting.value]
+    assert reporters
+    own = {"statutory_notification", "safeguarding_concern"}
+    others = {"health_use", "complaint", "workforce", "contract_monitoring"}
+    for trajectory in reporters:
+        items = by_location[trajectory["subject"]]
+        start = days_between(START, trajectory["start"])
+        before = _rate(items, 0, start, own)
+        assert before > 0.02  # a home big enough for silence to show
+        assert _rate(items, start + 14, CONFIG.days, own) < 0.1 * before
+        assert _rate(items, start + 14, CONFIG.days, others) > 0.6 * _rate(items, 0, start, others)
+
+
+def test_a_recovered_location_returns_to_its_base_rates(world: tuple[list[dict[str, Any]], dict[str, Any]]) -> None:
+    events, truth = world
+    by_location = _by_location(events)
+    signals = {"complaint", "safeguarding_concern", "ccg_flag", "whistleblowing", "health_use", "missed_visit"}
+    before = worst = after = 0.0
+    for trajectory in (t for t in truth["trajectories"] if t["kind"] == Kind.recovery.value):
+        items = by_location[trajectory["subject"]]
+        start, improve = days_between(START, trajectory["start"]), days_between(START, trajectory["end"])
+        recovered = days_between(START, trajectory["recovered"])
+        before += _rate(items, 0, start, signals)
+        worst += _rate(items, improve - 45, improve, signals)
+        after += _rate(items, recovered, CONFIG.days, signals)
+    # Home-care exceptions, which rise least, dominate an agency's count.
+    assert worst > 1.5 * before
+    assert after < 1.3 * before
+
+
+def test_a_manager_leaves_then_is_reported_absent(world: tuple[list[dict[str, Any]], dict[str, Any]]) -> None:
+    events, truth = world
+    by_location = _by_location(events)
+    for trajectory in (t for t in truth["trajectories"] if t["kind"] == Kind.manager_departure.value):
+        items = by_location[trajectory["subject"]]
+        start = days_between(START, trajectory["start"])
+        left = [t for t, e in items if _short(e) == "workforce" and e["data"].get("registered_manager_left")]
+        absent = [
+            t for t, e in items if e["data"].get("category") == "registered_manager_absence" and t >= start + 27.9
+        ]
+        assert left and abs(left[0] - start) < 1e-3 and absent
+        late = [
+            e["data"]
+            for t, e in items
+            if _short(e) == "workforce" and t > start + 150 and "agency_staff_share" in e["data"]
+        ]
+        early = [
+            e["data"] for t, e in items if _short(e) == "workforce" and t < start and "agency_staff_share" in e["data"]
+        ]
+        assert (
+            sum(d["agency_staff_share"] for d in late) / len(late)
+            > sum(d["agency_staff_share"] for d in early) / len(early) + 0.1
+        )
+
+
+def _is_severe(event: dict[str, Any]) -> bool:
+    """The domain brief's Major row, read off the event itself."""
+    data, short = event["data"], _short(event)
+    return (
+        (short == "safeguarding_concern" and (data["serious"] or data["linked_death"]))
+        or (short == "cqc_enforcement" and data["quality_related"])
+        or (short == "police_flag" and data["kind"] == "criminal_proceedings" and data["care_related"])
+        or (short == "statutory_notification" and data["category"] == "death" and data["linked_to_safeguarding"])
+    )
+
+
+def test_every_severe_event_is_in_the_truth_and_every_listed_one_was_sent(
+    world: tuple[list[dict[str, Any]], dict[str, Any]],
+) -> None:
+    events, truth = world
+    sent_severe = {(e["subject"], e["id"]) for e in events if _is_severe(e)}
+    listed = {(s["location_id"], s["event_id"]) for s in truth["severe_events"]}
+    assert sent_severe == listed
+    ordinary = set(truth["ordinary_locations"])
+    at_good_services = [s for s in truth["severe_events"] if s["location_id"] in ordinary]
+    assert at_good_services and all(s["expected_level"] == "major" for s in at_good_services)
+    for trajectory in truth["trajectories"]:
+        if trajectory["major_from"]:
+            assert trajectory["expected_min_level"] == "major"
+            assert trajectory["start"] <= trajectory["major_from"]
+
+
+def test_one_off_poor_care_is_labelled_and_expected_to_stay_unflagged(
+    world: tuple[list[dict[str, Any]], dict[str, Any]],
+) -> None:
+    events, truth = world
+    ids = {(e["subject"], e["id"]) for e in events}
+    noise = truth["ordinary_noise"]
+    assert len(noise) > 0.15 * len(truth["ordinary_locations"])
+    assert {n["kind"] for n in noise} >= {"medication_error", "short_staffed_shift"}
+    assert all((n["location_id"], n["event_id"]) in ids and n["expected_level"] == "none" for n in noise)
+
+
+def test_course_shapes() -> None:
+    decline = Course(start=100, ramp=200, peaks=DECLINE_PEAKS)
+    assert decline.stress(50) == 0 and decline.stress(300) == 1 and 0 < decline.stress(200) < 0.5
+    assert decline.multiplier("complaint_medication", 400) == DECLINE_PEAKS["complaint_medication"]
+    assert decline.multiplier("notification_dols", 400) == 1.0
+    recovery = Course(start=0, ramp=100, peaks=DECLINE_PEAKS, improve=120, recovered=210)
+    assert recovery.stress(110) == 1 and 0 < recovery.stress(160) < 1 and recovery.stress(220) == 0
+    assert recovery.time_at(0.5) < 120
+    silent = Course(start=10, ramp=14, peaks=UNDER_REPORTING_PEAKS, power=1.0, degrades_care=False)
+    assert silent.multiplier("notification_death", 30) == pytest.approx(0.02)
+    closed = Course(start=0, ramp=10, peaks={}, stops=50)
+    assert closed.multiplier("ae_attendance", 49) == 1.0 and closed.multiplier("ae_attendance", 50) == 0.0
+
+
+def test_the_simulator_never_reads_the_policy_or_imports_scoring() -> None:
+    package = Path(__file__).resolve().parents[1] / "services" / "simulator"
+    for path in package.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        imported = [
+            n.module if isinstance(n, ast.ImportFrom) else a.name
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Import | ast.ImportFrom)
+            for a in (n.names if isinstance(n, ast.Import) else [n])  # type: ignore[attr-defined]
+        ]
+        assert not [m for m in imported if m and m.startswith("services.scoring")], path
+        assert "policy" not in path.read_text().replace("policy file", "").replace(
+            "the policy", ""
+        ).lower() or path.name in {
+            "__init__.py",
+            "truth.py",
+            "trajectories.py",
+        }
+    code = "import services.simulator.run, services.simulator.cli, sys; print([m for m in sys.modules if m.startswith('services.scoring')])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
