@@ -151,11 +151,9 @@ def stream_data(name: str, rng: random.Random, stress: float, people: People) ->
         return {"kind": kind, "person_ref": people.anyone(rng)}
     if name == "contract_monitoring":
         level = _severity(rng, stress, 0.03, 0.22)
-        tags = (
-            rng.sample(KEY_QUESTIONS, rng.randint(0, 2))
-            if level == "low"
-            else ["safe", "well_led"][: 1 + (stress > 0.5)]
-        )
+        tags = rng.sample(KEY_QUESTIONS, rng.randint(0 if level == "low" else 1, 2))
+        if stress > 0.5:  # failing services fail first on safety and leadership
+            tags = sorted({*tags, "safe", "well_led"}, key=KEY_QUESTIONS.index)
         return {"finding_level": level, "key_questions": tags}
     if name == "whistleblowing":
         topics = ["staffing", "care", "management", "medication", "safeguarding", "premises", "other"]
