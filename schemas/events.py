@@ -10,6 +10,7 @@ address or free text: every field is an enum, a number, a flag, an identifier wi
 strict pattern, or an opaque pseudonym.
 """
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
@@ -49,10 +50,13 @@ Int = Annotated[int, Strict()]
 Number = Annotated[float, Strict()]
 
 
+_NUMERIC = re.compile(r"\s*[-+]?[0-9]+(\.[0-9]*)?\s*")
+
+
 def _iso_text(value: object) -> object:
-    # Lax mode reads a number as a Unix timestamp; a date or time must be an ISO 8601 string
-    # (or, from Python, a date/datetime already).
-    if isinstance(value, int | float):
+    # Lax mode reads a number, or a string of digits, as a Unix timestamp; a date or time
+    # must be an ISO 8601 string (or, from Python, a date/datetime already).
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMERIC.fullmatch(value)):
         raise ValueError("must be an ISO 8601 string, not a number")
     return value
 

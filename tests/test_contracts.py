@@ -157,8 +157,12 @@ def test_strict_types_keep_iso_dates_and_integers_as_numbers() -> None:
     assert parser.parse_json(json.dumps(rating), now=NOW).data.published.isoformat() == "2026-10-01"  # type: ignore[union-attr]
     share = example_event("workforce", time=NOW, data={"agency_staff_share": 1})
     assert parser.parse_obj(share, now=NOW).data.agency_staff_share == 1.0  # type: ignore[union-attr]
-    timestamp = {**example_event(time=NOW), "time": 1_700_000_000}
-    assert [loc for loc, _ in errors_of(timestamp)] == [("time",)]
+    for seconds in (1_700_000_000, "1700000000", "1700000000.5"):
+        timestamp = {**example_event(time=NOW), "time": seconds}
+        assert [loc for loc, _ in errors_of(timestamp)] == [("time",)], seconds
+    days = example_event("cqc_rating", time=NOW)
+    days["data"] = {**days["data"], "published": "20260101"}
+    assert [loc for loc, _ in errors_of(days)] == [("data", "published")]
 
 
 def test_envelope_rejects_wrong_specversion_and_content_type() -> None:
