@@ -26,12 +26,16 @@ class AlertKind(StrEnum):
     de_escalation = "de-escalation"
     # A repeat of an unacknowledged Major alert.
     reminder = "reminder"
+    # After history was loaded (a backfill): the level now, told once instead of every
+    # change about the past; `old_level` is the level the recipients were last told.
+    current_level = "current-level"
 
 
 KIND_LABELS: dict[AlertKind, str] = {
     AlertKind.escalation: "RISK RAISED",
     AlertKind.de_escalation: "RISK LOWERED",
     AlertKind.reminder: "REMINDER: UNACKNOWLEDGED",
+    AlertKind.current_level: "CURRENT RISK LEVEL (history loaded)",
 }
 
 
@@ -101,6 +105,11 @@ class AlertData(Contract):
 class AlertNotification(Contract):
     """The JSON body of every webhook; `type` is `caresignal.alert.<kind>`."""
 
-    type: Literal["caresignal.alert.escalation", "caresignal.alert.de-escalation", "caresignal.alert.reminder"]
+    type: Literal[
+        "caresignal.alert.escalation",
+        "caresignal.alert.de-escalation",
+        "caresignal.alert.reminder",
+        "caresignal.alert.current-level",
+    ]
     timestamp: datetime
     data: AlertData

@@ -298,6 +298,23 @@ def test_one_event_is_not_one_events() -> None:
         assert "1 events" not in text
 
 
+def test_a_current_level_notice_says_history_was_loaded_and_the_level_now() -> None:
+    change = level_change(LevelName.none, LevelName.major).model_copy(update={"backfill": True})
+    message = render(content(AlertKind.current_level, change))
+    assert message.type == "caresignal.alert.current-level"
+    assert message.data.label == "CURRENT RISK LEVEL (history loaded)"
+    mail = email_message(message, "a@b.example", "c@d.example", None)
+    assert mail["Subject"] == (
+        f"[CareSignal] CURRENT RISK LEVEL (history loaded): Oak & Ash House ({LOCATION}) risk is MAJOR now "
+        "(last told: NONE)"
+    )
+    plain, rich = parts(mail)
+    for text in (plain, rich):
+        assert "History was loaded" in text and "not sent one by one" in text
+        assert html.escape(ACTIONS[0].action) in text
+    assert AlertNotification.model_validate_json(webhook_body(message)) == message
+
+
 def test_times_are_shown_in_utc_whatever_the_sources_offset() -> None:
     rule = SAFEGUARDING.model_copy(update={"evidence": [SAFEGUARDING.evidence[2]]})
     change = level_change(reasons=[rule]).model_copy(update={"decided_at": datetime(2024, 6, 1, 10, 30, tzinfo=BST)})

@@ -474,8 +474,10 @@ def test_plan_deliveries_matches_the_rules(
     disabled: frozenset[str],
 ) -> None:
     plans = plan_deliveries("al_p", kind, old, new, [recipient(a) for a in authorities], book, muted, disabled)
-    judged = old if kind is AlertKind.de_escalation else new
-    silenced = kind is not AlertKind.de_escalation
+    # A current-level notice after a backfill: judged by the higher of told and now; a fall
+    # is told through a mute, like a cleared notice.
+    judged = {AlertKind.de_escalation: old, AlertKind.current_level: max(old, new)}.get(kind, new)
+    silenced = not (kind is AlertKind.de_escalation or (kind is AlertKind.current_level and new < old))
     expected: set[tuple[str, Channel, str, DeliveryState]] = set()
     for authority in authorities:
         for h in book.webhooks[authority]:

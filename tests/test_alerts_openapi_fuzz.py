@@ -49,8 +49,7 @@ def running(
 
 
 @pytest.fixture
-def feed(test_kafka_settings: KafkaSettings) -> Iterator[Feed]:
-    topics = Topics.with_prefix(test_kafka_settings.topic_prefix)
+def feed(test_kafka_settings: KafkaSettings, topics: Topics) -> Iterator[Feed]:
     f = Feed(test_kafka_settings, topics)
     try:
         yield f

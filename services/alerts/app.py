@@ -25,6 +25,7 @@ from services.alerts import views
 from services.alerts.auth import AlertKeys, OperatorDep, Viewer, ViewerDep
 from services.alerts.consumer import ChangeConsumer, ConsumerConfig
 from services.alerts.contacts import WEBHOOK_ID_PATTERN, ContactFileWatcher
+from services.alerts.current_level import CurrentLevelNotices
 from services.alerts.delivery import DeliveryWorker, SmtpConfig, retry_policy
 from services.alerts.errors import invalid, refusals
 from services.alerts.messages import Links
@@ -94,7 +95,10 @@ def build_runtime(settings: AlertsSettings, kafka: KafkaSettings | None, keys: A
             group_id=settings.consumer_group,
             contacts_poll_s=settings.contacts_poll_s,
         )
-        consumer = ChangeConsumer(config, store, contacts, directory, metrics, on_new_deliveries=lambda: None)
+        notices = CurrentLevelNotices(store, contacts, metrics, settings.backfill_settle_s)
+        consumer = ChangeConsumer(
+            config, store, contacts, directory, metrics, on_new_deliveries=lambda: None, current_level=notices
+        )
     else:
         contacts.refresh()
     return AlertRuntime(settings, store, keys, contacts, directory, metrics, worker, reminders, consumer)
@@ -233,12 +237,15 @@ def create_app(runtime: AlertRuntime, run_background: bool = True) -> FastAPI:
         authority: OnsCode | None = None,
         location: LocationId | None = None,
         level: LevelName | None = None,
-        state: Literal["open", "acknowledged", "resolved"] | None = None,
-        kind: Literal["escalation", "de-escalation", "reminder"] | None = None,
+        state: Literal["open", "acknowledged", "resolved", "history"] | None = None,
+        kind: Literal["escalation", "de-escalation", "reminder", "current-level"] | None = None,
         before: AwareDatetime | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> list[views.AlertSummary]:
-        """Newest first. An authority key sees only alerts its authority received."""
+        """Newest first. An authority key sees only alerts its authority received.
+
+        State `history`: a change caused by loading history, recorded and sent to nobody;
+        the recipients get one `current-level` notice once the backfill settles."""
         if viewer.authority is not None and authority is not None and authority != viewer.authority:
             raise HTTPException(status.HTTP_403_FORBIDDEN, detail="an authority key sees only its own alerts")
         flt = AlertFilter(

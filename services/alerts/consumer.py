@@ -4,6 +4,9 @@ Runs in a thread of its own (kafka-python is blocking). For each batch: route ev
 change against the directory as it stands, plan the deliveries, store alerts and
 deliveries in one transaction, and only then commit the offsets. A crash anywhere in
 between replays the batch; the deterministic alert ids make the replay a no-op.
+
+A change from loading history is stored without deliveries; between batches, the
+subjects whose backfill has settled are told their current level once (`current_level.py`).
 """
 
 import logging
@@ -22,6 +25,7 @@ from schemas.directory import Authority, Location, Placement
 from schemas.risk import Level, LevelChange
 from schemas.topics import Topics, dead_letter_headers
 from services.alerts.contacts import ContactFileWatcher
+from services.alerts.current_level import CurrentLevelNotices
 from services.alerts.metrics import AlertMetrics
 from services.alerts.routing import (
     Directory,
@@ -86,6 +90,7 @@ class ChangeConsumer:
         metrics: AlertMetrics,
         on_new_deliveries: Callable[[], None],
         clock: Callable[[], float] = time.time,
+        current_level: CurrentLevelNotices | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -97,6 +102,8 @@ class ChangeConsumer:
         self.ready = threading.Event()
         self.failed: BaseException | None = None
         self._last_contacts_check = 0.0
+        self.current_level = current_level
+        self._last_settle_check = 0.0
 
     # --- contacts --------------------------------------------------------------------
 
@@ -171,21 +178,24 @@ class ChangeConsumer:
             )
         kind = kind_of(change)
         alert_id = alert_id_for(change.change_id)
-        muted = muted_authorities(recipients, subject_locations(change), mutes)
-        book = self.contacts.book
-        plans = plan_deliveries(
-            alert_id,
-            kind,
-            Level[change.old_level.value],
-            Level[change.new_level.value],
-            recipients,
-            book,
-            muted,
-            disabled,
-        )
+        plans = []
+        # From loading history: recorded, sent to nobody; the current level is told once
+        # the backfill settles.
+        if not change.backfill:
+            muted = muted_authorities(recipients, subject_locations(change), mutes)
+            plans = plan_deliveries(
+                alert_id,
+                kind,
+                Level[change.old_level.value],
+                Level[change.new_level.value],
+                recipients,
+                self.contacts.book,
+                muted,
+                disabled,
+            )
         told = {p.authority for p in plans}
         without = [r.authority for r in recipients if r.authority not in told]
-        if without:
+        if without and not change.backfill:
             self.metrics.without_contact.inc(len(without))
             log.warning("alert %s: no contact point wants this level for %s", alert_id, without)
         location = self.directory.locations.get(change.location_id or "")
@@ -221,12 +231,29 @@ class ChangeConsumer:
         for item in unique:
             if item.alert_id in created:
                 self.metrics.alerts.labels(item.kind.value, item.change.new_level.value).inc()
-                self.metrics.changes.labels("alerted").inc()
+                self.metrics.changes.labels("history" if item.change.backfill else "alerted").inc()
                 for plan in item.deliveries:
                     if plan.state.value in ("muted", "endpoint-gone"):
                         self.metrics.notifications.labels(plan.channel.value, plan.state.value.replace("-", "_")).inc()
         self.metrics.changes.labels("duplicate").inc(len(items) - len(created))
         return len(created)
+
+    def settle_backfills(self, force: bool = False) -> None:
+        """Tell the current level of subjects whose backfill has settled (throttled)."""
+        notices = self.current_level
+        if notices is None:
+            return
+        now = time.monotonic()
+        # Often enough that the notice follows the settle time closely, rarely enough to
+        # leave the database to the batches.
+        if not force and now - self._last_settle_check < min(max(notices.settle_s / 4, 0.2), 5.0):
+            return
+        self._last_settle_check = now
+        try:
+            if notices.run_once(self.directory):
+                self.on_new_deliveries()
+        except DBAPIError as exc:  # the next check tries again; nothing is lost
+            log.error("cannot decide settled backfills yet: %s", exc)
 
     def _store_batch(self, producer: KafkaProducer, records: list[ConsumerRecord], stop: threading.Event) -> bool:
         """Store a batch, waiting out a database outage; False if asked to stop first."""
@@ -297,6 +324,7 @@ class ChangeConsumer:
                 self.refresh_contacts()
                 # Directory first, so a placement made before a change routes it.
                 self._apply_directory(directory_consumer.poll(timeout_ms=0, max_records=5000))
+                self.settle_backfills()
                 polled = consumer.poll(timeout_ms=250)
                 records = [r for batch in polled.values() for r in batch]
                 if not records:

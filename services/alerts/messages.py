@@ -119,9 +119,17 @@ def subject_line(data: AlertData) -> str:
         what = f"lowered from {data.old_level.upper()} to {level}"
     elif data.kind is AlertKind.reminder:
         what = f"still {level}, not yet acknowledged (reminder {data.reminder_number})"
+    elif data.kind is AlertKind.current_level:
+        what = f"is {level} now (last told: {data.old_level.upper()})"
     else:
         what = f"raised from {data.old_level.upper()} to {level}"
     return f"[CareSignal] {data.label}: {_subject_name(data)} risk {what}"
+
+
+HISTORY_LOADED = (
+    "History was loaded for this service: the changes it caused are recorded (GET /v1/alerts?state=history) "
+    "but were not sent one by one. This is the level now."
+)
 
 
 def _events(count: int) -> str:
@@ -145,6 +153,8 @@ def _plain(data: AlertData, authority_name: str | None) -> str:
         if data.provider_id:
             lines.append(f"Provider {data.provider_id}.")
     lines.append(f"Decided {_when(data.decided_at)} under policy {data.policy_version}.")
+    if data.kind is AlertKind.current_level:
+        lines += ["", HISTORY_LOADED]
     if data.meaning:
         lines += ["", f"What it means: {data.meaning}"]
     lines += ["", "Why:"]
@@ -203,6 +213,7 @@ def _html(data: AlertData, authority_name: str | None) -> str:
         f"<h1>{e(data.label)}</h1><p>{e(subject_line(data).removeprefix('[CareSignal] '))}</p>"
         f"<p>You receive this as the {roles} authority ({who}).</p>"
         f"<p>{where}. Decided {e(_when(data.decided_at))} under policy {e(data.policy_version)}.</p>"
+        + (f"<p>{e(HISTORY_LOADED)}</p>" if data.kind is AlertKind.current_level else "")
         + (f"<p><strong>What it means:</strong> {e(data.meaning)}</p>" if data.meaning else "")
         + f"<h2>Why</h2><ul>{reasons}</ul>"
         f"<h2>Recommended actions</h2><ul>{actions or '<li>None at this level.</li>'}</ul>"

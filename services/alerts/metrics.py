@@ -20,7 +20,8 @@ class AlertMetrics:
         )
         self.changes = Counter(
             "caresignal_alerts_risk_changes",
-            "Risk changes consumed, by result (alerted, duplicate, conflict, dead_letter).",
+            "Risk changes consumed, by result (alerted, history: from a backfill, not sent; duplicate, "
+            "dead_letter, store_error).",
             ["result"],
             registry=self.registry,
         )

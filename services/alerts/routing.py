@@ -112,6 +112,12 @@ def alert_id_for(change_id: str) -> str:
     return "al_" + _digest("change", change_id)
 
 
+def current_level_id_for(change_id: str) -> str:
+    """The one current-level notice after a backfill, named by the backfill's latest change:
+    a restart that decides again finds it already stored."""
+    return "al_" + _digest("current-level", change_id)
+
+
 def reminder_id_for(alert_id: str, number: int) -> str:
     return f"{alert_id}-r{number}"
 
@@ -162,9 +168,17 @@ def deciding_level(kind: AlertKind, old_level: Level, new_level: Level) -> Level
     """The level compared with a contact point's minimum.
 
     A cleared notice is judged by the level that is clearing, so whoever was told of
-    the rise is told of the fall.
+    the rise is told of the fall; a current-level notice by the higher of the level last
+    told and the level now, for the same reason.
     """
+    if kind is AlertKind.current_level:
+        return max(old_level, new_level)
     return old_level if kind is AlertKind.de_escalation else new_level
+
+
+def tells_a_fall(kind: AlertKind, old_level: Level, new_level: Level) -> bool:
+    """A fall is told even to an authority that muted the location."""
+    return kind is AlertKind.de_escalation or (kind is AlertKind.current_level and new_level < old_level)
 
 
 def plan_deliveries(
@@ -181,13 +195,14 @@ def plan_deliveries(
 
     `muted` maps authority -> whether it has muted this alert's location. A mute still
     records the delivery (state `muted`) so the audit shows who was not told and why;
-    a cleared notice ignores mutes.
+    news of a fall ignores mutes.
     """
     level = deciding_level(kind, old_level, new_level)
+    fall = tells_a_fall(kind, old_level, new_level)
     plans: list[PlannedDelivery] = []
     for recipient in recipients:
         authority = recipient.authority
-        is_muted = kind is not AlertKind.de_escalation and muted.get(authority, False)
+        is_muted = not fall and muted.get(authority, False)
         for hook in contacts.webhooks.get(authority, ()):
             if level < hook.min_level:
                 continue

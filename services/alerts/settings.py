@@ -45,6 +45,10 @@ class AlertsSettings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: str | None = None
 
+    # After a backfill: a subject with no newer change for this long (wall time) is told
+    # its current level once, instead of every change about the past.
+    backfill_settle_s: float = Field(default=60.0, gt=0)
+
     # Reminders for an unacknowledged Major alert.
     reminder_interval_h: float = Field(default=24.0, gt=0)
     reminder_check_s: float = Field(default=30.0, gt=0)

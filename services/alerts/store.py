@@ -20,9 +20,19 @@ from sqlalchemy import Connection, select, update
 from schemas.alerts import AlertKind, Recipient
 from schemas.risk import Level, LevelChange
 from services.alerts.outbox import AttemptResult, DeliveryJob, OutboxStore
+from services.alerts.pending import PendingStore
 from services.alerts.queries import AlertFilter, AlertNotFound, MuteNotFound, PeopleQueries
 from services.alerts.routing import DeliveryState, PlannedDelivery
-from services.alerts.tables import alerts, audit, deliveries, from_epoch, make_engine, metadata, recipients
+from services.alerts.tables import (
+    alerts,
+    audit,
+    backfill_pending,
+    deliveries,
+    from_epoch,
+    make_engine,
+    metadata,
+    recipients,
+)
 
 __all__ = [
     "AlertFilter",
@@ -58,7 +68,7 @@ class RecordResult:
     duplicates: list[str]
 
 
-class AlertStore(OutboxStore, PeopleQueries):
+class AlertStore(OutboxStore, PeopleQueries, PendingStore):
     @classmethod
     def open(cls, url: str) -> "AlertStore":
         store = cls(make_engine(url))
@@ -102,6 +112,10 @@ class AlertStore(OutboxStore, PeopleQueries):
         state = "resolved" if new_level is Level.none else "open"
         if item.kind is AlertKind.reminder:
             state = "open"
+        history = change.backfill and item.kind in (AlertKind.escalation, AlertKind.de_escalation)
+        if history:
+            # A decision about the past: recorded and visible, never sent, never reminded.
+            state = "history"
         conn.execute(
             alerts.insert().values(
                 id=item.alert_id,
@@ -171,6 +185,15 @@ class AlertStore(OutboxStore, PeopleQueries):
                 ),
             )
         )
+        if history:
+            self._note_backfill(conn, change, item.alert_id, now)
+        elif item.kind in (AlertKind.escalation, AlertKind.de_escalation):
+            # A live change is told as usual: no summary of the history before it is due.
+            conn.execute(
+                backfill_pending.delete().where(
+                    backfill_pending.c.scope == change.scope, backfill_pending.c.subject == change.key
+                )
+            )
         if item.kind is AlertKind.reminder and item.parent_id:
             conn.execute(
                 update(alerts)

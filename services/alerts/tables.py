@@ -131,6 +131,20 @@ endpoints = Table(
     Column("reason", String(300), nullable=False),
 )
 
+# One row per subject whose latest change came from loading history: its current level
+# may still need telling once the backfill settles (see backfill.py). Written in the
+# transaction of the alert, removed by a live change or once decided.
+backfill_pending = Table(
+    "backfill_pending",
+    metadata,
+    Column("scope", String(16), primary_key=True),
+    Column("subject", String(32), primary_key=True),
+    # The latest backfill alert of the subject, and when it arrived (wall time).
+    Column("alert_id", String(64), ForeignKey("alerts.id"), nullable=False),
+    Column("sequence", Integer, nullable=False),
+    Column("arrived_at", Double, nullable=False),
+)
+
 audit = Table(
     "audit_log",
     metadata,
