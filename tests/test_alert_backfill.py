@@ -1,5 +1,5 @@
 """After history is loaded: the decision (pure), then the store and the shell on a real
-SQLite file: backfill changes are recorded as `history` and sent to nobody, and the
+SQLite file and a real PostgreSQL database: backfill changes are recorded as `history` and sent to nobody, and the
 recipients are told the current level once the backfill settles, once, restarts included."""
 
 from collections.abc import Iterator
@@ -184,9 +184,13 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[AlertStore]:
-    opened = AlertStore.open(f"sqlite:///{tmp_path / 'alerts.db'}")
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AlertStore]:
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgres_database_url")
+    else:
+        url = f"sqlite:///{tmp_path / 'alerts.db'}"
+    opened = AlertStore.open(url)
     try:
         yield opened
     finally:
@@ -251,7 +255,7 @@ def test_history_is_recorded_sent_to_nobody_then_the_current_level_is_told_once(
     assert jobs[0].content.change.actions == [POLICE]
 
     # A restart (a new store on the same file) decides nothing again.
-    url = str(store.engine.url)
+    url = store.engine.url.render_as_string(hide_password=False)
     store.close()
     reopened = AlertStore.open(url)
     try:

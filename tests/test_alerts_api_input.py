@@ -63,6 +63,9 @@ def test_a_mute_until_the_end_of_time_is_refused_like_hours_beyond_the_cap(clien
     assert mute(client, AUTHORITY, until=within).status_code == 201
     assert mute(client, AUTHORITY, hours=2161).status_code == 422
     assert mute(client, AUTHORITY, hours=2160).status_code == 201
+    instant = mute(client, AUTHORITY, hours=1e-300)
+    assert instant.status_code == 422
+    assert problems(instant.json())[0][0] == ["body", "hours"]
 
 
 def test_own_checks_answer_in_the_documented_422_shape(client: TestClient) -> None:

@@ -295,6 +295,9 @@ def create_app(runtime: AlertRuntime, run_background: bool = True) -> FastAPI:
             raise HTTPException(status.HTTP_403_FORBIDDEN, detail="an authority key mutes only for its own authority")
         now = datetime.now(UTC)
         until = body.until or now + timedelta(hours=body.hours or 0)
+        if until <= now:  # hours too small to move the clock, or `until` passed meanwhile
+            field = "until" if body.until else "hours"
+            raise invalid(("body", field), f"`{field}` gives a mute that has already ended")
         row = runtime.store.add_mute(authority, body.location_id, until.timestamp(), viewer.actor, now.timestamp())
         log.info("mute %s: %s muted %s until %s", row["id"], authority, body.location_id, until.isoformat())
         return views.mute(row)
