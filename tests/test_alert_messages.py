@@ -312,6 +312,7 @@ def test_a_current_level_notice_says_history_was_loaded_and_the_level_now() -> N
     for text in (plain, rich):
         assert "History was loaded" in text and "not sent one by one" in text
         assert html.escape(ACTIONS[0].action) in text
+    assert "record that it was seen" in plain and "reminders" not in plain
     assert AlertNotification.model_validate_json(webhook_body(message)) == message
 
 

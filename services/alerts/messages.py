@@ -176,8 +176,10 @@ def _plain(data: AlertData, authority_name: str | None) -> str:
     if data.links.location:
         lines.append(f"Location page: {data.links.location}")
     lines.append(f"Alert: {data.links.alert}")
-    if data.kind is not AlertKind.de_escalation:
+    if data.kind in (AlertKind.escalation, AlertKind.reminder):
         lines.append("Acknowledge it there (POST /v1/alerts/<id>/acknowledge) to stop reminders.")
+    elif data.kind is AlertKind.current_level:
+        lines.append("Acknowledge it there (POST /v1/alerts/<id>/acknowledge) to record that it was seen.")
     lines += ["", f"Alert {data.alert_id}, delivery {data.delivery_id}. No personal data is included."]
     return "\n".join(lines) + "\n"
 
