@@ -7,10 +7,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka.admin import NewTopic
 
 from schemas.topics import Topics
 from services.broker.settings import KafkaSettings
+from tests.conftest import consume_all
 from tests.service_process import ScorerProcess
 from tests.test_scoring_worker import START, serious
 
@@ -62,3 +64,46 @@ def test_the_risk_page_never_answers_500_around_the_first_level_change(
     # topics it has sent to). The page must still answer.
     directory = httpx.get(f"{scorer.url}/v1/directory/locations/{location_id}", timeout=10)
     assert directory.status_code == 404, f"{directory.status_code} {directory.text}\n{scorer.log_tail(40)}"
+
+
+def test_routed_pages_answer_after_the_producer_met_a_topic_created_since_it_started(
+    scorer: ScorerProcess, test_kafka_settings: KafkaSettings, topics: Topics
+) -> None:
+    # The condition behind the 500s, made certain: once aiokafka's producer sends to a topic
+    # missing from its cached metadata, it refreshes the metadata of the topics it has sent
+    # to only, and every other topic (the tables' changelogs) drops out of the cache. Here
+    # the dead-letter topic is created after the scorer started, and a bad record makes the
+    # scorer send to it.
+    bootstrap = test_kafka_settings.bootstrap_servers
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.delete_topics([topics.dead_letter])
+        deadline = time.monotonic() + 30
+        while topics.dead_letter in admin.list_topics() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        scorer.start()
+        location_id = "1-500000099"
+        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        producer.send(
+            topics.events, key=location_id.encode(), value=json.dumps(serious("sg", location_id, START)).encode()
+        )
+        producer.flush()
+        wait = time.monotonic() + 30
+        while httpx.get(f"{scorer.url}/v1/locations/{location_id}/risk", timeout=10).status_code != 200:
+            assert time.monotonic() < wait, scorer.log_tail(40)
+            time.sleep(0.2)
+        admin.create_topics([NewTopic(topics.dead_letter, num_partitions=1, replication_factor=1)])
+        producer.send(topics.events, key=location_id.encode(), value=b"{not json")
+        producer.flush()
+        producer.close()
+        assert len(consume_all(bootstrap, topics.dead_letter, expect=1, timeout_s=60)) == 1
+    finally:
+        admin.close()
+    answers = {
+        path: httpx.get(f"{scorer.url}{path}", timeout=10)
+        for path in (f"/v1/directory/locations/{location_id}", f"/v1/locations/{location_id}/risk")
+    }
+    for path, response in answers.items():
+        assert response.status_code != 500, f"{path}: {response.text}\n{scorer.log_tail(40)}"
+    assert answers[f"/v1/directory/locations/{location_id}"].status_code == 404
+    assert answers[f"/v1/locations/{location_id}/risk"].json()["level"] == "major"

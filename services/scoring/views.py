@@ -40,10 +40,11 @@ async def changelog_known(app: faust.App, table: CollectionT) -> bool:
     """Whether the producer's metadata lists the table's changelog topic, after asking for it.
 
     faust's router finds a key's worker through the producer's partitioner, which is
-    handed the topic's partitions from the producer's cached cluster metadata. A topic
-    missing from that cache (created after the producer's last metadata refresh, or left
-    out of one) gives aiokafka None, and `list(None)` raised TypeError: a 500 for as long
-    as the cache stayed stale. Asking for the topic adds it to the producer's metadata.
+    handed the topic's partitions from the producer's cached cluster metadata. Once the
+    producer sends to a topic its cache does not list, aiokafka refreshes only the topics
+    it has sent to, and the changelogs drop out: aiokafka then calls `list(None)`, a
+    TypeError (500) until the table is next written. Asking for the topic adds it to the
+    producer's metadata for good.
     """
     topic = table.changelog_topic.get_topic_name()
     producer: AIOKafkaProducer = app.producer._ensure_producer()  # type: ignore[attr-defined]
