@@ -32,6 +32,15 @@ def change(location: str, seq: int, old: str, new: str, at: datetime) -> LevelCh
     )
 
 
+def test_an_organisation_change_moved_by_a_backfill_change_is_marked_backfill() -> None:
+    state, _ = roll_up(None, change("1-100000001", 1, "none", "major", T0), POLICY)
+    backfilled = change("1-100000002", 1, "none", "major", T0).model_copy(update={"backfill": True})
+    _, out = roll_up(state, backfilled, POLICY)
+    assert out is not None and out.scope == "organisation" and out.backfill is True
+    _, live = roll_up(state, change("1-100000002", 1, "none", "major", T0), POLICY)
+    assert live is not None and live.backfill is False
+
+
 def test_one_troubled_location_is_not_a_corporate_failing_two_are() -> None:
     state, out = roll_up(None, change("1-100000001", 1, "none", "major", T0), POLICY)
     assert out is None

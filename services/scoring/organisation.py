@@ -74,5 +74,7 @@ def roll_up(
         meaning=spec.meaning if spec is not None else "No current concern under the policy's thresholds.",
         policy_version=policy.version,
         decided_at=t,
+        # Moved by a location's change about the past (a backfill): about the past too.
+        backfill=change.backfill,
     )
     return state.model_copy(update={"level": level, "since": since, "change_seq": seq}), org_change
