@@ -240,6 +240,8 @@ def test_history_is_recorded_sent_to_nobody_then_the_current_level_is_told_once(
     assert len(recorded) == 30 and {r["state"] for r in recorded} == {"history"}
     assert store.claim_due(clock.now + 1, 100, 60) == [], "history must not be sent"
     assert store.due_reminders(clock.now + 10**6, 1) == [], "nor reminded"
+    [entry] = store.get_alert(recorded[0]["id"])["audit"]
+    assert '"history": "from a backfill: recorded, not sent"' in entry["detail"]
 
     clock.now += 59
     assert consumer.current_level.run_once(consumer.directory) == 0, "not settled yet"

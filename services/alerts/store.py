@@ -181,6 +181,7 @@ class AlertStore(OutboxStore, PeopleQueries, PendingStore):
                         "change_id": change.change_id,
                         "recipients": [r.authority for r in item.recipients],
                         "deliveries": {d.delivery_id: d.state.value for d in item.deliveries},
+                        **({"history": "from a backfill: recorded, not sent"} if history else {}),
                     }
                 ),
             )
