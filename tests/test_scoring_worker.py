@@ -118,7 +118,7 @@ def test_events_posted_to_ingest_become_explained_level_changes(
     assert len(changes) == len(values) == 4
 
     risk = httpx.get(f"{scorer.url}/v1/locations/1-100000001/risk", timeout=10).json()
-    assert risk["level"] == "major"
+    assert risk["level"] == "major" and risk["since"] == (START + timedelta(days=4)).isoformat()
     assert {r["rule_id"] for r in risk["reasons"]} == {"serious_abuse_or_neglect", "repeated_missed_visits"}
     assert risk["recent_evidence"][0]["event_id"] == "sg-1"
     board = httpx.get(f"{scorer.url}/v1/locations", params={"level": "major"}, timeout=10).json()
@@ -128,6 +128,7 @@ def test_events_posted_to_ingest_become_explained_level_changes(
     assert main(["policy", "explain", "1-100000001", "--url", scorer.url]) == 0
     out = capsys.readouterr().out
     assert "MAJOR" in out and "serious_abuse_or_neglect" in out and "mv-2" in out
+    assert "since None" not in out and "(3 events)" in out and "(1 event)" in out
 
     metrics = httpx.get(f"{scorer.url}/metrics", timeout=10).text
     assert 'caresignal_scoring_events_total{event_type="missed_visit",status="applied"} 3.0' in metrics
