@@ -167,3 +167,20 @@ def test_levels_fall_with_time_on_a_partition_no_event_reaches(
     risk = httpx.get(f"{scorer.url}/v1/locations/{location_id}/risk", timeout=10).json()
     assert risk["level"] == "none"
     assert metric(scorer.url, 'caresignal_scoring_time_signals_total{kind="sent"}')
+
+
+def test_kcat_with_the_readmes_partitioner_puts_every_key_where_the_scorer_expects_it(
+    test_kafka_settings: KafkaSettings, topics: Topics
+) -> None:
+    bootstrap = test_kafka_settings.bootstrap_servers
+    keys = [f"1-8{n:08d}" for n in range(60)]
+    lines = "".join(f"{key}\t{{}}\n" for key in keys)
+    subprocess.run(
+        ["kcat", "-P", "-b", bootstrap, "-t", topics.events, "-K", "\t", "-X", "partitioner=murmur2_random"],
+        input=lines.encode(),
+        check=True,
+        timeout=30,
+    )
+    records = consume_all(bootstrap, topics.events, expect=len(keys), timeout_s=30)
+    assert len(records) == len(keys)
+    assert {r.key.decode(): r.partition for r in records} == {key: partition_of(key) for key in keys}

@@ -10,6 +10,7 @@ PARTITIONS = SPECS["events"].partitions
 REROUTED_FROM_HEADER = "caresignal.rerouted-from"
 
 
-def partition_of(key: str, partitions: int = PARTITIONS) -> int:
+def partition_of(key: str | bytes, partitions: int = PARTITIONS) -> int:
     """The partition the producers' default (murmur2) partitioner gives a key."""
-    return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+    raw = key.encode() if isinstance(key, str) else key
+    return int(murmur2(raw) & 0x7FFFFFFF) % partitions

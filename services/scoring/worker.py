@@ -253,7 +253,7 @@ class Scorer:
         if event.key is None:
             return False
         message = event.message
-        right = partition_of(event.key.decode(errors="replace"))
+        right = partition_of(event.key)
         if message.partition == right:
             return False
         where = f"{message.topic}/{message.partition}/{message.offset}"
