@@ -170,7 +170,8 @@ def test_a_region_year_matches_its_expected_rates(region_events: list[dict[str, 
     per_location = len(region_events) / len(population.sites)
     # Planted declines add some; a site's own random factor moves the rest.
     assert 0.9 * expected / 150 <= per_location <= 1.2 * expected / 150
-    assert 180 <= per_location <= 300
+    # 150 locations: a few large agencies move the average a lot (national: ~240, tested above).
+    assert 150 <= per_location <= 330
     counts = Counter(e["type"].split(".")[2] for e in region_events)
     assert counts.most_common(1)[0][0] == "missed_visit"
     beds = sum(s.location.capacity for s in population.sites if s.care_home)

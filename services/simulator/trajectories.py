@@ -87,7 +87,7 @@ PLANT_SHARE: dict[Kind, float] = {
     Kind.gradual_decline: 0.02,
     Kind.manager_departure: 0.012,
     Kind.homecare_collapse: 0.03,  # of home-care agencies
-    Kind.corporate_failure: 1 / 150,  # organisations, per location
+    Kind.corporate_failure: 0.02,  # of organisations with 3 to 40 locations
     Kind.under_reporting: 0.012,
     Kind.recovery: 0.012,
 }
@@ -219,7 +219,7 @@ def plan_world(rng: random.Random, population: Population, days: int) -> Plan:
 
     # Corporate failure: an organisation of 3+ locations whose services slide together.
     groups = sorted((p for p, locs in population.organisations.items() if 3 <= len(locs) <= 40))
-    for provider in rng.sample(groups, min(len(groups), _count(PLANT_SHARE[Kind.corporate_failure], n))):
+    for provider in rng.sample(groups, min(len(groups), _count(PLANT_SHARE[Kind.corporate_failure], len(groups)))):
         members = population.organisations[provider]
         start = rng.uniform(0.1, 0.45) * days
         label = add(Kind.corporate_failure, "organisation", provider, list(members), start, "moderate")
