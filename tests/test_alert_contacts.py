@@ -347,6 +347,25 @@ def test_the_watcher_loads_picks_up_edits_and_ignores_an_untouched_file(tmp_path
     assert watcher.book.version != first.version
 
 
+def test_a_file_seen_empty_mid_write_does_not_replace_the_contacts(tmp_path: Path) -> None:
+    path = tmp_path / "contacts.yaml"
+    write(path, dump(BASE))
+    watcher = ContactFileWatcher(path, ENV)
+    watcher.refresh()
+    good = watcher.book
+    write(path, "")  # what a reader sees between the truncation and the write of an edit
+    assert watcher.refresh() is False
+    assert watcher.book is good
+    write(path, "authorities: {E1: nonsense}")  # and the edit was broken: the last good stays
+    assert watcher.refresh() is False
+    assert watcher.book is good and watcher.last_error is not None
+    # Emptied on purpose: still empty at the next look, so it applies.
+    write(path, "")
+    assert watcher.refresh() is False
+    assert watcher.refresh() is True
+    assert watcher.book.authorities() == set()
+
+
 def test_an_edit_of_the_same_size_is_seen(tmp_path: Path) -> None:
     path = tmp_path / "contacts.yaml"
     write(path, dump(BASE))

@@ -211,6 +211,7 @@ class ContactFileWatcher:
         self._stamp: tuple[float, int] | None = (-1.0, -1)
         self.book = ContactBook()
         self.last_error: str | None = None
+        self._empty_seen: tuple[float, int] | None = None
 
     def _current_stamp(self) -> tuple[float, int] | None:
         try:
@@ -223,6 +224,11 @@ class ContactFileWatcher:
         """Reload if the file changed; True when a new book is in force."""
         stamp = self._current_stamp()
         if stamp == self._stamp:
+            return False
+        if stamp is not None and stamp[1] == 0 and self.book.authorities() and stamp != self._empty_seen:
+            # Writing a file truncates it first: an empty file read in between is not
+            # "nobody has contact points". Applied only if it is still empty next time.
+            self._empty_seen = stamp
             return False
         self._stamp = stamp
         if stamp is None:
