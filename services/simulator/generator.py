@@ -88,7 +88,10 @@ def all_sources(population: Population) -> dict[str, set[str]]:
 
 
 class EventStream:
-    """Iterate to get the run's events (dicts) in arrival order; then read `labelled`."""
+    """Iterate to get the run's events (dicts) in arrival order; then read `labelled`.
+
+    A resent duplicate is the same dict object again: consumers must not mutate events.
+    """
 
     def __init__(self, config: SimulationConfig, population: Population, plan: Plan) -> None:
         self.config = config
