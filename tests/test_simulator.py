@@ -114,6 +114,10 @@ def test_national_population_in_published_proportions() -> None:
     assert 750_000 <= sum(home_care) <= 900_000
     assert statistics.median(home_care) < 0.75 * statistics.mean(home_care)  # a long tail
     assert types[ServiceType.supported_living] < 0.06 * len(sites)
+    ratings = Counter(s.rating.value for s in sites)
+    assert abs(ratings["good"] / len(sites) - 0.76) < 0.02  # "about three in four"
+    assert abs(ratings["requires_improvement"] / len(sites) - 0.19) < 0.02  # "about one in five"
+    assert 0.03 < ratings["outstanding"] / len(sites) < 0.07  # "a few per cent"
     sizes = sorted((len(v) for v in population.organisations.values()), reverse=True)
     assert 4_000 <= len(sizes) <= 12_000  # "several thousand"
     assert sizes.count(1) / len(sizes) > 0.6 and sizes[0] >= 80

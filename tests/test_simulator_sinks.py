@@ -1,5 +1,6 @@
 """Where a simulation goes: a file, the directory import, Kafka, the ingest API, the CLI."""
 
+import io
 import json
 import tomllib
 from collections import Counter
@@ -17,9 +18,9 @@ from services.ingest.auth import ApiKeyEntry, ApiKeyRegistry
 from services.ingest.directory_import import read_records
 from services.ingest.settings import IngestSettings
 from services.simulator.config import SimulationConfig
-from services.simulator.generator import all_sources
+from services.simulator.generator import EventStream, all_sources
 from services.simulator.run import build_world, simulate
-from services.simulator.sinks import IngestSink, KafkaSink, SinkError, read_api_keys
+from services.simulator.sinks import IngestSink, KafkaSink, Progress, SinkError, read_api_keys
 from tests.conftest import consume_all
 
 SMALL = SimulationConfig(seed=5, locations=12, authorities=2, days=20)
@@ -107,6 +108,33 @@ def test_ingest_sink_sends_each_source_with_its_own_key(test_kafka_settings: Kaf
         test_kafka_settings.bootstrap_servers, topics.placements, expect=len(population.placements)
     )
     assert len(placements) == len(population.placements)
+
+
+@pytest.mark.integration
+def test_simulate_to_kafka_from_the_command_line(
+    test_kafka_settings: KafkaSettings, topics: Topics, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CARESIGNAL_TOPIC_PREFIX", test_kafka_settings.topic_prefix)
+    args = ["simulate", "--seed", "5", "--locations", "12", "--authorities", "2", "--days", "20", "--to", "kafka"]
+    assert main([*args, "--truth", str(tmp_path / "truth.json")]) == 0
+    expected = sum(1 for _ in EventStream(SMALL, *build_world(SMALL)))
+    records = consume_all(test_kafka_settings.bootstrap_servers, topics.events, expect=expected)
+    assert len(records) == expected
+    population, _ = build_world(SMALL)
+    authorities = consume_all(test_kafka_settings.bootstrap_servers, topics.authorities, expect=3)
+    assert sorted(r.key.decode() for r in authorities) == sorted(a.ons_code for a in population.authorities)
+    assert {a.ons_code[:3] for a in population.authorities} == {"E06", "E08", "E54"}  # the national mix, 2 of it
+
+
+def test_progress_bar_draws_on_one_line_and_ends_it() -> None:
+    out = io.StringIO()
+    progress = Progress(out)
+    progress.events = 1234
+    progress(0.5)
+    progress(1.0)
+    text = out.getvalue()
+    assert text.startswith("\r[###############...............]  50%  1,234 events") and text.endswith("\n")
+    assert text.count("\n") == 1
 
 
 def test_ingest_sink_refuses_a_source_without_a_key() -> None:
