@@ -20,7 +20,7 @@ from services.ingest.settings import IngestSettings
 from services.simulator.config import SimulationConfig
 from services.simulator.generator import EventStream, all_sources
 from services.simulator.run import build_world, simulate
-from services.simulator.sinks import IngestSink, KafkaSink, Progress, SinkError, read_api_keys
+from services.simulator.sinks import IngestSink, KafkaSink, Progress, SinkError, encode, read_api_keys
 from tests.conftest import consume_all
 
 SMALL = SimulationConfig(seed=5, locations=12, authorities=2, days=20)
@@ -43,6 +43,13 @@ def test_directory_files_import_as_they_are(tmp_path: Path) -> None:
     assert sent <= listed
     truth = json.loads((tmp_path / "t.json").read_text())
     assert truth["seed"] == 4 and truth["locations"] == 30
+
+
+def test_encoding_is_exactly_what_json_dumps_writes() -> None:
+    config = SimulationConfig(seed=5, locations=80, days=120)
+    events = list(EventStream(config, *build_world(config)))
+    assert len({e["type"] for e in events}) >= 10
+    assert all(encode(e) == json.dumps(e, separators=(",", ":"), ensure_ascii=False) for e in events)
 
 
 def test_sources_lists_every_source_with_its_types(capsys: pytest.CaptureFixture[str]) -> None:
