@@ -189,9 +189,10 @@ class EventStream:
         index_of = {s.location_id: i for i, s in enumerate(sites)}
         while heap or next_planned < len(planned):
             if next_planned < len(planned) and (not heap or planned[next_planned].time <= heap[0][0]):
-                item: Planned | None = planned[next_planned]
+                due = planned[next_planned]
                 next_planned += 1
-                t = item.time  # type: ignore[union-attr]
+                item: Planned | None = due
+                t, index = due.time, 0
             else:
                 t, index = heap[0]
                 item = None
