@@ -63,7 +63,8 @@ RATING_MIX: dict[Rating, float] = {
 # Organisation sizes (locations per provider): most run one location, a heavy tail of
 # groups run dozens to hundreds (national-figures.md: "the large groups run dozens to
 # hundreds of homes"). ESTIMATE of the shape: (probability, smallest, largest); the mean
-# is ~2.9 locations, so 25,000 locations give ~8,500 organisations ("several thousand").
+# is ~3.4 locations (log-uniform within bands), so 25,000 locations give ~7,300
+# organisations ("several thousand").
 ORGANISATION_SIZES: list[tuple[float, int, int]] = [
     (0.72, 1, 1),
     (0.20, 2, 4),
