@@ -315,6 +315,67 @@ class HealthUse(Contract):
         return self
 
 
+class IncidentCategory(StrEnum):
+    """Categories of a provider's incident log and medication audit, as commissioners'
+    contracts ask providers to return them (no free text: the category is the content)."""
+
+    medication_error = "medication_error"
+    fall = "fall"
+    pressure_ulcer = "pressure_ulcer"
+    missed_care = "missed_care"
+    choking = "choking"
+    absconding = "absconding"
+    challenging_behaviour = "challenging_behaviour"
+    infection = "infection"
+    other = "other"
+
+
+class Harm(StrEnum):
+    """Degree of harm, as in NHS incident reporting (NRLS): severe includes death."""
+
+    none = "none"
+    low = "low"
+    moderate = "moderate"
+    severe = "severe"
+
+
+class ProviderIncident(Contract):
+    """One entry of the provider's incident log or medication audit, shared under
+    contract. Unlike a statutory notification it covers incidents of any harm,
+    including none: a series of no-harm medication errors is still a series."""
+
+    category: IncidentCategory
+    harm: Harm
+    person_ref: Pseudonym | None = None
+
+
+class ReviewFinding(StrEnum):
+    """A care review's overall finding about the provider's care: `none` when the
+    review found the person's care as planned."""
+
+    none = "none"
+    low = "low"
+    medium = "medium"
+    high = "high"
+
+
+class CareReview(Contract):
+    """A placing authority's review of one person's care and support plan (Care Act
+    2014, s.27) at this location: what it found about the care the provider gives."""
+
+    finding_level: ReviewFinding
+    key_questions: KeyQuestions = []
+    person_ref: Pseudonym | None = None
+
+    _check_unique = field_validator("key_questions")(_unique)
+
+    @model_validator(mode="after")
+    def _tags_need_a_finding(self) -> Self:
+        if self.finding_level is ReviewFinding.none and self.key_questions:
+            raise ValueError("key_questions tag a finding: they must be empty when finding_level is 'none'")
+        return self
+
+
 # --- the envelope --------------------------------------------------------------------
 
 
@@ -409,6 +470,16 @@ class HealthUseEvent(Envelope):
     data: HealthUse
 
 
+class ProviderIncidentEvent(Envelope):
+    type: Literal["uk.caresignal.provider_incident.v1"]
+    data: ProviderIncident
+
+
+class CareReviewEvent(Envelope):
+    type: Literal["uk.caresignal.care_review.v1"]
+    data: CareReview
+
+
 EVENT_MODELS: tuple[type[Envelope], ...] = (
     ComplaintEvent,
     StatutoryNotificationEvent,
@@ -422,6 +493,8 @@ EVENT_MODELS: tuple[type[Envelope], ...] = (
     WhistleblowingEvent,
     WorkforceEvent,
     HealthUseEvent,
+    ProviderIncidentEvent,
+    CareReviewEvent,
 )
 
 Event = Annotated[
@@ -436,7 +509,9 @@ Event = Annotated[
     | ContractMonitoringEvent
     | WhistleblowingEvent
     | WorkforceEvent
-    | HealthUseEvent,
+    | HealthUseEvent
+    | ProviderIncidentEvent
+    | CareReviewEvent,
     Field(discriminator="type"),
 ]
 

@@ -33,6 +33,12 @@ EXAMPLE_DATA: dict[str, dict[str, Any]] = {
     "whistleblowing": {"topic": "staffing", "key_questions": ["safe"]},
     "workforce": {"agency_staff_share": 0.42, "induction_gaps": True},
     "health_use": {"kind": "ae_attendance", "injury_type": "fall", "repeat_injury": True},
+    "provider_incident": {
+        "category": "medication_error",
+        "harm": "low",
+        "person_ref": "9b2e4d6f8a0c1e3f5a7b9c0d2e4f6a8b",
+    },
+    "care_review": {"finding_level": "low", "key_questions": ["effective"]},
 }
 
 

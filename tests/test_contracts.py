@@ -46,6 +46,8 @@ def test_examples_cover_every_type() -> None:
             "whistleblowing",
             "workforce",
             "health_use",
+            "provider_incident",
+            "care_review",
         }
     )
 
@@ -121,6 +123,11 @@ def test_type_names_carry_a_version() -> None:
             ("data", "commissioner"),
         ),
         ("police_flag", {"kind": "criminal_proceedings"}, ("data", "care_related")),
+        ("provider_incident", {"category": "medication_error"}, ("data", "harm")),
+        ("provider_incident", {"category": "medication", "harm": "low"}, ("data", "category")),
+        ("provider_incident", {"category": "fall", "harm": "catastrophic"}, ("data", "harm")),
+        ("care_review", {"finding_level": "none", "key_questions": ["safe"]}, ("data",)),
+        ("care_review", {"finding_level": "low", "key_questions": ["safe", "safe"]}, ("data", "key_questions")),
     ],
 )
 def test_type_specific_rules(short_type: str, data: dict, field: tuple) -> None:  # type: ignore[type-arg]
@@ -141,6 +148,8 @@ def test_type_specific_rules(short_type: str, data: dict, field: tuple) -> None:
         ("workforce", "registered_manager_left", "n"),
         ("health_use", "repeat_injury", 0),
         ("cqc_rating", "published", 1_699_920_000),
+        ("provider_incident", "harm", 1),
+        ("care_review", "finding_level", None),
     ],
 )
 def test_data_fields_take_only_their_own_json_type(short_type: str, field: str, value: object) -> None:
@@ -198,3 +207,21 @@ def test_directory_records() -> None:
 def test_json_schema_files_match_the_models() -> None:
     stale = drift()
     assert stale == [], f"run `caresignal schemas export`: {stale}"
+
+
+@pytest.mark.parametrize("short_type", ["provider_incident", "care_review"])
+@pytest.mark.parametrize("field", ["description", "notes", "name", "nhs_number"])
+def test_the_new_signals_carry_no_free_text(short_type: str, field: str) -> None:
+    obj = example_event(short_type, time=NOW)
+    obj["data"] = {**obj["data"], field: "Mrs Smith was given the wrong tablets"}
+    assert errors_of(obj) == [(("data", field), "extra_forbidden")]
+
+
+def test_the_new_signals_are_versioned_types_with_an_optional_pseudonym() -> None:
+    for short_type, data in (
+        ("provider_incident", {"category": "medication_error", "harm": "none"}),
+        ("care_review", {"finding_level": "none"}),
+    ):
+        event = parser.parse_obj(example_event(short_type, time=NOW, data=data), now=NOW)
+        assert event.type == f"uk.caresignal.{short_type}.v1"
+        assert event.data.person_ref is None  # type: ignore[union-attr]

@@ -232,3 +232,34 @@ def test_event_time_in_the_future_is_422(client: TestClient) -> None:
     event["time"] = datetime(2100, 1, 1, tzinfo=UTC).isoformat()
     response = client.post("/v1/events", json=event, headers=auth(ECM_KEY))
     assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["body", "time"]
+
+
+@pytest.mark.parametrize(
+    ("short_type", "bad", "field"),
+    [
+        (
+            "provider_incident",
+            {"category": "medication_error", "harm": "low", "description": "wrong tablets"},
+            ("body", "data", "description"),
+        ),
+        ("care_review", {"finding_level": "moderate"}, ("body", "data", "finding_level")),
+    ],
+)
+def test_the_provider_incident_and_care_review_signals_are_accepted_and_checked(
+    client: TestClient,
+    topics: Topics,
+    kafka_settings: KafkaSettings,
+    short_type: str,
+    bad: dict,  # type: ignore[type-arg]
+    field: tuple[str, ...],
+) -> None:
+    sent = example_event(short_type, event_id=f"{short_type}-1", source=ALL_SOURCE, location_id="1-101234567")
+    accepted = client.post("/v1/events", json=sent, headers=auth(ALL_KEY))
+    assert accepted.status_code == 202, accepted.text
+    refused = client.post("/v1/events", json={**sent, "id": f"{short_type}-2", "data": bad}, headers=auth(ALL_KEY))
+    assert refused.status_code == 422
+    assert [tuple(d["loc"]) for d in refused.json()["detail"]] == [field]
+    assert "wrong tablets" not in refused.text
+    [record] = consume_all(kafka_settings.bootstrap_servers, topics.events, expect=1)
+    assert json.loads(record.value)["type"] == f"uk.caresignal.{short_type}.v1"
+    assert EventParser().parse_obj(json.loads(record.value)) == EventParser().parse_obj(sent)
