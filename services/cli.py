@@ -285,6 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("file", type=Path)
     imp.add_argument("--kind", choices=["locations", "placements", "authorities"])
     imp.set_defaults(func=cmd_directory)
+    from services.ingest.import_cli import add_importers
+
+    add_importers(directory_sub, _kafka_settings)
 
     scorer = sub.add_parser("scorer", help="run the scoring worker (Faust)")
     scorer.add_argument("--replay", action="store_true", help="forget derived state and rebuild from the first event")
