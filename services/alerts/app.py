@@ -23,6 +23,7 @@ from schemas.identifiers import LocationId, OnsCode
 from schemas.risk import LevelName
 from services.alerts import views
 from services.alerts.auth import AlertKeys, OperatorDep, Viewer, ViewerDep
+from services.alerts.board.install import install_board
 from services.alerts.consumer import ChangeConsumer, ConsumerConfig
 from services.alerts.contacts import WEBHOOK_ID_PATTERN, ContactFileWatcher
 from services.alerts.current_level import CurrentLevelNotices
@@ -229,6 +230,15 @@ def create_app(runtime: AlertRuntime, run_background: bool = True) -> FastAPI:
     install_docs(app)
     app.state.runtime = runtime
     app.state.keys = runtime.keys
+    secret = runtime.settings.board_session_secret
+    install_board(
+        app,
+        runtime.store,
+        runtime.directory,
+        runtime.keys,
+        runtime.settings.board_node_modules,
+        secret.get_secret_value().encode() if secret else None,
+    )
 
     @app.get("/v1/alerts", response_model=list[views.AlertSummary], tags=["alerts"], responses=refusals(401, 403))
     def list_alerts(

@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.broker.settings import PROJECT_ROOT
@@ -26,6 +26,11 @@ class AlertsSettings(BaseSettings):
     # Where a lead reads a location's risk and evidence; `{location_id}` is replaced.
     location_url: str = "http://127.0.0.1:6066/v1/locations/{location_id}/risk"
     public_url: str = "http://127.0.0.1:8002"
+    # The risk board: GOV.UK Frontend is served from here (`npm ci` installs it), and
+    # sessions are signed with this secret (random per process when unset: a restart
+    # then signs everyone out).
+    board_node_modules: Path = PROJECT_ROOT / "node_modules"
+    board_session_secret: SecretStr | None = None
 
     # Delivery
     retry_window_h: float = Field(default=72.0, gt=0)

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, select, update
 
 from schemas.alerts import AlertKind, Recipient
 from schemas.risk import Level, LevelChange
+from services.alerts.board.store import BoardStore
 from services.alerts.outbox import AttemptResult, DeliveryJob, OutboxStore
 from services.alerts.pending import PendingStore
 from services.alerts.queries import AlertFilter, AlertNotFound, MuteNotFound, PeopleQueries
@@ -68,7 +69,7 @@ class RecordResult:
     duplicates: list[str]
 
 
-class AlertStore(OutboxStore, PeopleQueries, PendingStore):
+class AlertStore(OutboxStore, PeopleQueries, PendingStore, BoardStore):
     @classmethod
     def open(cls, url: str) -> "AlertStore":
         store = cls(make_engine(url))
@@ -97,6 +98,8 @@ class AlertStore(OutboxStore, PeopleQueries, PendingStore):
 
     def _insert_alert(self, conn: Connection, item: NewAlert, now: float) -> None:
         change = item.change
+        # The board's levels come from every change, backfill included, whoever scored it.
+        self.note_change(conn, change, now)
         new_level = Level[change.new_level.value]
         if item.kind is not AlertKind.reminder:
             # A later change for the same subject resolves the earlier alerts.

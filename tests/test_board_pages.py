@@ -1,0 +1,209 @@
+"""The risk board's pages in-process: sign-in, sessions and CSRF, need-to-know, headers,
+the CSV, and the provider concerns process's rules. The real app and store (SQLite in
+tmp_path); changes are routed and stored through the consumer's own code, without Kafka.
+The browser tests (`test_board_browser.py`) drive the same pages over the real broker."""
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.alerts.app import AlertRuntime, build_runtime, create_app
+from services.alerts.auth import AlertKeys
+from services.alerts.settings import AlertsSettings
+from tests.alert_peers import HOST, OPERATOR_KEY, PLACER_A, PLACER_B, THIRD, key_for, write_keys
+from tests.board_data import change_doc, put_location, put_placement, store_changes
+
+LOC_A, LOC_B, LOC_C = "1-100000001", "1-100000002", "1-100000003"
+PROVIDER, OTHER_PROVIDER = "1-000111222", "1-000333444"
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Iterator[AlertRuntime]:
+    keys = tmp_path / "keys.toml"
+    write_keys(keys)
+    contacts = tmp_path / "contacts.yaml"
+    contacts.write_text("authorities: {}\n")
+    settings = AlertsSettings(
+        database_url=f"sqlite:///{tmp_path / 'alerts.db'}", contacts_file=contacts, api_keys_file=keys
+    )
+    runtime = build_runtime(settings, None, AlertKeys.load(keys))
+    put_location(runtime, LOC_A, PROVIDER, HOST, "Rose & Crown House")
+    put_location(runtime, LOC_B, PROVIDER, PLACER_B, "Elm Lodge", "home_care")
+    put_location(runtime, LOC_C, OTHER_PROVIDER, PLACER_B, "+44 Care (Sunset Court)")
+    put_placement(runtime, PLACER_A, LOC_A)
+    put_placement(runtime, THIRD, LOC_A, active=False)
+    now = datetime.now(UTC).replace(microsecond=0)
+    store_changes(
+        runtime,
+        change_doc(LOC_A, PROVIDER, 1, "none", "moderate", now - timedelta(days=20)),
+        change_doc(LOC_A, PROVIDER, 2, "moderate", "major", now - timedelta(days=2)),
+        change_doc(LOC_B, PROVIDER, 1, "none", "minor", now - timedelta(days=5)),
+        change_doc(LOC_C, OTHER_PROVIDER, 1, "none", "major", now - timedelta(days=1)),
+    )
+    yield runtime
+
+
+@pytest.fixture
+def client(runtime: AlertRuntime) -> Iterator[TestClient]:
+    with TestClient(create_app(runtime, run_background=False), follow_redirects=False) as client:
+        yield client
+
+
+def csrf_of(page: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]*)"', page)
+    assert found, page
+    return found.group(1)
+
+
+def sign_in(client: TestClient, key: str, next_path: str = "/board") -> None:
+    form = client.get("/board/sign-in", params={"next": next_path})
+    answer = client.post("/board/sign-in", data={"key": key, "next": next_path, "csrf_token": csrf_of(form.text)})
+    assert answer.status_code == 303, answer.text
+    assert answer.headers["location"] == next_path
+
+
+def test_a_page_without_a_session_sends_to_sign_in_and_back(client: TestClient) -> None:
+    answer = client.get(f"/board/locations/{LOC_A}")
+    assert answer.status_code == 303
+    assert answer.headers["location"] == f"/board/sign-in?next=/board/locations/{LOC_A}"
+    form = client.get(answer.headers["location"])
+    wrong = client.post(
+        "/board/sign-in", data={"key": "cs_nope", "next": f"/board/locations/{LOC_A}", "csrf_token": csrf_of(form.text)}
+    )
+    assert wrong.status_code == 401
+    assert "Enter a valid alerts API key" in wrong.text
+    sign_in(client, key_for(HOST), f"/board/locations/{LOC_A}")
+    assert client.get(f"/board/locations/{LOC_A}").status_code == 200
+
+
+def test_the_session_cookie_is_httponly_lax_and_names_no_key(client: TestClient) -> None:
+    form = client.get("/board/sign-in")
+    answer = client.post(
+        "/board/sign-in", data={"key": OPERATOR_KEY, "next": "/board", "csrf_token": csrf_of(form.text)}
+    )
+    cookie = next(v for k, v in answer.headers.multi_items() if k == "set-cookie" and "caresignal_board=" in v)
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/board" in cookie
+    assert OPERATOR_KEY not in cookie
+
+
+def test_sign_in_elsewhere_is_refused_without_the_form_token_and_never_redirects_off_site(client: TestClient) -> None:
+    assert client.post("/board/sign-in", data={"key": OPERATOR_KEY, "next": "/board"}).status_code == 403
+    form = client.get("/board/sign-in", params={"next": "//evil.example/board"})
+    answer = client.post(
+        "/board/sign-in", data={"key": OPERATOR_KEY, "next": "//evil.example", "csrf_token": csrf_of(form.text)}
+    )
+    assert answer.headers["location"] == "/board"
+
+
+def test_every_form_needs_the_session_token(client: TestClient) -> None:
+    sign_in(client, key_for(HOST))
+    alerts = client.get("/board/alerts").text
+    alert_id = re.findall(r'href="/board/alerts/(al_[0-9a-f]{24})"', alerts)[0]
+    refused = client.post(f"/board/alerts/{alert_id}/acknowledge", data={"csrf_token": "forged"})
+    assert refused.status_code == 403
+    assert "Your form has expired" in refused.text
+    page = client.get(f"/board/alerts/{alert_id}").text
+    done = client.post(f"/board/alerts/{alert_id}/acknowledge", data={"csrf_token": csrf_of(page)})
+    assert done.status_code == 303
+    assert "Alert acknowledged" in client.get(done.headers["location"]).text
+
+
+def test_an_authority_sees_what_it_hosts_or_places_at_and_nothing_else(client: TestClient) -> None:
+    sign_in(client, key_for(PLACER_A))
+    board = client.get("/board").text
+    assert LOC_A in board and LOC_B not in board and LOC_C not in board
+    assert client.get(f"/board/locations/{LOC_B}").status_code == 404
+    assert client.get(f"/board/organisations/{OTHER_PROVIDER}").status_code == 404
+    assert client.get(f"/board/organisations/{PROVIDER}").status_code == 200
+    csv = client.get("/board/export.csv").text
+    assert LOC_A in csv and LOC_B not in csv
+    client.cookies.clear()
+    sign_in(client, key_for(THIRD))  # its placement there has ended
+    assert client.get(f"/board/locations/{LOC_A}").status_code == 404
+    assert "No locations match" in client.get("/board").text
+
+
+def test_the_board_filters_and_counts_and_the_csv_follows_the_filters(client: TestClient) -> None:
+    sign_in(client, OPERATOR_KEY)
+    board = client.get("/board", params={"service_type": "home_care"}).text
+    assert LOC_B in board and LOC_A not in board
+    major = client.get("/board", params={"level": "major"}).text
+    assert LOC_A in major and LOC_C in major and LOC_B not in major
+    # Newest change first: LOC_C changed a day ago, LOC_A two days ago.
+    assert major.index(LOC_C) < major.index(LOC_A)
+    csv = client.get("/board/export.csv", params={"level": "major"})
+    assert csv.headers["content-type"].startswith("text/csv")
+    lines = csv.text.strip().splitlines()
+    assert lines[0].startswith("location_id,name,")
+    assert len(lines) == 3
+    assert "'+44 Care (Sunset Court)" in csv.text  # not a formula in a spreadsheet
+    assert client.get("/board", params={"level": "catastrophic"}).status_code == 422
+
+
+def test_board_pages_carry_the_security_headers(client: TestClient) -> None:
+    page = client.get("/board/sign-in")
+    csp = page.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp and "script-src 'self' 'sha256-" in csp and "unsafe-inline" not in csp
+    assert page.headers["x-frame-options"] == "DENY"
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert page.headers["referrer-policy"] == "same-origin"
+    assert client.get("/board/static/govuk/govuk-frontend.min.css").status_code == 200
+    assert client.get("/").headers["location"] == "/board"
+
+
+def test_a_location_page_shows_the_chart_the_evidence_and_the_actions_never_content(client: TestClient) -> None:
+    sign_in(client, key_for(HOST))
+    page = client.get(f"/board/locations/{LOC_A}").text
+    assert "<svg" in page and 'role="img"' in page and "2 changes of level" in page
+    assert "Safeguarding concern" in page and "urn:caresignal:source:police" in page
+    assert "Contact the police" in page
+    assert "Elm Lodge" not in page  # the organisation's other location is hosted elsewhere: not HOST's to see
+    assert "ev-1-100000001" not in page  # event ids are references, not for the page
+
+
+def _step(client: TestClient, process_url: str, step: str, day: datetime, lead: str, outcome: str = "") -> int:
+    page = client.get(process_url).text
+    answer = client.post(
+        f"{process_url}/steps",
+        data={
+            "csrf_token": csrf_of(page),
+            "step": step,
+            "held_on-day": str(day.day),
+            "held_on-month": str(day.month),
+            "held_on-year": str(day.year),
+            "lead": lead,
+            "outcome": outcome,
+        },
+    )
+    return answer.status_code
+
+
+def test_a_provider_concerns_process_follows_the_six_steps_and_is_audited(client: TestClient) -> None:
+    sign_in(client, key_for(HOST))
+    location = client.get(f"/board/locations/{LOC_A}").text
+    opened = client.post(f"/board/locations/{LOC_A}/concerns", data={"csrf_token": csrf_of(location)})
+    assert opened.status_code == 303
+    url = opened.headers["location"]
+    today = datetime.now(UTC)
+    assert _step(client, url, "initial_meeting", today, "safeguarding") == 400  # the decision comes first
+    assert _step(client, url, "decision", today + timedelta(days=2), "safeguarding") == 400  # not in the future
+    assert _step(client, url, "decision", today - timedelta(days=10), "safeguarding") == 303
+    assert _step(client, url, "initial_meeting", today - timedelta(days=11), "commissioning") == 400  # before step 1
+    assert _step(client, url, "initial_meeting", today - timedelta(days=9), "commissioning") == 303
+    assert _step(client, url, "findings_meeting", today - timedelta(days=6), "commissioning") == 303
+    assert _step(client, url, "update_meeting", today - timedelta(days=4), "contracts") == 303
+    assert _step(client, url, "update_meeting", today - timedelta(days=3), "contracts") == 303
+    assert _step(client, url, "quality_assurance", today - timedelta(days=2), "contracts") == 303
+    assert _step(client, url, "formal_closure", today, "commissioning") == 400  # needs the outcome
+    assert _step(client, url, "formal_closure", today, "commissioning", "improved") == 303
+    page = client.get(url).text
+    assert "Improvements made and sustained" in page and "Record the next step" not in page
+    assert page.count(f"by {HOST}:{HOST.lower()}") >= 8  # every step audited with who
+    # Another authority cannot see it, even by URL.
+    client.cookies.clear()
+    sign_in(client, key_for(PLACER_A))
+    assert client.get(url).status_code == 404
