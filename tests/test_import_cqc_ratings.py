@@ -1,0 +1,127 @@
+"""`caresignal directory import-cqc-ratings`: the regulator's latest ratings into cqc_rating events."""
+
+import csv
+import json
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from schemas.events import EventParser
+from schemas.topics import BACKFILL_HEADER, Topics
+from services.broker.settings import KafkaSettings
+from services.cli import main
+from services.ingest.admission import CLOUDEVENTS_CONTENT_TYPE
+from services.ingest.cqc_ratings import ALIASES, REQUIRED, SOURCE, map_rows, parse_date, rating_records
+from services.ingest.spreadsheet import read_table
+from services.scoring.routing import partition_of
+from tests.conftest import consume_all
+from tests.ods_files import write_ods
+
+RATINGS = Path(__file__).parent / "data" / "cqc" / "Latest_ratings.csv"
+NOW = datetime(2026, 11, 29, 12, tzinfo=UTC)
+
+
+def _import(path: Path = RATINGS):  # type: ignore[no-untyped-def]
+    _header, rows = read_table(path, REQUIRED, ALIASES)
+    return map_rows(rows, now=NOW)
+
+
+def test_one_event_per_location_with_its_key_questions() -> None:
+    result = _import()
+    assert not result.problems
+    by_location = {e.subject: e for e in result.events}
+    assert sorted(by_location) == ["1-101000001", "1-101000002"]
+    oak = by_location["1-101000001"]
+    assert oak.id == "cqc-rating-1-101000001-2024-03-12"
+    assert oak.source == SOURCE == "urn:caresignal:source:cqc-ratings"
+    # Dated by the Overall row: the key questions not re-rated keep their older date in the file.
+    assert oak.data.published == date(2024, 3, 12) and oak.time == datetime(2024, 3, 12, tzinfo=UTC)
+    assert oak.data.overall == "good"
+    assert oak.data.key_questions.model_dump(mode="json") == {
+        "safe": "requires_improvement",
+        "effective": "good",
+        "caring": "good",
+        "responsive": "good",
+        "well_led": "requires_improvement",
+    }
+    assert by_location["1-101000002"].data.overall == "inadequate"
+    assert result.not_rated == 1  # "Insufficient evidence to rate" overall
+    assert result.skipped_other_sector == 2  # the hospital's rows
+    assert result.skipped_service_level == 1  # a service's rating, not the location's
+    # What ingest would accept from a producer: the events are valid contract events.
+    parser = EventParser()
+    for event in result.events:
+        assert parser.parse_json(event.model_dump_json(), now=NOW) == event
+
+
+def test_reimport_gives_the_same_ids() -> None:
+    first = [(e.id, e.model_dump_json()) for e in _import().events]
+    assert first == [(e.id, e.model_dump_json()) for e in _import().events]
+
+
+def test_header_moved_and_named_domain(tmp_path: Path) -> None:
+    rows = list(csv.reader(RATINGS.open(newline="", encoding="utf-8")))
+    header_at = next(i for i, r in enumerate(rows) if r and r[0] == "Location ID")
+    rows[header_at] = ["Domain" if h == "Key Question" else h for h in rows[header_at]]
+    moved = tmp_path / "moved.csv"
+    with moved.open("w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows(rows[header_at:])
+    assert [e.id for e in _import(moved).events] == [e.id for e in _import().events]
+
+
+def test_ods_reads_dates_from_date_cells(tmp_path: Path) -> None:
+    rows = list(csv.reader(RATINGS.open(newline="", encoding="utf-8")))
+    ods = write_ods(tmp_path / "ratings.ods", [("Locations", rows)])
+    assert [e.model_dump_json() for e in _import(ods).events] == [e.model_dump_json() for e in _import().events]
+
+
+def test_unknown_rating_words_and_dates_are_problems(tmp_path: Path) -> None:
+    text = RATINGS.read_text(encoding="utf-8")
+    bad = tmp_path / "bad.csv"
+    bad.write_text(text.replace("Inadequate,20/10/2026", "Dreadful,20/10/2026").replace("12/03/2024", "March 2024"))
+    problems = [str(p) for p in _import(bad).problems]
+    assert "line 14: Latest Rating: unknown rating 'Dreadful'" in problems
+    assert any(p.startswith("line 8: Publication Date:") for p in problems)
+
+
+def test_parse_date_forms() -> None:
+    assert parse_date("2024-03-12") == parse_date("12/03/2024") == parse_date("12 March 2024") == date(2024, 3, 12)
+    assert parse_date("2024-03-12T00:00:00") == date(2024, 3, 12)
+    with pytest.raises(ValueError):
+        parse_date("03/2024")
+
+
+def test_old_ratings_are_marked_backfill() -> None:
+    records = rating_records(_import().events, Topics(), timedelta(days=400), now=NOW)
+    by_key = {r.key: dict(r.headers) for r in records}
+    assert by_key[b"1-101000001"][BACKFILL_HEADER] == b"1"  # 2024-03-12: more than 400 days before NOW
+    assert BACKFILL_HEADER not in by_key[b"1-101000002"]  # 2026-10-20
+    assert all(h["content-type"] == CLOUDEVENTS_CONTENT_TYPE for h in by_key.values())
+
+
+@pytest.mark.integration
+def test_import_publishes_events_like_ingest_and_reimport_is_idempotent(
+    test_kafka_settings: KafkaSettings,
+    topics: Topics,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("CARESIGNAL_TOPIC_PREFIX", test_kafka_settings.topic_prefix)
+    assert main(["directory", "import-cqc-ratings", str(RATINGS)]) == 0
+    assert main(["directory", "import-cqc-ratings", str(RATINGS)]) == 0
+    assert "imported 2 cqc_rating events" in capsys.readouterr().out
+    records = consume_all(test_kafka_settings.bootstrap_servers, topics.events, expect=4)
+    assert len(records) == 4
+    events = [json.loads(r.value) for r in records]
+    ids = sorted(e["id"] for e in events)
+    assert ids == sorted(["cqc-rating-1-101000001-2024-03-12", "cqc-rating-1-101000002-2026-10-20"] * 2)
+    now = datetime.now(UTC)
+    for record, event in zip(records, events, strict=True):
+        headers = dict(record.headers)
+        assert headers["content-type"] == CLOUDEVENTS_CONTENT_TYPE
+        assert record.key == event["subject"].encode()
+        assert record.partition == partition_of(record.key)
+        old = datetime.fromisoformat(event["time"]) < now - timedelta(days=400)
+        assert (headers.get(BACKFILL_HEADER) == b"1") is old
+        assert event["type"] == "uk.caresignal.cqc_rating.v1"
