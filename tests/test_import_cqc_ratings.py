@@ -12,7 +12,15 @@ from schemas.topics import BACKFILL_HEADER, Topics
 from services.broker.settings import KafkaSettings
 from services.cli import main
 from services.ingest.admission import CLOUDEVENTS_CONTENT_TYPE
-from services.ingest.cqc_ratings import ALIASES, REQUIRED, SOURCE, map_rows, parse_date, rating_records
+from services.ingest.cqc_ratings import (
+    ALIASES,
+    REQUIRED,
+    SOURCE,
+    RatingsImport,
+    map_rows,
+    parse_date,
+    rating_records,
+)
 from services.ingest.spreadsheet import read_table
 from services.scoring.routing import partition_of
 from tests.conftest import consume_all
@@ -22,7 +30,7 @@ RATINGS = Path(__file__).parent / "data" / "cqc" / "Latest_ratings.csv"
 NOW = datetime(2026, 11, 29, 12, tzinfo=UTC)
 
 
-def _import(path: Path = RATINGS):  # type: ignore[no-untyped-def]
+def _import(path: Path = RATINGS) -> RatingsImport:
     _header, rows = read_table(path, REQUIRED, ALIASES)
     return map_rows(rows, now=NOW)
 
