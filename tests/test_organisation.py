@@ -48,7 +48,7 @@ def test_one_troubled_location_is_not_a_corporate_failing_two_are() -> None:
     assert out is None  # Minor is below the roll-up's Moderate
     state, out = roll_up(state, change("1-100000002", 2, "minor", "moderate", T0 + timedelta(days=1)), POLICY)
     assert out is not None and out.scope == "organisation" and out.new_level == "moderate"
-    assert out.locations == ["1-100000001", "1-100000002"] and out.change_id == "org:1-000111222:1"
+    assert out.locations == ["1-100000001", "1-100000002"] and out.change_id == f"org:1-000111222:{POLICY.version}:1"
     assert out.reasons[0].family == "organisation" and out.actions
 
 

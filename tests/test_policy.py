@@ -58,7 +58,7 @@ def assert_names(message: str, line: int, *problems: str) -> None:
 def test_the_default_policy_loads_from_its_file_and_parses_the_same_from_text() -> None:
     assert isinstance(POLICY, Policy)
     assert parse_policy(TEXT, str(DEFAULT_POLICY)) == POLICY
-    assert POLICY.version == "default-2026.11.1"
+    assert POLICY.version == "default-2026.11.2"
 
 
 def test_the_default_policy_has_the_thresholds_the_model_tests_rely_on() -> None:
@@ -76,7 +76,10 @@ def test_every_pattern_needs_at_least_two_events_one_off_poor_care_is_not_a_conc
     assert POLICY.patterns
     for pattern in POLICY.patterns:
         assert pattern.enter_count >= 2, pattern.id
-        assert 1 <= pattern.exit_threshold <= pattern.enter_count, pattern.id
+        for capacity in (None, 1, 5, 30, 100, 3000):
+            enter = pattern.enter_threshold(capacity)
+            assert enter >= pattern.enter_count >= 2, pattern.id
+            assert 1 <= pattern.exit_threshold(capacity) < enter or pattern.exit_count is not None, pattern.id
     for rise in POLICY.rises:
         assert rise.min_recent_count >= 2, rise.id
         assert rise.enter_p <= rise.exit_p, rise.id
@@ -104,7 +107,7 @@ def test_the_default_policy_has_every_rule_family_and_unique_rule_ids() -> None:
         "no_registered_manager",
     }
     assert {r.id for r in POLICY.rises} == {"complaints_rising", "agency_use_rising"}
-    assert {p.id for p in POLICY.peers} == {"safeguarding_concerns_vs_peers"}
+    assert {p.id for p in POLICY.peers} == {"safeguarding_concerns_vs_peers", "low_level_concerns_disproportionate"}
     assert POLICY.accumulation is not None and POLICY.accumulation.id == "accumulated_concern"
     assert POLICY.triangulation is not None and POLICY.triangulation.id == "triangulated_concern"
     assert POLICY.ratings is not None and POLICY.organisation is not None
@@ -121,11 +124,33 @@ def test_the_default_single_event_triggers_are_the_threshold_tables_major_and_mo
     assert all(t.hold_days >= POLICY.min_days_at_level for t in POLICY.triggers)
 
 
-def test_accumulation_thresholds_rise_with_the_level() -> None:
+def test_low_level_concerns_alone_stay_at_minor_in_the_default() -> None:
     acc = POLICY.accumulation
     assert acc is not None
-    assert acc.enter[LevelName.minor] < acc.enter[LevelName.moderate] < acc.enter[LevelName.major]
+    assert acc.max_level is LevelName.minor and set(acc.enter) == {LevelName.minor}
+    assert acc.per_capacity == 10
     assert 0 < acc.exit_ratio < 1
+
+
+def test_accumulation_thresholds_above_max_level_are_refused_unless_the_file_raises_it() -> None:
+    higher = edit("enter: {minor: 8}", "enter: {minor: 8, moderate: 16}")
+    assert_names(refused(higher), line_of(higher, "accumulation:"), "above max_level minor")
+    allowed = edit("  max_level: minor\n", "  max_level: moderate\n", higher)
+    acc = parse_policy(allowed, ORIGIN).accumulation
+    assert acc is not None and acc.max_level is LevelName.moderate
+
+
+def test_without_max_level_the_accumulation_stops_at_minor() -> None:
+    without = edit("  max_level: minor\n", "")
+    acc = parse_policy(without, ORIGIN).accumulation
+    assert acc is not None and acc.max_level is LevelName.minor
+
+
+def test_the_minor_rows_three_sources_are_counted_against_peers_per_capacity() -> None:
+    rule = next(p for p in POLICY.peers if p.id == "low_level_concerns_disproportionate")
+    assert Level[rule.level] is Level.minor and rule.low_z is None and rule.min_count >= 2
+    assert {c.type for c in rule.when} == {"contract_monitoring", "ccg_flag", "care_review"}
+    assert rule.per_capacity == 10
 
 
 # --- refusing a broken policy -----------------------------------------------------------
@@ -189,8 +214,8 @@ def test_exit_count_above_enter_count_is_refused_at_the_pattern() -> None:
         (
             edit(
                 "    window_days: 28                    # JUDGEMENT\n    enter_count: 3                     # JUDGEMENT\n"
-                "    when:\n      - {type: missed_visit, outcome: missed}\n",
-                "\twindow_days: 28\n    enter_count: 3\n    when:\n      - {type: missed_visit, outcome: missed}\n",
+                "    # NF: missed visits",
+                "\twindow_days: 28\n    enter_count: 3\n    # NF: missed visits",
             ),
             line_of(TEXT, "window_days: 28"),
             "found character '\\t' that cannot start any token",
@@ -282,7 +307,8 @@ def test_an_unknown_top_level_setting_names_its_line() -> None:
 
 
 def test_accumulation_thresholds_out_of_order_are_refused() -> None:
-    broken = edit("enter: {minor: 6, moderate: 12, major: 24}", "enter: {minor: 6, moderate: 30, major: 24}")
+    broken = edit("enter: {minor: 8}", "enter: {minor: 6, moderate: 30, major: 24}")
+    broken = edit("  max_level: minor\n", "  max_level: major\n", broken)
     assert_names(refused(broken), line_of(broken, "accumulation:"), "enter thresholds must rise")
 
 

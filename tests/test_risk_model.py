@@ -56,7 +56,7 @@ def test_a_single_severe_event_sets_major_at_once_with_its_evidence_and_actions(
     assert [(e.event_id, e.time) for e in change.reasons[0].evidence] == [("sg-1", T0)]
     assert change.actions[0].action == "Immediate suspension of new placements"
     assert change.policy_version == POLICY.version and change.decided_at == T0
-    assert change.provider_id == "1-000111222" and change.change_id == f"{LOC}:1"
+    assert change.provider_id == "1-000111222" and change.change_id == f"{LOC}:{POLICY.version}:1"
     death = ev("statutory_notification", T0, {"category": "death", "linked_to_safeguarding": True})
     assert level(run([death])[0]) is Level.major
 

@@ -4,7 +4,7 @@ from datetime import UTC
 
 from services.scoring.explain import explain_lines, plural
 from services.scoring.views import risk_view
-from tests.test_scoring_model import HOME, MISSED, POLICY, SERIOUS, day, ev, run
+from tests.test_scoring_model import AGENCY, HOME, LOW_COMPLAINT, MISSED, POLICY, SERIOUS, day, ev, run
 
 
 def test_a_major_says_since_when_and_no_meaningless_score() -> None:
@@ -22,8 +22,9 @@ def test_a_major_says_since_when_and_no_meaningless_score() -> None:
 
 def test_counts_are_plural_and_a_score_is_shown_with_its_meaning() -> None:
     events = [ev("missed_visit", day(d), MISSED, f"mv-{d}") for d in (0, 1, 2)]
+    events.append(ev("complaint", day(3), LOW_COMPLAINT, "c-1"))  # missed visits carry no weight
     events.append(ev("safeguarding_concern", day(4), SERIOUS, "sg-1"))
-    state, _ = run(events, HOME)
+    state, _ = run(events, AGENCY)
     risk = risk_view(state, POLICY)
     assert risk["score"] > 0
     text = "\n".join(explain_lines(risk))

@@ -48,6 +48,8 @@ HOME = Location(
 )
 # 8 beds: each safeguarding concern in the year is 1.25 per 10 beds (exact in binary).
 SMALL = HOME.model_copy(update={"capacity": 8})
+# A home-care agency so small that per-capacity patterns need only their minimum count.
+AGENCY = HOME.model_copy(update={"service_type": ServiceType.home_care, "capacity": 4})
 FAST = settings(max_examples=40, deadline=None)
 
 MISSED = {"outcome": "missed", "time_critical": False}
@@ -440,22 +442,36 @@ def test_peers_flag_silence_as_possible_under_reporting_only_after_a_year_of_his
 
 
 @pytest.mark.parametrize(
-    ("count", "expected"),
+    ("count", "location", "score", "expected"),
     [
-        (5, Level.none),
-        (6, Level.minor),
-        (11, Level.minor),
-        (12, Level.moderate),
-        (23, Level.moderate),
-        (24, Level.major),
+        (7, None, 7.0, Level.none),
+        (8, None, 8.0, Level.minor),
+        # Low-level concerns alone stay at Minor, however many (the Minor row of the source).
+        (100, None, 100.0, Level.minor),
+        # Per 10 beds: a 40-bed home needs four times the concerns of a home of 10 or fewer.
+        (31, HOME, 7.75, Level.none),
+        (32, HOME, 8.0, Level.minor),
+        (8, SMALL, 8.0, Level.minor),
     ],
 )
-def test_low_level_concerns_accumulate_into_bands(count: int, expected: Level) -> None:
+def test_low_level_concerns_accumulate_per_capacity_up_to_minor(
+    count: int, location: Location | None, score: float, expected: Level
+) -> None:
     # Low-severity complaints weigh 1 each; at one instant nothing has decayed yet.
-    state, _ = run([ev("complaint", T0, POOR_FOOD) for _ in range(count)])
-    assert state.current.score == pytest.approx(count)
+    state, _ = run([ev("complaint", T0, POOR_FOOD) for _ in range(count)], location)
+    assert state.current.score == pytest.approx(score)
     assert level(state) is expected
     assert ("accumulated_concern" in rules(state)) == (expected > Level.none)
+
+
+def test_a_policy_may_let_the_accumulation_rise_above_minor() -> None:
+    text = DEFAULT_POLICY.read_text().replace("  max_level: minor\n", "  max_level: major\n")
+    text = text.replace("enter: {minor: 8}", "enter: {minor: 8, moderate: 16, major: 32}")
+    policy = parse_policy(text, "raised.yaml")
+    state: LocationState | None = None
+    for _ in range(32):
+        state = assess(state, None, ev("complaint", T0, POOR_FOOD), policy).state
+    assert state is not None and level(state) is Level.major
 
 
 def test_the_accumulated_score_decays_with_the_half_life_and_leaves_its_band() -> None:
@@ -599,7 +615,7 @@ KNOWN_RULES = {
 def check_change(change: LevelChange, state: LocationState, fed: dict[str, Event], previous: Level) -> None:
     """What every level change must carry."""
     assert change.location_id == LOC and change.provider_id == PROVIDER and change.scope == "location"
-    assert change.change_id == f"{LOC}:{change.sequence}"
+    assert change.change_id == f"{LOC}:{change.policy_version}:{change.sequence}"
     assert Level[change.old_level] is previous and Level[change.new_level] is state.current.level
     assert change.old_level != change.new_level
     assert change.direction == ("escalation" if Level[change.new_level] > previous else "de-escalation")
@@ -630,7 +646,7 @@ def check_change(change: LevelChange, state: LocationState, fed: dict[str, Event
 
 def test_a_level_change_carries_rules_evidence_actions_policy_and_time() -> None:
     events = [ev("missed_visit", day(d), MISSED, f"mv-{d}") for d in (0, 3, 6)]
-    state, outcomes = run(events, HOME)
+    state, outcomes = run(events, AGENCY)
     [change] = changes(outcomes)
     assert outcomes[2].change is change
     check_change(change, state, {e.id: e for e in events}, Level.none)
@@ -644,10 +660,10 @@ def test_a_level_change_carries_rules_evidence_actions_policy_and_time() -> None
         ("Monitoring visit", "Contracts"),
         ("Formal meeting with the provider if necessary", "Commissioning; Contracts Manager"),
     ]
-    down = tick(state, HOME, day(60), POLICY)
+    down = tick(state, AGENCY, day(60), POLICY)
     assert down.change is not None
     check_change(down.change, down.state, {e.id: e for e in events}, Level.minor)
-    assert down.change.sequence == 2 and down.change.change_id == f"{LOC}:2"
+    assert down.change.sequence == 2 and down.change.change_id == f"{LOC}:{POLICY.version}:2"
     assert down.change.meaning.startswith("No current concern")
 
 
@@ -908,19 +924,19 @@ def test_the_same_input_twice_gives_identical_outcomes(picks: list[tuple[int, in
 
 def test_the_same_event_twice_is_a_duplicate_and_changes_nothing() -> None:
     events = [ev("missed_visit", day(d), MISSED, f"mv-{d}") for d in (0, 1, 2)]
-    state, outcomes = run(events, HOME)
+    state, outcomes = run(events, AGENCY)
     assert outcomes[-1].change is not None
     for event in events:
-        again = assess(state, HOME, event, POLICY)
+        again = assess(state, AGENCY, event, POLICY)
         assert again.status == "duplicate" and again.change is None and again.peer_updates == []
         assert again.state == state
     # Same source and id, different content: not applied, and told apart from a redelivery.
     changed = ev("safeguarding_concern", day(3), SERIOUS, "mv-1")
-    same = assess(state, HOME, changed, POLICY)
+    same = assess(state, AGENCY, changed, POLICY)
     assert same.status == "reused_id" and same.state == state and level(same.state) is Level.minor
     # The same id from another source is another event.
     other = assess(
-        state, HOME, ev("missed_visit", day(3), MISSED, "mv-1", source="urn:caresignal:source:other"), POLICY
+        state, AGENCY, ev("missed_visit", day(3), MISSED, "mv-1", source="urn:caresignal:source:other"), POLICY
     )
     assert other.status == "applied" and len(other.state.evidence) == 4
 
@@ -1016,11 +1032,11 @@ def test_peer_stats_mean_sd_and_leaving_one_out(rates: list[float]) -> None:
 
 
 def test_a_new_policy_version_rereads_the_kept_evidence() -> None:
-    stricter_text = DEFAULT_POLICY.read_text().replace('version: "default-2026.11.1"', 'version: "stricter-1"')
+    stricter_text = DEFAULT_POLICY.read_text().replace(f'version: "{POLICY.version}"', 'version: "stricter-1"')
     stricter_text = stricter_text.replace(
         "    window_days: 28                    # JUDGEMENT\n    enter_count: 3                     # JUDGEMENT\n"
-        "    when:\n      - {type: missed_visit, outcome: missed}\n",
-        "    window_days: 28\n    enter_count: 2\n    when:\n      - {type: missed_visit, outcome: missed}\n",
+        "    # NF: missed visits",
+        "    window_days: 28\n    enter_count: 2\n    # NF: missed visits",
     )
     stricter: Policy = parse_policy(stricter_text, "stricter.yaml")
     assert next(p for p in stricter.patterns if p.id == "repeated_missed_visits").enter_count == 2
@@ -1030,6 +1046,8 @@ def test_a_new_policy_version_rereads_the_kept_evidence() -> None:
     assert moved.state.policy_version == "stricter-1"
     assert level(moved.state) is Level.minor and "repeated_missed_visits" in rules(moved.state)
     assert moved.change is not None and moved.change.policy_version == "stricter-1"
+    # A decision under the new policy is a new decision: its id names the policy.
+    assert moved.change.change_id == f"{LOC}:stricter-1:{moved.change.sequence}"
 
 
 def test_a_fresh_state_is_empty() -> None:

@@ -20,7 +20,7 @@ from services.broker.settings import KafkaSettings
 from services.scoring.routing import REROUTED_FROM_HEADER, partition_of
 from tests.conftest import consume_all
 from tests.service_process import ScorerProcess, committed_reader, read_until
-from tests.test_scoring_worker import missed, serious
+from tests.test_scoring_worker import VERSION, missed, serious
 
 pytestmark = pytest.mark.integration
 
@@ -77,7 +77,10 @@ def test_a_record_on_the_wrong_partition_is_rerouted_and_the_location_keeps_one_
     )
     scorer.start()
     found = changes(bootstrap, topics.risk_changes, 2)
-    assert [(c.change_id, c.new_level) for c in found] == [(f"{location_id}:1", "minor"), (f"{location_id}:2", "major")]
+    assert [(c.change_id, c.new_level) for c in found] == [
+        (f"{location_id}:{VERSION}:1", "minor"),
+        (f"{location_id}:{VERSION}:2", "major"),
+    ]
 
     risk = httpx.get(f"{scorer.url}/v1/locations/{location_id}/risk", timeout=10).json()
     assert risk["level"] == "major"
@@ -159,8 +162,8 @@ def test_levels_fall_with_time_on_a_partition_no_event_reaches(
     started = time.monotonic()
     found = changes(bootstrap, topics.risk_changes, 2, timeout_s=30)
     assert [(c.change_id, c.old_level, c.new_level) for c in found] == [
-        (f"{location_id}:1", "none", "major"),
-        (f"{location_id}:2", "major", "none"),
+        (f"{location_id}:{VERSION}:1", "none", "major"),
+        (f"{location_id}:{VERSION}:2", "major", "none"),
     ]
     assert time.monotonic() - started < 30
     assert found[1].decided_at >= NOW, "the fall is decided at the time signal's time, today"

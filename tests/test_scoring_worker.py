@@ -19,6 +19,7 @@ from services.cli import main
 from services.ingest.app import create_app
 from services.ingest.auth import ApiKeyRegistry
 from services.ingest.settings import IngestSettings
+from services.scoring.policy import DEFAULT_POLICY, load_policy
 from tests.conftest import KEYS, consume_all
 from tests.service_process import ScorerProcess, committed_reader, read_until
 
@@ -27,6 +28,8 @@ pytestmark = pytest.mark.integration
 SOURCE = KEYS["all"][1]
 HEADERS = {"Authorization": f"Bearer {KEYS['all'][0]}"}
 # Recent enough that the missed-visit pattern (28 days) still holds when time signals tick to today.
+# Change ids name the policy version that decided them.
+VERSION = load_policy(DEFAULT_POLICY).version
 START = datetime.now(UTC).replace(microsecond=0) - timedelta(days=20)
 
 
@@ -44,7 +47,7 @@ def location(location_id: str, provider: str = "1-000111222") -> dict[str, objec
         "location_id": location_id,
         "provider_id": provider,
         "service_type": "home_care",
-        "capacity": 60,
+        "capacity": 4,  # small: three missed visits are already "repeated" for its size
         "host_authority": "E10000030",
     }
 
@@ -103,17 +106,17 @@ def test_events_posted_to_ingest_become_explained_level_changes(
     values = read_until(reader, lambda v: len(v) >= 4)
     reader.close()
     changes = {c.change_id: c for c in (LevelChange.model_validate_json(v) for v in values)}
-    first = changes["1-100000001:1"]
+    first = changes[f"1-100000001:{VERSION}:1"]
     assert (first.old_level, first.new_level, first.direction) == ("none", "minor", "escalation")
     assert [r.rule_id for r in first.reasons] == ["repeated_missed_visits"]
     assert [e.event_id for e in first.reasons[0].evidence] == ["mv-0", "mv-1", "mv-2"]
-    assert first.policy_version == "default-2026.11.1" and first.actions[0].lead == "Contracts"
-    second = changes["1-100000001:2"]
+    assert first.policy_version == VERSION and first.actions[0].lead == "Contracts"
+    second = changes[f"1-100000001:{VERSION}:2"]
     assert second.new_level == "major" and second.reasons[0].rule_id == "serious_abuse_or_neglect"
     assert second.decided_at == START + timedelta(days=4)
-    assert changes["1-100000002:1"].new_level == "major"
+    assert changes[f"1-100000002:{VERSION}:1"].new_level == "major"
     # Two locations of one provider at Moderate or above: an organisation-level change.
-    org = changes["org:1-000111222:1"]
+    org = changes[f"org:1-000111222:{VERSION}:1"]
     assert org.scope == "organisation" and org.locations == ["1-100000001", "1-100000002"]
     assert len(changes) == len(values) == 4
 
@@ -177,7 +180,7 @@ def produce_history(bootstrap: str, topics: Topics, locations: int) -> set[str]:
         events.append(serious(f"{loc}-sg", loc, START + timedelta(days=1)))
         for event in events:
             producer.send(topics.events, key=loc.encode(), value=json.dumps(event).encode())
-        expected |= {f"{loc}:1", f"{loc}:2"}
+        expected |= {f"{loc}:{VERSION}:1", f"{loc}:{VERSION}:2"}
     producer.flush()
     producer.close()
     return expected
@@ -229,7 +232,7 @@ def test_a_change_already_on_the_topic_is_not_published_again(
     # change is on the topic, the state that records it is not.
     producer = KafkaProducer(bootstrap_servers=test_kafka_settings.bootstrap_servers, acks="all")
     earlier = LevelChange(
-        change_id="1-400000001:1",
+        change_id=f"1-400000001:{VERSION}:1",
         sequence=1,
         location_id="1-400000001",
         old_level="none",
@@ -239,7 +242,7 @@ def test_a_change_already_on_the_topic_is_not_published_again(
         reasons=[],
         actions=[],
         meaning="",
-        policy_version="default-2026.11.1",
+        policy_version=VERSION,
         decided_at=START,
     )
     producer.send(topics.risk_changes, key=b"1-400000001", value=earlier.model_dump_json().encode())
@@ -252,5 +255,5 @@ def test_a_change_already_on_the_topic_is_not_published_again(
     values = read_until(reader, lambda v: len(v) >= 2)
     reader.close()
     ids = [LevelChange.model_validate_json(v).change_id for v in values]
-    assert sorted(ids) == ["1-400000001:1", "1-400000002:1"]
+    assert sorted(ids) == [f"1-400000001:{VERSION}:1", f"1-400000002:{VERSION}:1"]
     assert "was published before a restart" in scorer.log_tail(400)

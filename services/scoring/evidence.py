@@ -48,6 +48,10 @@ def matches(condition: Condition, event_type: str, facts: dict[str, Any]) -> boo
                 return False
             if wanted.lte is not None and value > wanted.lte:
                 return False
+        elif isinstance(value, list):
+            # A list field (key-question tags) matches when it holds any wanted value.
+            if not set(value) & set(wanted if isinstance(wanted, list) else [wanted]):
+                return False
         elif isinstance(wanted, list):
             if value not in wanted:
                 return False

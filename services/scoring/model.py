@@ -204,12 +204,20 @@ def _step(
         if items:
             firings.append(_firing(trigger.id, "trigger", Level[trigger.level], trigger.description, len(items), items))
 
+    capacity = location.capacity if location is not None else None
     for pattern in policy.patterns:
         items = [e for e in window.between(t - pattern.window_days * DAY, t) if pattern.id in e.tags]
         was = pattern.id in history.active
-        if len(items) >= pattern.enter_count or (was and len(items) >= pattern.exit_threshold):
+        enter = pattern.enter_threshold(capacity)
+        if len(items) >= enter or (was and len(items) >= pattern.exit_threshold(capacity)):
             active.add(pattern.id)
-            firings.append(_firing(pattern.id, "pattern", Level[pattern.level], pattern.description, len(items), items))
+            description = pattern.description
+            if pattern.per_capacity is not None:
+                description += (
+                    f" ({len(items)} in {pattern.window_days:g} days; the threshold for its size is {enter}: "
+                    f"{pattern.enter_rate:g} per {pattern.per_capacity:g}, at least {pattern.enter_count})"
+                )
+            firings.append(_firing(pattern.id, "pattern", Level[pattern.level], description, len(items), items))
 
     for rise in policy.rises:
         if observed_days < rise.min_history_days:
@@ -247,16 +255,18 @@ def _step(
             if others.n < peer.min_peers or summary is None or summary[1] <= 0:
                 continue
             mean, sd = summary
-            rate = _peer_rate(peer, location, window, t)
+            items = [e for e in window.between(t - peer.window_days * DAY, t) if peer.id in e.tags]
+            rate = len(items) / location.capacity * peer.per_capacity
             z = (rate - mean) / sd
             was = peer.id in history.active
-            high = z >= peer.high_z or (was and z >= peer.high_z - peer.exit_margin)
-            low = observed_days >= peer.min_history_days and (
-                z <= peer.low_z or (was and z <= peer.low_z + peer.exit_margin)
+            high = len(items) >= peer.min_count and (z >= peer.high_z or (was and z >= peer.high_z - peer.exit_margin))
+            low = (
+                peer.low_z is not None
+                and observed_days >= peer.min_history_days
+                and (z <= peer.low_z or (was and z <= peer.low_z + peer.exit_margin))
             )
             if high or low:
                 active.add(peer.id)
-                items = [e for e in window.between(t - peer.window_days * DAY, t) if peer.id in e.tags]
                 side = "unusually high" if high else "unusually low (possible under-reporting)"
                 firings.append(
                     _firing(
@@ -277,23 +287,32 @@ def _step(
         horizon = window.between(t - policy.retention, t)
         weighted = [e for e in horizon if e.weight > 0]
         score = sum(e.weight * 0.5 ** (((t - e.time) / DAY) / acc.half_life_days) for e in weighted)
+        if acc.per_capacity is not None and capacity is not None:
+            score *= acc.per_capacity / max(capacity, acc.per_capacity)
         entered = [Level[name] for name, value in acc.enter.items() if score >= value]
-        band = max(entered, default=Level.none)
-        for held in range(history.accumulation_band, band, -1):
+        band = min(max(entered, default=Level.none), Level[acc.max_level])
+        for held in range(min(history.accumulation_band, Level[acc.max_level]), band, -1):
             threshold = acc.enter.get(LevelName(Level(held).name))
             if threshold is not None and score >= threshold * acc.exit_ratio:
                 band = Level(held)
                 break
         if band > Level.none:
+            unit = f" per {acc.per_capacity:g} beds or people" if acc.per_capacity is not None else ""
             firings.append(
-                _firing(acc.id, "accumulation", band, f"{acc.description} (score {score:.1f})", score, weighted)
+                _firing(acc.id, "accumulation", band, f"{acc.description} (score {score:.1f}{unit})", score, weighted)
             )
 
     tri_level = Level.none
     tri = policy.triangulation
     if tri is not None:
         items = [e for e in window.between(t - tri.window_days * DAY, t) if e.concern]
-        kinds = sorted({tri.source_kinds[e.type] for e in items if e.type in tri.source_kinds})
+        per_kind: dict[str, int] = {}
+        for e in items:
+            if e.type in tri.source_kinds:
+                kind = tri.source_kinds[e.type]
+                per_kind[kind] = per_kind.get(kind, 0) + 1
+        needed = tri.per_kind(capacity)
+        kinds = sorted(kind for kind, count in per_kind.items() if count >= needed)
         for step in tri.steps:
             if len(kinds) >= step.min_kinds or (
                 Level[step.level] <= history.triangulation_level and len(kinds) >= step.min_kinds - 1
@@ -305,7 +324,8 @@ def _step(
                     tri.id,
                     "triangulation",
                     tri_level,
-                    f"{tri.description}: {len(kinds)} kinds ({', '.join(kinds)})",
+                    f"{tri.description}: {len(kinds)} kinds ({', '.join(kinds)})"
+                    + (f", each with at least {needed} concerns for its size" if needed > 1 else ""),
                     len(kinds),
                     items,
                 )
@@ -563,6 +583,12 @@ def tick(
     return _finish(before, advanced, current, policy, location, peers, "applied", before.backfill)
 
 
+def change_id(subject: str, policy_version: str, seq: int) -> str:
+    """`<subject>:<policy version>:<sequence>`: a decision under another policy is another
+    decision, never a repeat of one already published (the ledger keys on all but seq)."""
+    return f"{subject}:{policy_version}:{seq}"
+
+
 def level_change(
     location_id: str,
     location: Location | None,
@@ -575,7 +601,7 @@ def level_change(
     spec = policy.spec(current.level)
     assert current.at is not None
     return LevelChange(
-        change_id=f"{location_id}:{seq}",
+        change_id=change_id(location_id, policy.version, seq),
         sequence=seq,
         scope="location",
         location_id=location_id,

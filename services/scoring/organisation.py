@@ -9,6 +9,7 @@ from datetime import datetime
 from pydantic import BaseModel
 
 from schemas.risk import Level, LevelChange, LevelName, RuleFiring
+from services.scoring.model import change_id
 from services.scoring.policy import Policy
 
 DAY_SECONDS = 86400.0
@@ -60,7 +61,7 @@ def roll_up(
         measure=len(troubled),
     )
     org_change = LevelChange(
-        change_id=f"org:{state.provider_id}:{seq}",
+        change_id=change_id(f"org:{state.provider_id}", policy.version, seq),
         sequence=seq,
         scope="organisation",
         provider_id=state.provider_id,

@@ -4,79 +4,30 @@ Local areas adapt the thresholds, so nothing about them is code. A bad policy st
 worker with the file, the line and the problem, before it touches a single event.
 """
 
+import math
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
-from schemas.events import EVENT_MODELS, TYPE_PREFIX
 from schemas.risk import Action, Level, LevelName
+from services.scoring.policy_conditions import CONTRACT_FIELDS, Conditions, LocatedError, Strict
+from services.scoring.policy_conditions import Condition as Condition  # re-exported for the evidence module
+from services.scoring.policy_conditions import Range as Range
 
 DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "deploy" / "policy" / "default.yaml"
-
-# Data fields of every event type, to check conditions against the contracts.
-_DATA_FIELDS: dict[str, set[str]] = {}
-for _model in EVENT_MODELS:
-    _type_name: str = _model.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
-    _data_model = _model.model_fields["data"].annotation
-    _DATA_FIELDS[_type_name.removeprefix(TYPE_PREFIX).rsplit(".", 1)[0]] = set(_data_model.model_fields)  # type: ignore[union-attr]
 
 
 class PolicyError(ValueError):
     """The policy file is invalid; the message names the file, line and problem."""
 
 
-class _LocatedError(ValueError):
-    """A whole-policy check that knows where in the file the problem is."""
-
-    def __init__(self, message: str, loc: tuple[int | str, ...]) -> None:
-        super().__init__(message)
-        self.loc = loc
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Range(Strict):
-    gte: float | None = None
-    lte: float | None = None
-
-
-Scalar = str | bool | int | float
-Constraint = Scalar | list[Scalar] | Range
-
-
-class Condition(Strict):
-    """Matches events of one type whose data fields meet every constraint."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-    type: str
-
-    @model_validator(mode="after")
-    def _fields_exist(self) -> Self:
-        if self.type not in _DATA_FIELDS:
-            raise ValueError(f"unknown event type {self.type!r}; known: {sorted(_DATA_FIELDS)}")
-        unknown = set(self.model_extra or {}) - _DATA_FIELDS[self.type]
-        if unknown:
-            raise ValueError(
-                f"{self.type} events have no field(s) {sorted(unknown)}; fields: {sorted(_DATA_FIELDS[self.type])}"
-            )
-        for name, value in (self.model_extra or {}).items():
-            if isinstance(value, dict):
-                self.model_extra[name] = Range.model_validate(value)  # type: ignore[index]
-        return self
-
-    @property
-    def constraints(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
+_LocatedError = LocatedError
 
 
 Days = Annotated[float, Field(gt=0, le=3650)]
-Conditions = Annotated[list[Condition], Field(min_length=1)]
 RuleId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{2,63}$")]
 
 
@@ -93,23 +44,45 @@ class Trigger(Rule):
     hold_days: Days
 
 
+def _scaled(rate: float, per_capacity: float, capacity: int | None, floor: int) -> int:
+    """A count threshold for a service of this size: `rate` per `per_capacity` beds or
+    people, never below `floor`. Without a capacity (no directory record yet) the floor."""
+    if capacity is None or capacity <= 0:
+        return floor
+    return max(floor, math.ceil(rate * capacity / per_capacity - 1e-9))
+
+
 class Pattern(Rule):
-    """A count of a kind of event within a window."""
+    """A count of a kind of event within a window: an absolute count, or with
+    `per_capacity` and `enter_rate`, a count per that many beds or people supported, with
+    `enter_count` as the minimum whatever the size."""
 
     when: Conditions
     window_days: Days
     enter_count: Annotated[int, Field(ge=2)]
     exit_count: Annotated[int, Field(ge=1)] | None = None
+    per_capacity: Annotated[float, Field(gt=0)] | None = None
+    enter_rate: Annotated[float, Field(gt=0)] | None = None
 
     @model_validator(mode="after")
     def _exit_below_enter(self) -> Self:
         if self.exit_count is not None and self.exit_count > self.enter_count:
             raise ValueError("exit_count must not exceed enter_count")
+        if (self.per_capacity is None) != (self.enter_rate is None):
+            raise ValueError("per_capacity and enter_rate go together")
+        if self.per_capacity is not None and self.exit_count is not None:
+            raise ValueError("a per-capacity pattern leaves one below its entry count: exit_count does not apply")
         return self
 
-    @property
-    def exit_threshold(self) -> int:
-        return self.exit_count if self.exit_count is not None else self.enter_count - 1
+    def enter_threshold(self, capacity: int | None) -> int:
+        if self.per_capacity is None or self.enter_rate is None:
+            return self.enter_count
+        return _scaled(self.enter_rate, self.per_capacity, capacity, self.enter_count)
+
+    def exit_threshold(self, capacity: int | None) -> int:
+        if self.exit_count is not None:
+            return self.exit_count
+        return max(1, self.enter_threshold(capacity) - 1)
 
 
 class Rise(Rule):
@@ -139,9 +112,13 @@ class Peer(Rule):
     per_capacity: Annotated[float, Field(gt=0)] = 10.0
     min_peers: Annotated[int, Field(ge=3)]
     high_z: Annotated[float, Field(gt=0)]
-    low_z: Annotated[float, Field(lt=0)]
+    # None: only an unusually high number is a concern.
+    low_z: Annotated[float, Field(lt=0)] | None = None
     exit_margin: Annotated[float, Field(ge=0)] = 0.5
     min_history_days: Days
+    # "Unusually high" also needs this many events: a small service's one or two are not
+    # a disproportionate number, however high their rate per bed.
+    min_count: Annotated[int, Field(ge=0)] = 0
 
 
 class Weight(Strict):
@@ -156,11 +133,22 @@ class Accumulation(Strict):
     weights: Annotated[list[Weight], Field(min_length=1)]
     enter: dict[LevelName, Annotated[float, Field(gt=0)]]
     exit_ratio: Annotated[float, Field(gt=0, lt=1)]
+    # Low-level concerns alone are the threshold table's Minor row: the score never sets a
+    # higher level unless the policy says so here.
+    max_level: LevelName = LevelName.minor
+    # The score per this many beds or people supported (a service smaller than this counts
+    # as this size, so that one concern at a small home is not magnified); None: absolute.
+    per_capacity: Annotated[float, Field(gt=0)] | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
         if LevelName.none in self.enter:
             raise ValueError("enter thresholds are for minor, moderate and major")
+        if self.max_level is LevelName.none:
+            raise ValueError("max_level must be minor, moderate or major")
+        above = sorted(name.value for name in self.enter if Level[name] > Level[self.max_level])
+        if above:
+            raise ValueError(f"enter has thresholds for {above}, above max_level {self.max_level.value}")
         values = [
             self.enter[name] for name in (LevelName.minor, LevelName.moderate, LevelName.major) if name in self.enter
         ]
@@ -182,10 +170,16 @@ class Triangulation(Strict):
     source_kinds: dict[str, str]
     concerns: Conditions
     steps: Annotated[list[TriangulationStep], Field(min_length=1)]
+    # A kind of source counts once it has one concern per this many beds or people in the
+    # window (at least one): a large service hears from more sources by its size alone.
+    per_capacity: Annotated[float, Field(gt=0)] | None = None
+
+    def per_kind(self, capacity: int | None) -> int:
+        return 1 if self.per_capacity is None else _scaled(1.0, self.per_capacity, capacity, 1)
 
     @model_validator(mode="after")
     def _known_types(self) -> Self:
-        unknown = set(self.source_kinds) - set(_DATA_FIELDS)
+        unknown = set(self.source_kinds) - set(CONTRACT_FIELDS)
         if unknown:
             raise ValueError(f"source_kinds names unknown event types {sorted(unknown)}")
         return self
@@ -213,7 +207,8 @@ class LevelSpec(Strict):
 
 
 class Policy(Strict):
-    version: Annotated[str, Field(min_length=1, max_length=64)]
+    # Part of every change id (`<subject>:<version>:<seq>`): no colon, no spaces.
+    version: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")]
     description: str = ""
     retention_days: Days
     out_of_order_tolerance_minutes: Annotated[float, Field(ge=0, le=7 * 24 * 60)]
@@ -281,6 +276,27 @@ def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
     return line
 
 
+def _first_duplicate_key(node: yaml.Node | None) -> tuple[str, int, int] | None:
+    """The first key given twice in one mapping: (key, its line, the first one's line)."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key, value in node.value:
+            name = str(key.value)
+            line = key.start_mark.line + 1
+            if name in seen:
+                return name, line, seen[name]
+            seen[name] = line
+            found = _first_duplicate_key(value)
+            if found is not None:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            found = _first_duplicate_key(item)
+            if found is not None:
+                return found
+    return None
+
+
 def parse_policy(text: str, origin: str = "<policy>") -> Policy:
     try:
         raw = yaml.safe_load(text)
@@ -291,6 +307,11 @@ def parse_policy(text: str, origin: str = "<policy>") -> Policy:
         raise PolicyError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
     if not isinstance(raw, dict):
         raise PolicyError(f"{origin}:1: a policy is a mapping with version, levels and rules")
+    duplicate = _first_duplicate_key(tree)
+    if duplicate is not None:
+        # YAML keeps the last of two equal keys: the first would silently stop applying.
+        key, at, first = duplicate
+        raise PolicyError(f"{origin}:{at}: duplicate key {key!r} (first given at line {first})")
     try:
         return Policy.model_validate(raw)
     except ValidationError as exc:
