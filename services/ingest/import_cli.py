@@ -118,6 +118,26 @@ def cmd_import_placements(args: argparse.Namespace, kafka: KafkaFactory) -> int:
     return 0
 
 
+def cmd_import_authorities(args: argparse.Namespace, kafka: KafkaFactory) -> int:
+    from pydantic import ValidationError
+
+    from schemas.directory import Authority
+
+    try:
+        names = _authorities(args).names
+        records = [Authority(ons_code=code, name=name) for code, name in sorted(names.items())]
+    except (*READ_ERRORS, ValidationError) as exc:
+        return _fail(str(exc))
+    print(f"{args.authority_codes or ONS_LIST}: {len(records)} authorities")
+    if args.dry_run:
+        print("dry run: nothing published")
+        return 0
+    settings = kafka()
+    count = publish(list(records), "authorities", settings.bootstrap_servers, settings.topics)
+    print(f"imported {count} authorities")
+    return 0
+
+
 def add_importers(directory_sub: "argparse._SubParsersAction[argparse.ArgumentParser]", kafka: KafkaFactory) -> None:
     codes_help = f"the ONS code list to map authority names with (default {ONS_LIST.name}; an ONS release CSV works)"
 
@@ -153,3 +173,10 @@ def add_importers(directory_sub: "argparse._SubParsersAction[argparse.ArgumentPa
     placements.add_argument("--authority-codes", type=Path, help=codes_help)
     placements.add_argument("--dry-run", action="store_true", help="read, map and report; publish nothing")
     placements.set_defaults(func=partial(cmd_import_placements, kafka=kafka))
+
+    authorities = directory_sub.add_parser(
+        "import-authorities", help="every authority of the ONS code list, with its ONS name (alerts name them)"
+    )
+    authorities.add_argument("--authority-codes", type=Path, help=codes_help)
+    authorities.add_argument("--dry-run", action="store_true", help="read and report; publish nothing")
+    authorities.set_defaults(func=partial(cmd_import_authorities, kafka=kafka))
