@@ -555,10 +555,7 @@ class Job:
 
 def baseline_jobs(scenario: Scenario, changes: int) -> list[Job]:
     """The same deliveries as a service round, with bodies rendered by the service's code."""
-    links = Links(
-        location_url=AlertsSettings.model_fields["location_url"].default,
-        public_url=AlertsSettings.model_fields["public_url"].default,
-    )
+    links = Links(public_url=AlertsSettings.model_fields["public_url"].default)
     now = datetime.now(UTC)
     jobs = []
     for n in range(changes):

@@ -22,10 +22,7 @@ PROVIDER = "1-100000001"
 ECM = "urn:caresignal:source:kent-ecm"
 COMPLAINTS = "/systems/complaints"
 NOW = datetime(2024, 6, 3, 8, 0, tzinfo=UTC)
-LINKS = Links(
-    location_url="https://risk.example/v1/locations/{location_id}/risk?view=evidence&from=alert",
-    public_url="https://alerts.example/",
-)
+LINKS = Links(public_url="https://alerts.example/")
 RECIPIENT = Recipient(authority="E10000030", roles=[RecipientRole.host, RecipientRole.placing], locations=[LOCATION])
 
 
@@ -137,8 +134,8 @@ def test_the_body_parses_back_into_the_documented_model(alert: AlertContent) -> 
     assert document["data"]["recipient"] == RECIPIENT.model_dump(mode="json")
     assert document["data"]["reminder_number"] == alert.reminder_number
     assert document["data"]["links"] == {
-        "location": f"https://risk.example/v1/locations/{LOCATION}/risk?view=evidence&from=alert",
-        "alert": "https://alerts.example/v1/alerts/al_0123456789abcdef01234567",
+        "location": f"https://alerts.example/board/locations/{LOCATION}",
+        "alert": "https://alerts.example/board/alerts/al_0123456789abcdef01234567",
     }
 
 
@@ -278,10 +275,10 @@ def test_both_parts_carry_the_actions_reasons_counts_and_links() -> None:
         assert "Surrey County Council" in text
         assert "host and placing authority" in text
         assert "kent-2024.05" in text
-        assert "https://alerts.example/v1/alerts/al_0123456789abcdef01234567" in text
+        assert "https://alerts.example/board/alerts/al_0123456789abcdef01234567" in text
         assert "Serious concern: act today" in text
-    assert f"Location page: https://risk.example/v1/locations/{LOCATION}/risk?view=evidence&from=alert" in plain
-    assert f'href="https://risk.example/v1/locations/{LOCATION}/risk?view=evidence&amp;from=alert"' in rich
+    assert f"Location page: https://alerts.example/board/locations/{LOCATION}" in plain
+    assert f'href="https://alerts.example/board/locations/{LOCATION}"' in rich
     assert f"3 x safeguarding_concern from {ECM}, 20 May 2024 09:00 UTC to 30 May 2024 14:05 UTC" in plain
     assert f"3 &times; safeguarding_concern from {ECM}, 20 May 2024 09:00 UTC to 30 May 2024 14:05 UTC" in rich
     assert f"1 x complaint from {COMPLAINTS}, 28 May 2024 16:45 UTC\n" in plain

@@ -63,7 +63,7 @@ def build_runtime(settings: AlertsSettings, kafka: KafkaSettings | None, keys: A
     directory = Directory()
     metrics = AlertMetrics()
     metrics.track_store(store.outbox_depth, lambda: store.count_deliveries(DeliveryState.dead))
-    links = Links(location_url=settings.location_url, public_url=settings.public_url)
+    links = Links(public_url=settings.public_url)
     smtp = SmtpConfig(
         host=settings.smtp_host,
         port=settings.smtp_port,

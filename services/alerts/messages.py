@@ -40,14 +40,18 @@ class AlertContent:
 
 @dataclass(frozen=True)
 class Links:
-    location_url: str  # with `{location_id}`
+    """Links into the risk board (served by this service): pages for people, not JSON.
+
+    A reader who is not signed in is asked to sign in, then lands on the page."""
+
     public_url: str
 
     def for_alert(self, content: AlertContent) -> AlertLinks:
+        base = self.public_url.rstrip("/")
         location = content.change.location_id
         return AlertLinks(
-            location=self.location_url.format(location_id=location) if location else None,
-            alert=f"{self.public_url.rstrip('/')}/v1/alerts/{content.alert_id}",
+            location=f"{base}/board/locations/{location}" if location else None,
+            alert=f"{base}/board/alerts/{content.alert_id}",
         )
 
 

@@ -23,8 +23,7 @@ class AlertsSettings(BaseSettings):
     contacts_poll_s: float = Field(default=2.0, gt=0)
     api_keys_file: Path = PROJECT_ROOT / ".cache" / "alerts-api-keys.toml"
     consumer_group: str = "caresignal-alerts"
-    # Where a lead reads a location's risk and evidence; `{location_id}` is replaced.
-    location_url: str = "http://127.0.0.1:6066/v1/locations/{location_id}/risk"
+    # Where people reach this service: messages link to its board pages under it.
     public_url: str = "http://127.0.0.1:8002"
     # The risk board: GOV.UK Frontend is served from here (`npm ci` installs it), and
     # sessions are signed with this secret (random per process when unset: a restart
