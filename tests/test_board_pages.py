@@ -142,6 +142,9 @@ def test_the_board_filters_and_counts_and_the_csv_follows_the_filters(client: Te
     assert len(lines) == 3
     assert "'+44 Care (Sunset Court)" in csv.text  # not a formula in a spreadsheet
     assert client.get("/board", params={"level": "catastrophic"}).status_code == 422
+    # The form's selects left at "Any ..." send empty values: no filter, not an error.
+    everything = client.get("/board", params={"role": "", "service_type": "", "level": "", "organisation": ""})
+    assert everything.status_code == 200 and LOC_A in everything.text and LOC_B in everything.text
 
 
 def test_board_pages_carry_the_security_headers(client: TestClient) -> None:

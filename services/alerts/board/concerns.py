@@ -84,16 +84,16 @@ class RecordedStep:
 
 
 def next_steps(recorded: list[RecordedStep], closed: bool) -> list[Step]:
-    """The steps that may be recorded next, in order."""
+    """The steps that may be recorded next, in order: never one before a step already recorded."""
     if closed:
         return []
-    done = {r.step for r in recorded}
+    last = max((ORDER.index(r.step) for r in recorded), default=-1)
     options: list[Step] = []
-    for step in ORDER:
-        if step in done and step not in REPEATABLE:
+    for index, step in enumerate(ORDER):
+        if index < last or (index == last and step not in REPEATABLE):
             continue
         options.append(step)
-        if step not in OPTIONAL and step not in done:
+        if step not in OPTIONAL:
             break
     return options
 

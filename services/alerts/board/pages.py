@@ -39,18 +39,18 @@ def session_of(request: Request) -> Session:
 
 
 SessionDep = Annotated[Session, Depends(session_of)]
-Role = Annotated[str | None, Query(pattern="^(host|placing)$")]
+Role = Annotated[str | None, Query(pattern="^(host|placing)?$")]
 ServiceTypeQ = Annotated[
-    str | None, Query(pattern="^(care_home|nursing_home|home_care|supported_living|extra_care|shared_lives)$")
+    str | None, Query(pattern="^(care_home|nursing_home|home_care|supported_living|extra_care|shared_lives)?$")
 ]
-LevelQ = Annotated[str | None, Query(pattern="^(none|minor|moderate|major)$")]
+LevelQ = Annotated[str | None, Query(pattern="^(none|minor|moderate|major)?$")]
 AlertIdPath = Annotated[str, Path(pattern=ALERT_ID_PATTERN)]
 ProcessIdPath = Annotated[int, Path(ge=1, le=2**31 - 1)]
-OrganisationQ = Annotated[str | None, Query(pattern=r"^1-[0-9]{9,11}$")]
+OrganisationQ = Annotated[str | None, Query(pattern=r"^(1-[0-9]{9,11})?$")]
 
 
 def _filter(role: str | None, service_type: str | None, level: str | None, organisation: str | None) -> BoardFilter:
-    # An empty select sends "": no filter.
+    # A select left at "Any ..." sends "": no filter.
     return BoardFilter(role or None, service_type or None, level or None, organisation or None)
 
 

@@ -1,5 +1,6 @@
 """The board's Jinja environment, its filters, and the assets it serves from node_modules."""
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,31 @@ def _event_type(value: str) -> str:
     return name.replace("_", " ").capitalize()
 
 
+AUDIT_ACTIONS = {
+    "alert.acknowledged": "Acknowledged",
+    "mute.created": "Location muted",
+    "mute.revoked": "Mute ended",
+    "delivery.dead": "A delivery was given up",
+    "concern.opened": "Provider concerns process started",
+    "concern.closed": "Process closed",
+}
+
+
+def _audit_text(entry: dict[str, Any]) -> str:
+    action = str(entry["action"])
+    if action == "concern.step":
+        step = json.loads(entry["detail"] or "{}").get("step", "")
+        return "Step recorded: " + STEP_LABELS[Step(step)].lower() if step in Step.__members__ else "Step recorded"
+    if action == "concern.closed":
+        outcome = json.loads(entry["detail"] or "{}").get("outcome", "")
+        return (
+            "Process closed: " + OUTCOME_LABELS[Outcome(outcome)].lower() if outcome in Outcome.__members__ else action
+        )
+    if action.startswith("alert.") and action != "alert.acknowledged":
+        return "Alert recorded (" + action.removeprefix("alert.").replace("-", " ") + ")"
+    return AUDIT_ACTIONS.get(action, action)
+
+
 def _level_label(name: str) -> str:
     return Level[name].label.capitalize()
 
@@ -70,6 +96,7 @@ def make_environment() -> Environment:
     env.filters["level_label"] = _level_label
     env.filters["level_tag"] = _level_tag
     env.filters["event_type"] = _event_type
+    env.filters["audit_text"] = _audit_text
     env.filters["service_type"] = lambda v: SERVICE_TYPES.get(v or "", v or "Unknown")
     env.globals.update(
         js_enabled_script=Markup(JS_ENABLED_SCRIPT),

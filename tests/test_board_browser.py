@@ -1,0 +1,278 @@
+"""The risk board in a real browser: Debian's chromium driven by Playwright, against the
+alerts service process, the real broker (the test's own topics: directory records and
+risk changes published to them), real webhook receivers and SMTP. axe-core (from
+node_modules) checks every page against WCAG 2.2 AA; one test saves the screenshots
+that docs/board.md shows."""
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from kafka import KafkaProducer
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from schemas.topics import Topics
+from services.broker.settings import KafkaSettings
+from tests.alert_peers import HOST, OPERATOR_KEY, PLACER_A, PLACER_B, THIRD, Peers, key_for, make_alerts
+from tests.board_data import change_doc
+from tests.service_process import AlertsProcess
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[1]
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+SHOTS = ROOT / "docs" / "img"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+
+LOC_A, LOC_B, LOC_C = "1-100000001", "1-100000002", "1-100000003"
+PROVIDER, OTHER_PROVIDER = "1-000111222", "1-000333444"
+
+
+class Publisher:
+    def __init__(self, kafka: KafkaSettings, topics: Topics) -> None:
+        self.topics = topics
+        self.producer = KafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
+
+    def send(self, topic: str, key: str, value: dict[str, Any]) -> None:
+        self.producer.send(topic, key=key.encode(), value=json.dumps(value).encode())
+        self.producer.flush()
+
+    def location(self, location_id: str, provider: str, host: str, name: str, kind: str = "care_home") -> None:
+        record = {
+            "location_id": location_id,
+            "provider_id": provider,
+            "service_type": kind,
+            "capacity": 40,
+            "host_authority": host,
+            "name": name,
+        }
+        self.send(self.topics.locations, location_id, record)
+
+    def placement(self, authority: str, location_id: str) -> None:
+        record = {"authority": authority, "location_id": location_id, "people_placed": 3, "status": "active"}
+        self.send(self.topics.placements, f"{location_id}/{authority}", record)
+
+    def change(self, doc: dict[str, Any]) -> None:
+        self.send(self.topics.risk_changes, doc["location_id"], doc)
+
+
+@pytest.fixture
+def region(tmp_path: Path, test_kafka_settings: KafkaSettings, topics: Topics, peers: Peers) -> Iterator[AlertsProcess]:
+    """Three locations of two organisations, their changes consumed by the alerts service."""
+    feed = Publisher(test_kafka_settings, topics)
+    feed.location(LOC_A, PROVIDER, HOST, "Rose & Crown House")
+    feed.location(LOC_B, PROVIDER, PLACER_B, "Elm Lodge")
+    feed.location(LOC_C, OTHER_PROVIDER, HOST, "Willow Home Care", "home_care")
+    feed.placement(PLACER_A, LOC_A)
+    now = datetime.now(UTC).replace(microsecond=0)
+    feed.change(change_doc(LOC_A, PROVIDER, 1, "none", "moderate", now - timedelta(days=30)))
+    feed.change(change_doc(LOC_A, PROVIDER, 2, "moderate", "major", now - timedelta(days=3)))
+    feed.change(change_doc(LOC_B, PROVIDER, 1, "none", "minor", now - timedelta(days=9)))
+    feed.change(change_doc(LOC_C, OTHER_PROVIDER, 1, "none", "minor", now - timedelta(days=6)))
+    alerts = make_alerts(tmp_path, test_kafka_settings, peers)
+    # Messages link to the board of this very process.
+    alerts.settings["CARESIGNAL_ALERTS_PUBLIC_URL"] = alerts.url
+    alerts.start()
+    alerts.feed = feed  # type: ignore[attr-defined]
+    try:
+        wait_for_alerts(alerts, 4)
+        yield alerts
+    finally:
+        alerts.stop()
+        feed.producer.close()
+
+
+def wait_for_alerts(alerts: AlertsProcess, n: int, timeout_s: float = 60) -> list[dict[str, Any]]:
+    deadline = datetime.now(UTC) + timedelta(seconds=timeout_s)
+    while True:
+        rows: list[dict[str, Any]] = httpx.get(
+            f"{alerts.url}/v1/alerts", headers={"Authorization": f"Bearer {OPERATOR_KEY}"}, timeout=10
+        ).json()
+        if len(rows) >= n:
+            return rows
+        assert datetime.now(UTC) < deadline, f"only {len(rows)} alerts of {n}"
+        time.sleep(0.3)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def new_page(browser: Browser, javascript: bool = True) -> Page:
+    # bypass_csp: only so that axe can be injected; the pages' own CSP is tested in-process.
+    context = browser.new_context(
+        bypass_csp=True, java_script_enabled=javascript, viewport={"width": 1100, "height": 900}
+    )
+    return context.new_page()
+
+
+def no_violations(page: Page) -> None:
+    """axe-core on the page as it stands: no WCAG 2.2 AA violation."""
+    page.add_script_tag(path=str(AXE))
+    violations = page.evaluate(
+        "async (tags) => (await axe.run(document, {runOnly: {type: 'tag', values: tags}})).violations"
+        ".map(v => ({id: v.id, help: v.help, nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 5)}))",
+        WCAG_TAGS,
+    )
+    assert violations == [], f"{page.url}: {json.dumps(violations, indent=1)}"
+
+
+def sign_in(page: Page, key: str, check: bool = True) -> None:
+    expect(page.get_by_role("heading", name="Sign in to the risk board")).to_be_visible()
+    if check:  # axe needs JavaScript
+        no_violations(page)
+    page.get_by_label("Alerts API key").fill(key)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def record_step(page: Page, step: str, day: datetime, lead: str, outcome: str | None = None) -> None:
+    page.get_by_label("Step", exact=True).select_option(label=step)
+    page.get_by_label("Day").fill(str(day.day))
+    page.get_by_label("Month").fill(str(day.month))
+    page.get_by_label("Year").fill(str(day.year))
+    page.get_by_label("Lead role").select_option(label=lead)
+    if outcome:
+        page.get_by_label("Outcome").select_option(label=outcome)
+    page.get_by_role("button", name="Record step").click()
+
+
+def test_a_lead_follows_an_alert_to_closure_of_a_provider_concerns_process(
+    region: AlertsProcess, browser: Browser, peers: Peers
+) -> None:
+    major = next(a for a in wait_for_alerts(region, 4) if a["new_level"] == "major")
+    # The "Alert" link of the webhook the host received: sign in first, then the alert's page.
+    got = peers.hooks[HOST].wait_for(lambda got: any(r.body["data"]["new_level"] == "major" for r in got), 30)
+    link = next(r.body["data"]["links"]["alert"] for r in got if r.body["data"]["new_level"] == "major")
+    assert link == f"{region.url}/board/alerts/{major['alert_id']}"
+    page = new_page(browser)
+    page.goto(link)
+    sign_in(page, key_for(HOST))
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Rose & Crown House")
+    no_violations(page)
+    page.get_by_role("button", name="Acknowledge").click()
+    expect(page.get_by_text("Alert acknowledged")).to_be_visible()
+    no_violations(page)
+    acknowledged = httpx.get(
+        f"{region.url}/v1/alerts/{major['alert_id']}", headers={"Authorization": f"Bearer {key_for(HOST)}"}, timeout=10
+    ).json()
+    assert acknowledged["acknowledged_by"] == f"{HOST}:{HOST.lower()}"
+
+    page.get_by_role("button", name="Start a provider concerns process").click()
+    expect(page.get_by_text("Provider concerns process 1")).to_be_visible()
+    no_violations(page)
+    today = datetime.now(UTC)
+    record_step(page, "Decision to start a provider concerns process", today - timedelta(days=3), "Safeguarding")
+    record_step(page, "Initial meeting", today - timedelta(days=2), "Commissioning")
+    # A date before the previous step: the error summary names the field.
+    record_step(page, "Findings meeting and service improvement plan", today - timedelta(days=9), "Commissioning")
+    expect(page.get_by_role("alert")).to_contain_text("on or after the previous step")
+    no_violations(page)
+    record_step(page, "Findings meeting and service improvement plan", today - timedelta(days=1), "Commissioning")
+    record_step(page, "Update meeting", today - timedelta(days=1), "Contracts")
+    record_step(page, "Quality assurance of the improvements", today, "Contracts")
+    page.screenshot(path=str(SHOTS / "board-concerns.png"), full_page=True)
+    record_step(
+        page,
+        "Formal closure (provider and regulator told in writing)",
+        today,
+        "Commissioning",
+        "Improvements made and sustained",
+    )
+    expect(page.locator(".govuk-summary-list")).to_contain_text("Improvements made and sustained")
+    expect(page.get_by_role("button", name="Record step")).to_have_count(0)
+    no_violations(page)
+
+    page.get_by_role("link", name="Board", exact=True).click()
+    expect(page.get_by_role("heading", name="Risk board")).to_be_visible()
+    no_violations(page)
+    page.get_by_label("Level").select_option(label="Major")
+    page.get_by_role("button", name="Apply filters").click()
+    table = page.get_by_role("table").first
+    expect(table).to_contain_text("Rose & Crown House")
+    expect(table).not_to_contain_text("Willow Home Care")
+    page.get_by_role("link", name="Clear filters").click()
+    expect(page.get_by_role("table").first).to_contain_text("Willow Home Care")
+    page.screenshot(path=str(SHOTS / "board.png"), full_page=True)
+
+    # While the page is open, a new change arrives: the page shows it without a reload.
+    later = datetime.now(UTC).replace(microsecond=0)
+    region.feed.change(change_doc(LOC_C, OTHER_PROVIDER, 2, "minor", "moderate", later))  # type: ignore[attr-defined]
+    expect(page.get_by_role("table").first.get_by_role("row").nth(1)).to_contain_text(
+        "Willow Home Care", timeout=30_000
+    )
+    expect(page.get_by_role("table").first.get_by_role("row").nth(1)).to_contain_text("Moderate")
+
+    page.get_by_role("link", name="Rose & Crown House").first.click()
+    expect(page.get_by_role("heading", name="Rose & Crown House")).to_be_visible()
+    expect(page.get_by_role("img", name="Risk level over time")).to_be_visible()
+    expect(page.get_by_text("Contact the police")).to_be_visible()
+    no_violations(page)
+    page.screenshot(path=str(SHOTS / "board-location.png"), full_page=True)
+
+    page.get_by_role("link", name=PROVIDER).first.click()
+    expect(page.get_by_role("heading", name=PROVIDER)).to_be_visible()
+    no_violations(page)
+    page.get_by_role("link", name="Alerts", exact=True).click()
+    expect(page.get_by_role("heading", name="Alerts", exact=True)).to_be_visible()
+    no_violations(page)
+    page.get_by_role("link", name="Provider concerns").click()
+    no_violations(page)
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in to the risk board")).to_be_visible()
+    page.goto(f"{region.url}/board")
+    expect(page.get_by_role("heading", name="Sign in to the risk board")).to_be_visible()
+
+
+def test_an_authority_cannot_reach_another_authoritys_location_by_url(region: AlertsProcess, browser: Browser) -> None:
+    page = new_page(browser)
+    page.goto(f"{region.url}/board/locations/{LOC_A}")
+    sign_in(page, key_for(PLACER_B))
+    expect(page.get_by_role("heading", name="Page not found")).to_be_visible()
+    no_violations(page)
+    response = page.goto(f"{region.url}/board/locations/{LOC_A}")
+    assert response is not None and response.status == 404
+    # Its own location is there, and the organisation's other location is not listed.
+    page.goto(f"{region.url}/board")
+    table = page.get_by_role("table").first
+    expect(table).to_contain_text("Elm Lodge")
+    expect(table).not_to_contain_text("Rose & Crown House")
+    page.context.clear_cookies()
+    page.goto(f"{region.url}/board/locations/{LOC_A}")
+    sign_in(page, key_for(THIRD))
+    expect(page.get_by_role("heading", name="Page not found")).to_be_visible()
+
+
+def test_without_javascript_a_lead_still_signs_in_filters_and_acknowledges(
+    region: AlertsProcess, browser: Browser
+) -> None:
+    page = new_page(browser, javascript=False)
+    page.goto(f"{region.url}/board/alerts")
+    sign_in(page, key_for(PLACER_A), check=False)
+    expect(page.get_by_role("heading", name="Alerts", exact=True)).to_be_visible()
+    page.get_by_role("link", name="Escalation").first.click()
+    page.get_by_role("button", name="Acknowledge").click()
+    expect(page.get_by_text("Alert acknowledged")).to_be_visible()
+    page.goto(f"{region.url}/board?role=placing")
+    expect(page.get_by_role("table").first).to_contain_text("Rose & Crown House")
