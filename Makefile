@@ -3,20 +3,26 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: setup run-setup broker-deps system-deps python-deps run test lint typecheck unit bench bench-ingest bench-scoring bench-alerts kafka-start kafka-stop postgres-start postgres-stop schemas clean
+.PHONY: setup run-setup broker-deps system-deps python-deps node-deps run test lint typecheck unit bench bench-ingest bench-scoring bench-alerts kafka-start kafka-stop postgres-start postgres-stop schemas clean
 
 # Everything `make test` needs. `make run` needs less (run-setup): no PostgreSQL, kcat
 # or docker-compose, which only the tests use.
-setup: system-deps python-deps
+setup: system-deps python-deps node-deps
 
-run-setup: broker-deps python-deps
+run-setup: broker-deps python-deps node-deps
 
 # A JDK and Maven: the local Kafka broker.
 broker-deps:
 	@bash deploy/install-system-deps.sh
 
 system-deps:
-	@bash deploy/install-system-deps.sh kcat postgresql docker-compose
+	@bash deploy/install-system-deps.sh kcat postgresql docker-compose chromium
+
+# The risk board's front end (GOV.UK Frontend) and, for its browser tests, axe-core: from
+# the npm registry at the versions package-lock.json pins, into node_modules (not committed).
+node-deps:
+	@bash deploy/install-system-deps.sh npm
+	@npm ci --no-audit --no-fund --loglevel=error
 
 # Debian's own python3 refuses a --user install (PEP 668) unless told that uv, a
 # self-contained binary in ~/.local/bin, cannot break the system's packages.

@@ -2,7 +2,8 @@
 # Installs the system tools the project needs when they are missing: always a JDK and
 # Maven (the local Kafka broker), plus whatever the caller names: `kcat` (a Kafka client
 # no one here wrote), `postgresql` (the tests' real database server), `docker-compose`
-# (a compose implementation whose parser checks docker-compose.yml), `wrk`.
+# (a compose implementation whose parser checks docker-compose.yml), `wrk`, `npm` (the
+# risk board's GOV.UK Frontend), `chromium` (the board's browser tests drive /usr/bin/chromium).
 set -euo pipefail
 missing=()
 command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
@@ -12,6 +13,8 @@ for pkg in "$@"; do
     postgresql) compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql) ;;
     kcat) command -v kcat >/dev/null || missing+=(kcat) ;;
     docker-compose) command -v docker-compose >/dev/null || missing+=(docker-compose) ;;
+    npm) command -v npm >/dev/null || missing+=(npm) ;;
+    chromium) [ -x /usr/bin/chromium ] || missing+=(chromium) ;;
     *) dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg") ;;
   esac
 done
