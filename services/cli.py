@@ -159,6 +159,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return run_simulate(args, _kafka_settings)
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from services.evaluation.command import run_evaluate
+
+    return run_evaluate(args)
+
+
 def cmd_schemas(args: argparse.Namespace) -> int:
     from schemas.jsonschema import drift, write
 
@@ -311,6 +317,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_simulate_arguments(simulate)
     simulate.set_defaults(func=cmd_simulate)
+
+    evaluate = sub.add_parser("evaluate", help="detection quality: the policy and a baseline against simulated truth")
+    from services.evaluation.command import add_arguments as add_evaluate_arguments
+
+    add_evaluate_arguments(evaluate)
+    evaluate.set_defaults(func=cmd_evaluate)
 
     schemas = sub.add_parser("schemas", help="JSON Schema files for non-Python producers")
     schemas.add_argument("action", choices=["export"])

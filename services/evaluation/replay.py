@@ -1,0 +1,259 @@
+"""A pure replay of the scorer: events in arrival order through the risk model, as the
+worker (`services/scoring/worker.py`) feeds it, with no Kafka and no wall clock.
+
+What it reproduces of the worker, step for step:
+- each location's events are assessed with the stream clock of its partition (murmur2 of
+  the location ID, `services.scoring.routing.partition_of`), the latest event time or
+  time signal seen on that partition before the event;
+- peer sums are the worker's per-partition rows (`services.scoring.peers`), read for
+  every partition, so a location's peers are every location of its type;
+- each partition's tick schedule (`services.scoring.ticks.TickSchedule`) re-evaluates the
+  partition's elevated locations every `tick_hours` of its event time;
+- time signals: the worker's leader sends the wall-clock time to every partition each
+  minute. A replay has no wall clock; it emulates one with the stream's own time (the
+  latest event time seen on any partition), sending a signal to every partition each
+  time that time enters a new `signal_hours` slot. As in the worker, a signal advances the
+  partition's schedule and ticks, at once, elevated locations left a tick interval behind;
+- the organisation roll-up (`services.scoring.organisation.roll_up`) of the location
+  changes, in the order they were decided.
+
+Cross-partition order is the one thing it cannot reproduce: the worker interleaves its
+partitions as the broker delivers them, the replay takes arrival order. Per-location
+results do not depend on it, except through peer sums (a known limit of the worker too).
+"""
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from schemas.directory import Location
+from schemas.events import Event, EventParser
+from schemas.risk import Level, LevelChange, LevelName
+from services.evaluation.changes import Change, from_level_change
+from services.scoring.model import LocationState, Outcome, PeerStats, assess, tick
+from services.scoring.organisation import OrganisationState, roll_up
+from services.scoring.peers import apply_peer_updates, peer_view
+from services.scoring.policy import Policy
+from services.scoring.routing import PARTITIONS, partition_of
+from services.scoring.ticks import TickSchedule
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass
+class ReplayResult:
+    changes: list[Change]
+    statuses: Counter[str] = field(default_factory=Counter)
+    events: int = 0
+    ticks: int = 0
+    signals: int = 0
+    seconds: float = 0.0
+
+
+class Replay:
+    """Feed it events (in arrival order) and, optionally, let its emulated clock run on."""
+
+    def __init__(
+        self,
+        locations: Mapping[str, Location],
+        policy: Policy,
+        *,
+        tick_hours: float = 6.0,
+        signal_hours: float | None = 1.0,
+        partitions: int = PARTITIONS,
+        own_partitions: frozenset[int] | None = None,
+    ) -> None:
+        self.locations = locations
+        self.policy = policy
+        self.interval = timedelta(hours=tick_hours)
+        self.signal_slot = timedelta(hours=signal_hours) if signal_hours else None
+        self.partitions = partitions
+        self.own = own_partitions if own_partitions is not None else frozenset(range(partitions))
+        self.parser = EventParser(future_tolerance=timedelta(days=3650))
+        self.schedule = TickSchedule(self.interval)
+        self.states: dict[str, LocationState] = {}
+        self.peers: dict[str, bytes | None] = {}
+        # The worker's LevelIndex: every written location's level and clock, in the order
+        # first written (the order its ticks go through them).
+        self.levels: dict[str, Level] = {}
+        self.clocks: dict[str, datetime] = {}
+        self._partition: dict[str, int] = {}
+        self._stream_time: datetime | None = None
+        self._last_signal: datetime | None = None
+        self.result = ReplayResult(changes=[])
+        self.level_changes: list[LevelChange] = []
+
+    def partition(self, location_id: str) -> int:
+        cached = self._partition.get(location_id)
+        if cached is None:
+            cached = self._partition[location_id] = partition_of(location_id, self.partitions)
+        return cached
+
+    def _peer_view(self, location: Location | None) -> dict[tuple[str, str], PeerStats]:
+        return peer_view(self.peers, self.policy, location, self.partitions)
+
+    def _write(self, location_id: str, outcome: Outcome, partition: int) -> None:
+        if outcome.change is not None:
+            self.level_changes.append(outcome.change)
+            self.result.changes.append(from_level_change(outcome.change))
+        self.states[location_id] = outcome.state
+        apply_peer_updates(self.peers, outcome.peer_updates, partition)
+        if outcome.state.clock is not None:
+            self.clocks[location_id] = outcome.state.clock
+        self.levels[location_id] = outcome.state.current.level
+
+    # --- the worker's _score, _maybe_tick, _time_signal and _tick ------------------------
+
+    def event(self, raw: Mapping[str, Any] | Event) -> None:
+        if isinstance(raw, Mapping):
+            partition = self.partition(raw["subject"])
+            if partition not in self.own:
+                # Another process's location; its time still moves the emulated clock.
+                self._emulate_signals(datetime.fromisoformat(raw["time"]))
+                return
+            parsed = self.parser.parse_obj(raw)
+        else:
+            parsed = raw
+            partition = self.partition(parsed.subject)
+            if partition not in self.own:
+                self._emulate_signals(parsed.time)
+                return
+        self.result.events += 1
+        self._emulate_signals(parsed.time)
+        location = self.locations.get(parsed.subject)
+        outcome = assess(
+            self.states.get(parsed.subject),
+            location,
+            parsed,
+            self.policy,
+            self._peer_view(location),
+            stream_clock=self.schedule.clock(partition),
+        )
+        self.result.statuses[outcome.status] += 1
+        if outcome.status == "reused_id":
+            return  # dead-lettered by the worker, and no tick
+        if outcome.status in ("applied", "late"):
+            self._write(parsed.subject, outcome, partition)
+        self._maybe_tick(partition, outcome.state.clock)
+
+    def signal(self, partition: int, at: datetime) -> None:
+        """A time signal on one partition, handled as the worker's `_time_signal`."""
+        self.result.signals += 1
+        self._maybe_tick(partition, at)
+        now = self.schedule.clock(partition)
+        assert now is not None
+        self._tick(partition, now, lambda location_id: self.clocks.get(location_id, now) <= now - self.interval)
+
+    def run_clock_until(self, until: datetime) -> None:
+        """Let the emulated wall clock run on after the last event (signals only)."""
+        if self.signal_slot is None:
+            return
+        slot = self._slot(until)
+        start = self._last_signal + self.signal_slot if self._last_signal is not None else slot
+        at = start
+        while at <= slot:
+            self._signal_all(at)
+            at += self.signal_slot
+
+    def _slot(self, at: datetime) -> datetime:
+        assert self.signal_slot is not None
+        slots = (at - EPOCH) // self.signal_slot
+        return EPOCH + slots * self.signal_slot
+
+    def _emulate_signals(self, event_time: datetime) -> None:
+        if self.signal_slot is None:
+            return
+        if self._stream_time is not None and event_time <= self._stream_time:
+            return
+        self._stream_time = event_time
+        slot = self._slot(event_time)
+        if self._last_signal is None or slot > self._last_signal:
+            self._signal_all(slot)
+
+    def _signal_all(self, at: datetime) -> None:
+        self._last_signal = at
+        for partition in sorted(self.own):
+            self.signal(partition, at)
+
+    def _maybe_tick(self, partition: int, clock: datetime | None) -> None:
+        now = self.schedule.advance(partition, clock)
+        if now is not None:
+            self._tick(partition, now, lambda location_id: True)
+
+    def _tick(self, partition: int, now: datetime, due: Callable[[str], bool]) -> None:
+        elevated = [
+            k for k, level in self.levels.items() if level > Level.none and self.partition(k) == partition and due(k)
+        ]
+        for location_id in elevated:
+            state = self.states.get(location_id)
+            if state is None:
+                continue
+            location = self.locations.get(location_id)
+            outcome = tick(state, location, now, self.policy, self._peer_view(location))
+            self.result.ticks += 1
+            if outcome.status == "applied":
+                self._write(location_id, outcome, partition)
+
+
+def organisation_changes(changes: Iterable[LevelChange], policy: Policy) -> list[Change]:
+    """The worker's organisation roll-up over location changes, in the order given."""
+    states: dict[str, OrganisationState] = {}
+    out: list[Change] = []
+    for change in changes:
+        if change.scope != "location" or change.provider_id is None:
+            continue
+        state, org_change = roll_up(states.get(change.provider_id), change, policy)
+        states[change.provider_id] = state
+        if org_change is not None:
+            out.append(from_level_change(org_change))
+    return out
+
+
+def roll_up_input(change: Change, provider_id: str) -> LevelChange:
+    """The fields of a location change that the roll-up reads, rebuilt from a Change
+    (changes from several replay processes are merged as Changes)."""
+    return LevelChange(
+        change_id=f"{change.subject}:{change.sequence}",
+        sequence=change.sequence,
+        scope="location",
+        location_id=change.subject,
+        provider_id=provider_id,
+        old_level=LevelName(change.old.name),
+        new_level=LevelName(change.new.name),
+        direction="escalation" if change.escalation else "de-escalation",
+        score=0.0,
+        reasons=[],
+        actions=[],
+        meaning="",
+        policy_version="",
+        decided_at=change.time,
+    )
+
+
+def replay(
+    locations: Mapping[str, Location],
+    events: Iterable[Mapping[str, Any] | Event],
+    policy: Policy,
+    *,
+    tick_hours: float = 6.0,
+    signal_hours: float | None = 1.0,
+    until: datetime | None = None,
+    own_partitions: frozenset[int] | None = None,
+    organisations: bool = True,
+) -> ReplayResult:
+    """Every level change the scorer would make for these events, location changes in
+    the order decided, then the organisations' (unless `organisations` is false)."""
+    started = time.process_time()
+    engine = Replay(locations, policy, tick_hours=tick_hours, signal_hours=signal_hours, own_partitions=own_partitions)
+    for event in events:
+        engine.event(event)
+    if until is not None:
+        engine.run_clock_until(until)
+    result = engine.result
+    if organisations:
+        result.changes.extend(organisation_changes(engine.level_changes, policy))
+    result.seconds = time.process_time() - started
+    return result
