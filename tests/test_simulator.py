@@ -143,13 +143,40 @@ def test_region_population_defaults() -> None:
 def test_national_average_is_about_240_events_per_location_year(seed: int) -> None:
     population = build_population(random.Random(seed), 25_000, 153)
     total = sum(
-        expected_events_per_year(s.location.service_type, s.location.capacity, s.rating) for s in population.sites
+        expected_events_per_year(s.location.service_type, s.location.capacity, s.rating, nf_only=True)
+        for s in population.sites
     )
     assert 225 <= total / len(population.sites) <= 260
+    # With the signals NF's total does not count (incident returns, care reviews,
+    # requirement notices): about 15 % more.
+    everything = sum(
+        expected_events_per_year(s.location.service_type, s.location.capacity, s.rating) for s in population.sites
+    )
+    assert 1.08 < everything / total < 1.25
 
 
 def _expected(service: ServiceType, capacity: int, event_type: str) -> float:
     return sum(base_rate(s, service, capacity) for s in STREAMS if s.event_type == event_type)
+
+
+def test_care_reviews_come_only_where_an_authority_placed_someone(region_events: list[dict[str, Any]]) -> None:
+    population, _ = build_world(REGION)
+    placed = defaultdict(int)
+    for placement in population.placements:
+        placed[placement.location_id] += placement.people_placed
+    reviews = Counter(e["subject"] for e in region_events if e["type"] == "uk.caresignal.care_review.v1")
+    assert reviews and all(placed[loc] > 0 for loc in reviews)
+    # About 0.55 reviews a placed person a year (rated and trajectory factors aside).
+    assert 0.4 < sum(reviews.values()) / sum(placed.values()) < 0.75
+    findings = Counter(e["data"]["finding_level"] for e in region_events if e["type"].endswith("care_review.v1"))
+    assert findings.most_common(1)[0][0] == "none"
+
+
+def test_a_40_bed_home_sends_incident_returns_dominated_by_falls_and_medication_errors() -> None:
+    home = ServiceType.care_home
+    assert 20 <= _expected(home, 40, "provider_incident") <= 60
+    medication = base_rate(next(s for s in STREAMS if s.name == "incident_medication_error"), home, 40)
+    assert 10 <= medication <= 25
 
 
 def test_a_40_bed_home_and_a_100_person_agency_look_like_the_published_figures() -> None:

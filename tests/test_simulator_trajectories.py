@@ -154,7 +154,8 @@ def test_a_manager_leaves_then_is_reported_absent(world: tuple[list[dict[str, An
         absent = [
             t for t, e in items if e["data"].get("category") == "registered_manager_absence" and t >= start + 27.9
         ]
-        assert left and abs(left[0] - start) < 1e-3 and absent
+        # An ordinary manager turnover may come before the planted departure.
+        assert any(abs(t - start) < 1e-3 for t in left) and absent
         late = [
             e["data"]
             for t, e in items
@@ -174,7 +175,9 @@ def _is_severe(event: dict[str, Any]) -> bool:
     data, short = event["data"], _short(event)
     return (
         (short == "safeguarding_concern" and (data["serious"] or data["linked_death"]))
-        or (short == "cqc_enforcement" and data["quality_related"])
+        # A requirement notice records a breach; CQC reports list it apart from its
+        # enforcement actions, and it follows many ordinary Requires-improvement ratings.
+        or (short == "cqc_enforcement" and data["quality_related"] and data["action"] != "requirement_notice")
         or (short == "police_flag" and data["kind"] == "criminal_proceedings" and data["care_related"])
         or (short == "statutory_notification" and data["category"] == "death" and data["linked_to_safeguarding"])
     )
@@ -241,3 +244,73 @@ def test_the_simulator_never_reads_the_policy_or_imports_scoring() -> None:
     code = "import services.simulator.run, services.simulator.cli, sys; print(sorted(m for m in sys.modules if 'scoring' in m))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def _incidents(items: list[tuple[float, dict[str, Any]]], low: float, high: float, category: str) -> float:
+    if high <= low:
+        return 0.0
+    hits = [e for t, e in items if low <= t < high and _short(e) == "provider_incident"]
+    return sum(1 for e in hits if e["data"]["category"] == category) / (high - low)
+
+
+def _poor_reviews(items: list[tuple[float, dict[str, Any]]], low: float, high: float) -> tuple[int, int]:
+    reviews = [e for t, e in items if low <= t < high and _short(e) == "care_review"]
+    return sum(1 for e in reviews if e["data"]["finding_level"] != "none"), len(reviews)
+
+
+def test_declines_raise_medication_incidents_and_poor_care_review_findings(
+    world: tuple[list[dict[str, Any]], dict[str, Any]],
+) -> None:
+    events, truth = world
+    by_location = _by_location(events)
+    before = after = 0.0
+    poor_before = reviews_before = poor_after = reviews_after = 0
+    for trajectory in truth["trajectories"]:
+        if trajectory["kind"] not in DECLINES:
+            continue
+        for loc in trajectory["locations"]:
+            start = days_between(START, trajectory["start"])
+            before += _incidents(by_location[loc], 0, start, "medication_error")
+            after += _incidents(by_location[loc], start + 150, CONFIG.days, "medication_error")
+            poor, total = _poor_reviews(by_location[loc], 0, start)
+            poor_before, reviews_before = poor_before + poor, reviews_before + total
+            poor, total = _poor_reviews(by_location[loc], start + 150, CONFIG.days)
+            poor_after, reviews_after = poor_after + poor, reviews_after + total
+    assert after > 2.5 * before
+    assert reviews_before and reviews_after
+    assert poor_after / reviews_after > 2 * poor_before / reviews_before
+
+
+def test_an_under_reporter_stops_its_incident_returns_too(world: tuple[list[dict[str, Any]], dict[str, Any]]) -> None:
+    events, truth = world
+    by_location = _by_location(events)
+    before = after = 0.0
+    for trajectory in truth["trajectories"]:
+        if trajectory["kind"] == Kind.under_reporting.value:
+            items = by_location[trajectory["subject"]]
+            start = days_between(START, trajectory["start"])
+            before += _rate(items, 0, start, {"provider_incident"})
+            after += _rate(items, start + 14, CONFIG.days, {"provider_incident"})
+    assert before > 0 and after < 0.15 * before
+
+
+def test_requirement_notices_follow_most_requires_improvement_ratings(
+    world: tuple[list[dict[str, Any]], dict[str, Any]],
+) -> None:
+    events, truth = world
+    by_location = _by_location(events)
+    ri = notices = good = good_notices = 0
+    ordinary = set(truth["ordinary_locations"])
+    for loc, items in by_location.items():
+        ratings = [(t, e["data"]["overall"]) for t, e in items if _short(e) == "cqc_rating"]
+        notice_times = [
+            t for t, e in items if _short(e) == "cqc_enforcement" and e["data"]["action"] == "requirement_notice"
+        ]
+        for at, overall in ratings:
+            followed = any(0 < t - at < 0.02 for t in notice_times)
+            if overall == "requires_improvement":
+                ri, notices = ri + 1, notices + followed
+            elif overall == "good" and loc in ordinary:
+                good, good_notices = good + 1, good_notices + followed
+    assert ri > 30 and 0.55 < notices / ri < 0.85
+    assert good > 100 and good_notices / good < 0.1

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from schemas.events import TYPE_BY_SHORT_NAME
+from schemas.events import TYPE_BY_SHORT_NAME, Rating
 from services.simulator.config import SimulationConfig
 from services.simulator.payloads import People, inspection_rating, stream_data, workforce_return
 from services.simulator.population import Population, Site
@@ -28,6 +28,7 @@ from services.simulator.rates import (
     DUPLICATE_SHARE,
     RATING_FACTOR,
     REPORTING_DELAY_DAYS,
+    REQUIREMENT_NOTICE_AFTER,
     SITE_SIGMA,
     STREAMS,
     WORKFORCE_RETURNS_PER_YEAR,
@@ -50,6 +51,8 @@ PRODUCER_OF: dict[str, str] = {
     "whistleblowing": "cqc-intelligence",
     "workforce": "capacity-tracker",
     "health_use": "health-data",
+    "provider_incident": "provider-returns",
+    "care_review": "care-reviews",
 }
 _DAY = 86_400.0
 _WORKFORCE = -1  # heap index marking a site's monthly workforce return
@@ -148,12 +151,16 @@ class EventStream:
         # Per stream index: (site index, stream, base rate a year, highest rate a day).
         pairs: list[tuple[int, str, float, float, float]] = []
         heap: list[tuple[float, int]] = []
+        placed: dict[str, int] = {}
+        for placement in self.population.placements:
+            placed[placement.location_id] = placed.get(placement.location_id, 0) + placement.people_placed
         for si, site in enumerate(sites):
             factor = rng.lognormvariate(-SITE_SIGMA * SITE_SIGMA / 2, SITE_SIGMA)
             quality = RATING_FACTOR[site.rating]
             course = courses[si]
             for stream in STREAMS:
-                base = base_rate(stream, site.location.service_type, site.location.capacity) * factor
+                placed_here = placed.get(site.location_id, 0)
+                base = base_rate(stream, site.location.service_type, site.location.capacity, placed_here) * factor
                 if stream.quality_sensitive:
                     base *= quality
                 if base <= 0:
@@ -250,7 +257,12 @@ class EventStream:
         if item.event_type == "inspection":
             stress = course.stress(item.time) if course and course.degrades_care else 0.0
             published = datetime.fromtimestamp(self._start_epoch + item.time * _DAY, UTC).date()
-            event = emit(si, "cqc_rating", item.time, inspection_rating(rng, site.rating, stress, published))
+            rating = inspection_rating(rng, site.rating, stress, published)
+            event = emit(si, "cqc_rating", item.time, rating)
+            # Published with the report: a breach found at the inspection.
+            if rng.random() < REQUIREMENT_NOTICE_AFTER[Rating(rating["overall"])]:
+                notice = {"action": "requirement_notice", "quality_related": True}
+                emit(si, "cqc_enforcement", item.time + 0.01, notice)
         else:
             assert item.data is not None
             event = emit(si, item.event_type, item.time, dict(item.data))

@@ -49,6 +49,34 @@ _COMPLAINANTS = {
 }
 
 
+# Incident categories apart from the streams of their own (ESTIMATE).
+_OTHER_INCIDENTS = {"challenging_behaviour": 0.45, "infection": 0.2, "choking": 0.05, "absconding": 0.1, "other": 0.2}
+# Share of incidents with no harm, by category (ESTIMATE, the NRLS pattern: most
+# medication errors and "missed care" do no harm; a pressure ulcer is harm by definition).
+_NO_HARM = {"medication_error": 0.8, "missed_care": 0.6, "fall": 0.35, "pressure_ulcer": 0.0}
+
+
+def _harm(rng: random.Random, category: str, stress: float) -> str:
+    """none / low / moderate / severe: worse under stress (ESTIMATE)."""
+    if rng.random() < _NO_HARM.get(category, 0.5) * (1 - 0.4 * stress):
+        return "none"
+    draw = rng.random()
+    if draw < 0.02 + 0.04 * stress:
+        return "severe"
+    return "moderate" if draw < 0.15 + 0.25 * stress else "low"
+
+
+def _review_finding(rng: random.Random, stress: float) -> str:
+    """A care review's finding about the care given (ESTIMATE: most reviews find care as
+    planned; ~13 % a low-level issue, ~5 % medium, ~2 % high); worse under stress."""
+    draw = rng.random()
+    if draw < 0.02 + 0.15 * stress:
+        return "high"
+    if draw < 0.07 + 0.3 * stress:
+        return "medium"
+    return "low" if draw < 0.20 + 0.3 * stress else "none"
+
+
 def _pick(rng: random.Random, weights: dict[str, float]) -> str:
     return rng.choices(list(weights), weights=list(weights.values()))[0]
 
@@ -161,6 +189,20 @@ def stream_data(name: str, rng: random.Random, stress: float, people: People) ->
         return {"topic": topic, "key_questions": ["well_led"] if topic == "management" else ["safe"]}
     if name == "manager_left":
         return {"registered_manager_left": True}
+    if name.startswith("incident_"):
+        category = name.removeprefix("incident_")
+        if category == "other":
+            category = _pick(rng, _OTHER_INCIDENTS)
+        return {"category": category, "harm": _harm(rng, category, stress), "person_ref": people.anyone(rng)}
+    if name == "care_review":
+        finding = _review_finding(rng, stress)
+        data = {"finding_level": finding, "person_ref": people.anyone(rng)}
+        if finding != "none":
+            tags = rng.sample(KEY_QUESTIONS, rng.randint(1, 2))
+            if stress > 0.5:  # failing services fail first on safety and leadership
+                tags = sorted({*tags, "safe", "well_led"}, key=KEY_QUESTIONS.index)
+            data["key_questions"] = tags
+        return data
     raise KeyError(f"no payload for stream {name!r}")
 
 

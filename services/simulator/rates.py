@@ -36,6 +36,10 @@ class Stream:
     per_location: float = 0.0  # per location per year, whatever its size
     winter: float = 0.0  # seasonal amplitude: rate x (1 + winter x cos), peak mid-January
     quality_sensitive: bool = True  # worse-rated services produce more of it
+    per_placed: float = 0.0  # per person placed by an authority, per year (care reviews)
+    # Counted in NF's national total (~6 million a year); the provider incident returns and
+    # care reviews are signals NF's total does not list.
+    in_nf_total: bool = True
 
 
 def _units(*values: float) -> dict[ServiceType, float]:
@@ -112,6 +116,30 @@ STREAMS: tuple[Stream, ...] = (
     Stream("whistleblowing", "whistleblowing", "cqc-intelligence", _units(0, 0, 0, 0, 0, 0), per_location=0.3),
     Stream("manager_left", "workforce", "capacity-tracker", _units(0, 0, 0, 0, 0, 0), per_location=0.05,
            quality_sensitive=False),
+    # Provider incident returns: the incident log and medication audit that contracts ask
+    # providers to return (monthly), one event an incident. No national total is published
+    # (not in NF). ESTIMATES: medication errors reported ~0.4 a bed-year in care homes
+    # (observational studies find errors for most residents, mostly without harm; audits
+    # record far fewer), less in home care (medication support for some clients only); falls
+    # with injury ~0.4 a bed-year (care home residents fall ~1.5 times a year, NICE CG161;
+    # about a quarter injure themselves); pressure ulcers more in nursing homes; "other"
+    # covers choking, absconding, challenging behaviour (most in supported living), infection.
+    Stream("incident_medication_error", "provider_incident", "provider-returns",
+           _units(0.40, 0.50, 0.08, 0.30, 0.10, 0.05), in_nf_total=False),
+    Stream("incident_fall", "provider_incident", "provider-returns",
+           _units(0.40, 0.35, 0.05, 0.10, 0.10, 0.03), winter=0.1, in_nf_total=False),
+    Stream("incident_pressure_ulcer", "provider_incident", "provider-returns",
+           _units(0.03, 0.08, 0.01, 0.005, 0.01, 0), in_nf_total=False),
+    Stream("incident_missed_care", "provider_incident", "provider-returns",
+           _units(0.03, 0.03, 0, 0.05, 0.02, 0.01), in_nf_total=False),
+    Stream("incident_other", "provider_incident", "provider-returns",
+           _units(0.10, 0.10, 0.02, 0.40, 0.03, 0.05), in_nf_total=False),
+    # Care reviews by the placing authorities, per person they placed: the Care Act 2014
+    # statutory guidance expects a review at least every 12 months; in practice about half
+    # to two thirds of long-term clients are reviewed in a year (ESTIMATE 0.55). Self-funders
+    # are reviewed by nobody, so a location with no placement gets none. Not in NF's total.
+    Stream("care_review", "care_review", "care-reviews", _units(0, 0, 0, 0, 0, 0), per_placed=0.55,
+           quality_sensitive=False, in_nf_total=False),
 )  # fmt: skip
 STREAM_BY_NAME: dict[str, Stream] = {s.name: s for s in STREAMS}
 
@@ -121,6 +149,17 @@ WORKFORCE_RETURNS_PER_YEAR = 12
 # CQC re-inspection intervals by current rating, in days (ESTIMATE from CQC's published
 # frequencies: Good and Outstanding within ~30 months, Requires improvement within 12,
 # Inadequate within 6): a rating every ~2-3 years for most locations.
+# A requirement notice (a breach of the regulations, with a plan asked for) follows most
+# Requires-improvement and Inadequate inspections and a few Good ones (ESTIMATE: CQC
+# rates a key question Requires improvement where it finds a breach, so most RI reports
+# carry one; Good overall with one breach is uncommon). CQC reports list them apart from
+# its enforcement actions; they are quality-related (safe care, governance, staffing).
+REQUIREMENT_NOTICE_AFTER: dict[Rating, float] = {
+    Rating.outstanding: 0.0,
+    Rating.good: 0.03,
+    Rating.requires_improvement: 0.7,
+    Rating.inadequate: 0.7,
+}
 INSPECTION_INTERVAL_DAYS: dict[Rating, float] = {
     Rating.outstanding: 900.0,
     Rating.good: 900.0,
@@ -155,6 +194,8 @@ REPORTING_DELAY_DAYS: dict[str, tuple[float, float]] = {
     "cqc-ratings": (0.5, 3.0),
     "cqc-enforcement": (2.0, 10.0),
     "capacity-tracker": (2.0, 7.0),
+    "provider-returns": (15.0, 35.0),  # monthly returns: up to a month and a few days late
+    "care-reviews": (7.0, 30.0),  # written up after the review, like contract monitoring
 }
 # Producers resend after a timeout: the same event, same id, again (ESTIMATE 0.5 %),
 # from five minutes to a day later.
@@ -162,7 +203,13 @@ DUPLICATE_SHARE = 0.005
 DUPLICATE_DELAY_DAYS = (5 / 1440, 1.0)
 
 # Producers whose systems serve one authority's area; the rest are national.
-AUTHORITY_PRODUCERS = frozenset({"ecm", "safeguarding", "complaints", "police", "contracts"})
+AUTHORITY_PRODUCERS = frozenset(
+    {"ecm", "safeguarding", "complaints", "police", "contracts", "provider-returns", "care-reviews"}
+)
+# People placed by authorities, as a share of capacity, on average over all locations
+# (population.py: 30-80 % funded where anyone is placed; 15 % of homes and 20 % of
+# agencies have only self-funders): for expected rates without a population at hand.
+TYPICAL_PLACED_SHARE = 0.45
 COMMISSIONER_PRODUCERS = frozenset({"icb-quality", "health-data"})
 
 
@@ -173,13 +220,21 @@ def seasonal(stream: Stream, day_of_year: float) -> float:
     return 1.0 + stream.winter * math.cos(2 * math.pi * (day_of_year - 15) / 365.25)
 
 
-def base_rate(stream: Stream, service: ServiceType, capacity: int) -> float:
-    """Events a year for an ordinary, Good-rated location of this type and size."""
-    return stream.per_unit[service] * capacity + stream.per_location
+def base_rate(stream: Stream, service: ServiceType, capacity: int, placed: float | None = None) -> float:
+    """Events a year for an ordinary, Good-rated location of this type and size, with
+    `placed` people placed by authorities (None: the typical share of its capacity)."""
+    people = capacity * TYPICAL_PLACED_SHARE if placed is None else placed
+    return stream.per_unit[service] * capacity + stream.per_location + stream.per_placed * people
 
 
-def expected_events_per_year(service: ServiceType, capacity: int, rating: Rating = Rating.good) -> float:
-    """Expected events a year from an ordinary location, scheduled returns included."""
+def expected_events_per_year(
+    service: ServiceType, capacity: int, rating: Rating = Rating.good, *, nf_only: bool = False
+) -> float:
+    """Expected events a year from an ordinary location, scheduled returns included;
+    with `nf_only`, only the signals NF's national total counts."""
     factor = RATING_FACTOR[rating]
-    total = sum(base_rate(s, service, capacity) * (factor if s.quality_sensitive else 1.0) for s in STREAMS)
-    return total + WORKFORCE_RETURNS_PER_YEAR + 365.0 / INSPECTION_INTERVAL_DAYS[rating]
+    streams = [s for s in STREAMS if s.in_nf_total or not nf_only]
+    total = sum(base_rate(s, service, capacity) * (factor if s.quality_sensitive else 1.0) for s in streams)
+    inspections = 365.0 / INSPECTION_INTERVAL_DAYS[rating]
+    notices = 0.0 if nf_only else inspections * REQUIREMENT_NOTICE_AFTER[rating]
+    return total + WORKFORCE_RETURNS_PER_YEAR + inspections + notices

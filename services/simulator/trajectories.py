@@ -52,6 +52,11 @@ DECLINE_PEAKS: dict[str, float] = {
     "visit_missed": 2.0,
     "visit_missed_time_critical": 3.0,
     "visit_late": 2.0,
+    "incident_medication_error": 5.0,  # the provider's own audits show the series too
+    "incident_pressure_ulcer": 4.0,
+    "incident_missed_care": 4.0,
+    "incident_fall": 1.5,
+    "care_review": 1.5,  # authorities bring reviews forward once worried
 }
 MANAGER_PEAKS = DECLINE_PEAKS | {"complaint_staffing": 6.0, "whistleblowing": 8.0}
 COLLAPSE_PEAKS: dict[str, float] = {
@@ -66,6 +71,9 @@ COLLAPSE_PEAKS: dict[str, float] = {
     "ccg_medication": 3.0,
     "ae_attendance": 1.5,
     "contract_monitoring": 2.5,
+    "incident_missed_care": 6.0,
+    "incident_medication_error": 3.0,
+    "care_review": 1.5,
 }
 # The provider stops telling: its own notifications and concerns all but stop, while
 # families, the NHS, police and commissioners go on as before.
@@ -77,6 +85,12 @@ UNDER_REPORTING_PEAKS: dict[str, float] = {
     "notification_police": 0.02,
     "safeguarding_neglect": 0.05,
     "safeguarding_other": 0.05,
+    # Its own incident returns dry up as well (the contract return is the provider's too).
+    "incident_medication_error": 0.05,
+    "incident_fall": 0.05,
+    "incident_pressure_ulcer": 0.05,
+    "incident_missed_care": 0.05,
+    "incident_other": 0.05,
 }
 # Across an organisation each location slides, a little less steeply than a lone decline.
 CORPORATE_PEAKS = {k: 1.0 + 0.75 * (v - 1.0) for k, v in DECLINE_PEAKS.items()}
