@@ -114,30 +114,28 @@ def ods_rows(path: Path) -> Iterator[tuple[str, int, list[str]]]:
     except (zipfile.BadZipFile, OSError) as exc:
         raise SpreadsheetError(f"{path}: not an OpenDocument spreadsheet ({exc})") from exc
     with archive, archive.open("content.xml") as content:
-        sheet = ""
+        # End events only (a table's name is known at its end, so sheets go by number):
+        # start events as well doubled the parse's cost on a national file.
+        sheet = 1
         line = 0
-        stack: list[Element] = []
-        for event, element in iterparse(content, events=("start", "end")):
-            if event == "start":
-                stack.append(element)
-                if element.tag == T_TABLE:
-                    sheet, line = element.get(T_NAME, ""), 0
+        for _event, element in iterparse(content, events=("end",)):
+            if element.tag == T_TABLE:
+                sheet, line = sheet + 1, 0
+                element.clear()
                 continue
-            stack.pop()
             if element.tag != T_ROW:
                 continue
             repeat = int(element.get(T_ROWS_REPEATED, "1"))
             values = _ods_row(element)
+            # Done with its cells: the emptied row stays in the tree until its sheet ends.
+            element.clear()
             if any(values):
                 for _ in range(min(repeat, 1024)):
                     line += 1
-                    yield sheet, line, values
+                    yield f"sheet {sheet}", line, values
                 line += max(repeat - 1024, 0)
             else:
                 line += repeat
-            # Done with this row: drop it so the parsed tree never holds the whole sheet.
-            if stack:
-                stack[-1].remove(element)
 
 
 def csv_rows(path: Path) -> Iterator[tuple[str, int, list[str]]]:
