@@ -13,6 +13,7 @@ from services.broker.settings import KafkaSettings
 from services.cli import main
 from services.ingest.authority_names import load_authority_names
 from services.ingest.cqc_directory import read_directory
+from services.ingest.directory_import import DirectoryImportError
 from services.ingest.spreadsheet import SpreadsheetError
 from tests.conftest import consume_all
 from tests.ods_files import write_ods
@@ -84,6 +85,16 @@ def test_a_file_without_the_columns_names_them(tmp_path: Path) -> None:
     path = tmp_path / "other.csv"
     path.write_text("Location ID,Name\n1-101000001,Oak\n")
     with pytest.raises(SpreadsheetError, match="Dormant"):
+        read_directory(path, load_authority_names(), default_capacity=1)
+
+
+def test_a_file_without_service_type_columns_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "no_flags.csv"
+    rows = _rows()[4:]
+    keep = [i for i, h in enumerate(rows[0]) if not h.startswith("Service type - ")]
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows([[r[i] for i in keep] for r in rows])
+    with pytest.raises(DirectoryImportError, match="none of the service type columns"):
         read_directory(path, load_authority_names(), default_capacity=1)
 
 

@@ -17,8 +17,8 @@ from pydantic import ValidationError
 
 from schemas.directory import Location, ServiceType
 from services.ingest.authority_names import AuthorityNames
-from services.ingest.directory_import import RowProblem
-from services.ingest.spreadsheet import Row, read_table
+from services.ingest.directory_import import DirectoryImportError, RowProblem
+from services.ingest.spreadsheet import Row, column_key, read_table
 
 LOCATION_ID = "Location ID"
 PROVIDER_ID = "Provider ID"
@@ -31,7 +31,7 @@ NAME = "Location Name"
 MANAGER = "Registered manager"
 ADULT_SOCIAL_CARE = "adult social care"
 
-REQUIRED = {LOCATION_ID, PROVIDER_ID, DORMANT, CARE_HOME, BEDS, AUTHORITY, DIRECTORATE}
+REQUIRED = {LOCATION_ID, PROVIDER_ID, DORMANT, BEDS, AUTHORITY, DIRECTORATE}
 
 # First match wins. Bed-based services first, nursing before residential (a home
 # registered for both has nursing beds, the more acute service); then the more specific
@@ -173,5 +173,11 @@ def map_rows(
 def read_directory(
     path: Path, authorities: AuthorityNames, default_capacity: int, keep_names: bool = True
 ) -> DirectoryImport:
-    _header, rows = read_table(path, REQUIRED)
+    header, rows = read_table(path, REQUIRED)
+    present = {column_key(h) for h in header}
+    if not any(column_key(flag) in present for flag, _kind in SERVICE_FLAGS):
+        # Without them every location would be skipped as "no scored service type".
+        raise DirectoryImportError(
+            f"{path}: none of the service type columns {[flag for flag, _kind in SERVICE_FLAGS]} is in the header"
+        )
     return map_rows(rows, authorities, default_capacity, keep_names)
