@@ -17,9 +17,9 @@ from services.alerts.consumer import ChangeConsumer, ConsumerConfig
 from services.alerts.contacts import ContactBook, ContactFileWatcher, Email, Webhook
 from services.alerts.current_level import CurrentLevelNotices
 from services.alerts.metrics import AlertMetrics
+from services.alerts.outcomes import DeliveryOutcome
 from services.alerts.routing import (
     Channel,
-    DeliveryState,
     Directory,
     alert_id_for,
     current_level_id_for,
@@ -138,7 +138,7 @@ def test_the_notice_goes_to_the_recipients_as_of_now_with_a_deterministic_id() -
     assert [r.authority for r in notice.recipients] == [PLACER, HOST]
     assert notice.recipients[1] == Recipient(authority=HOST, roles=[RecipientRole.host], locations=[LOCATION])
     assert {(p.authority, p.channel, p.state) for p in notice.deliveries} == {
-        (a, c, DeliveryState.pending) for a in (HOST, PLACER) for c in (Channel.webhook, Channel.email)
+        (a, c, DeliveryOutcome.pending) for a in (HOST, PLACER) for c in (Channel.webhook, Channel.email)
     }
     # Placed there since: it is told too.
     d.put_placement(Placement(authority=ENDED, location_id=LOCATION, people_placed=1, status=PlacementStatus.active))
@@ -151,8 +151,8 @@ def test_a_mute_holds_back_news_of_a_rise_not_of_a_fall() -> None:
     rise = current_level_notice(change(30, "moderate", "major"), Level.none, directory(), book(), mutes)
     fall = current_level_notice(change(30, "minor", "none"), Level.major, directory(), book(), mutes)
     assert rise is not None and fall is not None
-    assert {p.state for p in rise.deliveries if p.authority == PLACER} == {DeliveryState.muted}
-    assert {p.state for p in fall.deliveries if p.authority == PLACER} == {DeliveryState.pending}
+    assert {p.state for p in rise.deliveries if p.authority == PLACER} == {DeliveryOutcome.muted}
+    assert {p.state for p in fall.deliveries if p.authority == PLACER} == {DeliveryOutcome.pending}
 
 
 def test_minimum_levels_judge_the_higher_of_told_and_now() -> None:
@@ -223,7 +223,7 @@ def store_changes(consumer: ChangeConsumer, changes: list[LevelChange]) -> None:
 
 def deliver_all(store: AlertStore, now: float) -> None:
     for job in store.claim_due(now, 100, 60):
-        store.finish(AttemptResult(job.delivery_id, "delivered", 204, None, 1.0, None), now)
+        store.finish(AttemptResult(job.delivery_id, DeliveryOutcome.delivered, 204, None, 1.0, None), now)
 
 
 def test_history_is_recorded_sent_to_nobody_then_the_current_level_is_told_once(

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.alerts.retry import RetryPolicy, Verdict, http_verdict, parse_retry_after, smtp_verdict
+from services.alerts.outcomes import DeliveryOutcome
+from services.alerts.retry import RetryPolicy, http_verdict, parse_retry_after, smtp_verdict
 
 POLICY = RetryPolicy(initial_s=5.0, max_s=3600.0, window=timedelta(hours=72))
 NOW = datetime(2024, 6, 1, 9, 30, tzinfo=UTC)
@@ -198,51 +199,67 @@ def test_a_failing_delivery_is_tried_with_growing_gaps_until_the_deadline(policy
 @pytest.mark.parametrize(
     ("status", "verdict"),
     [
-        (200, Verdict.delivered),
-        (201, Verdict.delivered),
-        (202, Verdict.delivered),
-        (204, Verdict.delivered),
-        (410, Verdict.gone),
-        (429, Verdict.retry),
-        (500, Verdict.retry),
-        (502, Verdict.retry),
-        (503, Verdict.retry),
-        (400, Verdict.retry),
-        (401, Verdict.retry),
-        (404, Verdict.retry),
-        (301, Verdict.retry),
+        (200, DeliveryOutcome.delivered),
+        (201, DeliveryOutcome.delivered),
+        (202, DeliveryOutcome.delivered),
+        (204, DeliveryOutcome.delivered),
+        (410, DeliveryOutcome.endpoint_gone),
+        (429, DeliveryOutcome.retry),
+        (500, DeliveryOutcome.retry),
+        (502, DeliveryOutcome.retry),
+        (503, DeliveryOutcome.retry),
+        (400, DeliveryOutcome.retry),
+        (401, DeliveryOutcome.retry),
+        (404, DeliveryOutcome.retry),
+        (301, DeliveryOutcome.retry),
     ],
 )
-def test_http_verdict(status: int, verdict: Verdict) -> None:
+def test_http_verdict(status: int, verdict: DeliveryOutcome) -> None:
     assert http_verdict(status) is verdict
 
 
 @given(st.integers(min_value=100, max_value=599))
 def test_http_verdict_only_2xx_delivers_and_only_410_is_gone(status: int) -> None:
     verdict = http_verdict(status)
-    assert (verdict is Verdict.delivered) == (200 <= status < 300)
-    assert (verdict is Verdict.gone) == (status == 410)
-    assert verdict is not Verdict.refused
+    assert (verdict is DeliveryOutcome.delivered) == (200 <= status < 300)
+    assert (verdict is DeliveryOutcome.endpoint_gone) == (status == 410)
+    assert verdict is not DeliveryOutcome.refused
 
 
 @pytest.mark.parametrize(
     ("code", "verdict"),
     [
-        (250, Verdict.delivered),
-        (421, Verdict.retry),
-        (450, Verdict.retry),
-        (451, Verdict.retry),
-        (452, Verdict.retry),
-        (550, Verdict.refused),
-        (552, Verdict.refused),
-        (553, Verdict.refused),
-        (554, Verdict.refused),
+        (250, DeliveryOutcome.delivered),
+        (421, DeliveryOutcome.retry),
+        (450, DeliveryOutcome.retry),
+        (451, DeliveryOutcome.retry),
+        (452, DeliveryOutcome.retry),
+        (550, DeliveryOutcome.refused),
+        (552, DeliveryOutcome.refused),
+        (553, DeliveryOutcome.refused),
+        (554, DeliveryOutcome.refused),
     ],
 )
-def test_smtp_verdict(code: int, verdict: Verdict) -> None:
+def test_smtp_verdict(code: int, verdict: DeliveryOutcome) -> None:
     assert smtp_verdict(code) is verdict
 
 
 @given(st.integers(min_value=400, max_value=599))
 def test_smtp_4xx_is_retried_and_5xx_refused(code: int) -> None:
-    assert smtp_verdict(code) is (Verdict.retry if code < 500 else Verdict.refused)
+    assert smtp_verdict(code) is (DeliveryOutcome.retry if code < 500 else DeliveryOutcome.refused)
+
+
+def test_one_vocabulary_for_outcomes_in_the_metrics_and_for_rows_written_by_earlier_versions() -> None:
+    from services.alerts.metrics import AlertMetrics
+    from services.alerts.outcomes import ATTEMPT_OUTCOMES, DELIVERY_STATES
+
+    metrics = AlertMetrics()
+    labels = {
+        sample.labels["outcome"]
+        for family in metrics.registry.collect()
+        if family.name == "caresignal_alerts_notifications"
+        for sample in family.samples
+    }
+    assert labels == {o.value for o in ATTEMPT_OUTCOMES | DELIVERY_STATES} - {"pending"}
+    assert "gone" not in labels and "endpoint_gone" not in labels
+    assert DeliveryOutcome("gone") is DeliveryOutcome("endpoint_gone") is DeliveryOutcome.endpoint_gone

@@ -14,9 +14,9 @@ from schemas.alerts import AlertKind, Recipient, RecipientRole
 from schemas.directory import Location, Placement, PlacementStatus, ServiceType
 from schemas.risk import Level, LevelChange, LevelName
 from services.alerts.contacts import ContactBook, Email, Webhook
+from services.alerts.outcomes import DeliveryOutcome
 from services.alerts.routing import (
     Channel,
-    DeliveryState,
     Directory,
     PlannedDelivery,
     alert_id_for,
@@ -359,7 +359,7 @@ BOOK = ContactBook(
 )
 
 
-def planned(plans: list[PlannedDelivery]) -> set[tuple[str, Channel, str, DeliveryState]]:
+def planned(plans: list[PlannedDelivery]) -> set[tuple[str, Channel, str, DeliveryOutcome]]:
     return {(p.authority, p.channel, p.target, p.state) for p in plans}
 
 
@@ -370,12 +370,12 @@ def plan(
     book: ContactBook = BOOK,
     muted: dict[str, bool] | None = None,
     disabled: frozenset[str] = frozenset(),
-) -> set[tuple[str, Channel, str, DeliveryState]]:
+) -> set[tuple[str, Channel, str, DeliveryOutcome]]:
     return planned(plan_deliveries("al_x", kind, old, new, [recipient("E10000030")], book, muted or {}, disabled))
 
 
-PENDING_HOOK = ("E10000030", Channel.webhook, "surrey-mash", DeliveryState.pending)
-PENDING_EMAIL = ("E10000030", Channel.email, "duty@surrey.example", DeliveryState.pending)
+PENDING_HOOK = ("E10000030", Channel.webhook, "surrey-mash", DeliveryOutcome.pending)
+PENDING_EMAIL = ("E10000030", Channel.email, "duty@surrey.example", DeliveryOutcome.pending)
 
 
 @pytest.mark.parametrize(
@@ -404,8 +404,8 @@ def test_deciding_level() -> None:
 @pytest.mark.parametrize("kind", [AlertKind.escalation, AlertKind.reminder])
 def test_a_mute_records_escalations_and_reminders_as_muted(kind: AlertKind) -> None:
     assert plan(kind, Level.minor, Level.major, muted={"E10000030": True}) == {
-        ("E10000030", Channel.webhook, "surrey-mash", DeliveryState.muted),
-        ("E10000030", Channel.email, "duty@surrey.example", DeliveryState.muted),
+        ("E10000030", Channel.webhook, "surrey-mash", DeliveryOutcome.muted),
+        ("E10000030", Channel.email, "duty@surrey.example", DeliveryOutcome.muted),
     }
     assert plan(kind, Level.minor, Level.major, muted={"E10000030": False}) == {PENDING_HOOK, PENDING_EMAIL}
     assert plan(kind, Level.minor, Level.major, muted={"E06000036": True}) == {PENDING_HOOK, PENDING_EMAIL}
@@ -424,7 +424,7 @@ def test_a_disabled_endpoint_is_planned_as_gone_and_email_still_goes() -> None:
         (AlertKind.de_escalation, Level.major, Level.minor),
     ]:
         assert plan(kind, old, new, disabled=frozenset({"surrey-mash"})) == {
-            ("E10000030", Channel.webhook, "surrey-mash", DeliveryState.endpoint_gone),
+            ("E10000030", Channel.webhook, "surrey-mash", DeliveryOutcome.endpoint_gone),
             PENDING_EMAIL,
         }
     assert plan(AlertKind.escalation, Level.minor, Level.major, disabled=frozenset({"other"})) == {
@@ -478,25 +478,25 @@ def test_plan_deliveries_matches_the_rules(
     # is told through a mute, like a cleared notice.
     judged = {AlertKind.de_escalation: old, AlertKind.current_level: max(old, new)}.get(kind, new)
     silenced = not (kind is AlertKind.de_escalation or (kind is AlertKind.current_level and new < old))
-    expected: set[tuple[str, Channel, str, DeliveryState]] = set()
+    expected: set[tuple[str, Channel, str, DeliveryOutcome]] = set()
     for authority in authorities:
         for h in book.webhooks[authority]:
             if judged >= h.min_level:
                 if h.endpoint_id in disabled:
-                    state = DeliveryState.endpoint_gone
+                    state = DeliveryOutcome.endpoint_gone
                 elif silenced and muted.get(authority, False):
-                    state = DeliveryState.muted
+                    state = DeliveryOutcome.muted
                 else:
-                    state = DeliveryState.pending
+                    state = DeliveryOutcome.pending
                 expected.add((authority, Channel.webhook, h.endpoint_id, state))
         for e in book.emails[authority]:
             if judged >= e.min_level:
-                state = DeliveryState.muted if silenced and muted.get(authority, False) else DeliveryState.pending
+                state = DeliveryOutcome.muted if silenced and muted.get(authority, False) else DeliveryOutcome.pending
                 expected.add((authority, Channel.email, e.address, state))
     assert planned(plans) == expected
     assert len(plans) == len(expected)
     if kind is AlertKind.de_escalation:
-        assert all(p.state is not DeliveryState.muted for p in plans)
+        assert all(p.state is not DeliveryOutcome.muted for p in plans)
     ids = [p.delivery_id for p in plans]
     assert len(set(ids)) == len(ids)
     assert all(p.delivery_id == delivery_id_for("al_p", p.authority, p.channel, p.target) for p in plans)

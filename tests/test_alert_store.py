@@ -9,7 +9,8 @@ from sqlalchemy.exc import IntegrityError
 
 from schemas.alerts import AlertKind, Recipient, RecipientRole
 from schemas.risk import LevelChange
-from services.alerts.routing import Channel, DeliveryState, PlannedDelivery, alert_id_for, delivery_id_for
+from services.alerts.outcomes import DeliveryOutcome
+from services.alerts.routing import Channel, PlannedDelivery, alert_id_for, delivery_id_for
 from services.alerts.store import AlertFilter, AlertNotFound, AlertStore, AttemptResult, NewAlert
 
 pytestmark = pytest.mark.integration
@@ -65,7 +66,7 @@ def new_alert(c: LevelChange, authorities: tuple[str, ...] = ("E10000030", "E060
             a,
             Channel.webhook,
             f"hook-{a.lower()}",
-            DeliveryState.pending,
+            DeliveryOutcome.pending,
         )
         for a in authorities
     ]
@@ -102,24 +103,24 @@ def test_claims_lease_and_outcomes(store: AlertStore) -> None:
     assert jobs[0].content.change.new_level == "major" and jobs[0].recipient.locations == ["1-100000001"]
     assert store.claim_due(T0 + 2, limit=10, lease_s=30) == [], "a claimed delivery was handed out twice"
     host, placer = sorted(jobs, key=lambda j: j.authority, reverse=True)
-    store.finish(AttemptResult(host.delivery_id, "delivered", 204, None, 12.0, None), T0 + 3)
-    store.finish(AttemptResult(placer.delivery_id, "retry", 503, "HTTP 503", 8.0, T0 + 100), T0 + 3)
+    store.finish(AttemptResult(host.delivery_id, DeliveryOutcome.delivered, 204, None, 12.0, None), T0 + 3)
+    store.finish(AttemptResult(placer.delivery_id, DeliveryOutcome.retry, 503, "HTTP 503", 8.0, T0 + 100), T0 + 3)
     assert store.claim_due(T0 + 50, limit=10, lease_s=30) == []  # retry not due yet
     retried = store.claim_due(T0 + 100, limit=10, lease_s=30)
     assert [j.delivery_id for j in retried] == [placer.delivery_id] and retried[0].attempts == 1
     # The sender died: after the lease the delivery is due again, under the same id.
     again = store.claim_due(T0 + 131, limit=10, lease_s=30)
     assert [j.delivery_id for j in again] == [placer.delivery_id]
-    store.finish(AttemptResult(placer.delivery_id, "dead", 500, "HTTP 500", 8.0, None), T0 + 140)
+    store.finish(AttemptResult(placer.delivery_id, DeliveryOutcome.dead, 500, "HTTP 500", 8.0, None), T0 + 140)
     detail = store.get_alert(alert.alert_id)
     states = {d["authority"]: d["state"] for d in detail["deliveries"]}
     assert states == {"E10000030": "delivered", "E06000036": "dead"}
     log = next(d for d in detail["deliveries"] if d["authority"] == "E06000036")["attempt_log"]
     assert [e["outcome"] for e in log] == ["retry", "dead"]
-    assert store.count_deliveries(DeliveryState.dead) == 1 and store.outbox_depth() == 0
+    assert store.count_deliveries(DeliveryOutcome.dead) == 1 and store.outbox_depth() == 0
     # A late answer never undoes a decision.
-    store.finish(AttemptResult(placer.delivery_id, "delivered", 204, None, 1.0, None), T0 + 150)
-    assert store.count_deliveries(DeliveryState.dead) == 1
+    store.finish(AttemptResult(placer.delivery_id, DeliveryOutcome.delivered, 204, None, 1.0, None), T0 + 150)
+    assert store.count_deliveries(DeliveryOutcome.dead) == 1
 
 
 def test_gone_disables_the_endpoint_and_its_other_pending_deliveries(store: AlertStore) -> None:
@@ -128,11 +129,15 @@ def test_gone_disables_the_endpoint_and_its_other_pending_deliveries(store: Aler
     store.record([a, b], T0)
     jobs = store.claim_due(T0, limit=1, lease_s=30)
     target = jobs[0].target
-    store.finish(AttemptResult(jobs[0].delivery_id, "gone", 410, "HTTP 410", 3.0, None), T0 + 1, "http://x/hook")
+    store.finish(
+        AttemptResult(jobs[0].delivery_id, DeliveryOutcome.endpoint_gone, 410, "HTTP 410", 3.0, None),
+        T0 + 1,
+        "http://x/hook",
+    )
     assert store.disabled_endpoints() == {target: "http://x/hook"}
     left = [j.target for j in store.claim_due(T0 + 2, limit=10, lease_s=30)]
     assert target not in left and len(left) == 2
-    assert store.count_deliveries(DeliveryState.endpoint_gone) == 2
+    assert store.count_deliveries(DeliveryOutcome.endpoint_gone) == 2
     assert store.enable_endpoint(target, "operator:ops", T0 + 3) and store.disabled_endpoints() == {}
 
 

@@ -31,8 +31,9 @@ from services.alerts.delivery import DeliveryWorker, SmtpConfig, retry_policy
 from services.alerts.errors import invalid, refusals
 from services.alerts.messages import Links
 from services.alerts.metrics import AlertMetrics
+from services.alerts.outcomes import DeliveryOutcome
 from services.alerts.reminders import Reminders
-from services.alerts.routing import ALERT_ID_PATTERN, DeliveryState, Directory, endpoints_gone
+from services.alerts.routing import ALERT_ID_PATTERN, Directory, endpoints_gone
 from services.alerts.settings import AlertsSettings
 from services.alerts.store import AlertFilter, AlertNotFound, AlertStore, MuteNotFound
 from services.apidocs import install_docs
@@ -62,7 +63,7 @@ def build_runtime(settings: AlertsSettings, kafka: KafkaSettings | None, keys: A
     contacts = ContactFileWatcher(settings.contacts_file)
     directory = Directory()
     metrics = AlertMetrics()
-    metrics.track_store(store.outbox_depth, lambda: store.count_deliveries(DeliveryState.dead))
+    metrics.track_store(store.outbox_depth, lambda: store.count_deliveries(DeliveryOutcome.dead))
     links = Links(public_url=settings.public_url)
     smtp = SmtpConfig(
         host=settings.smtp_host,

@@ -27,6 +27,7 @@ from schemas.topics import Topics, dead_letter_headers
 from services.alerts.contacts import ContactFileWatcher
 from services.alerts.current_level import CurrentLevelNotices
 from services.alerts.metrics import AlertMetrics
+from services.alerts.outcomes import DeliveryOutcome
 from services.alerts.routing import (
     Directory,
     alert_id_for,
@@ -233,8 +234,8 @@ class ChangeConsumer:
                 self.metrics.alerts.labels(item.kind.value, item.change.new_level.value).inc()
                 self.metrics.changes.labels("history" if item.change.backfill else "alerted").inc()
                 for plan in item.deliveries:
-                    if plan.state.value in ("muted", "endpoint-gone"):
-                        self.metrics.notifications.labels(plan.channel.value, plan.state.value.replace("-", "_")).inc()
+                    if plan.state in (DeliveryOutcome.muted, DeliveryOutcome.endpoint_gone):
+                        self.metrics.notifications.labels(plan.channel.value, plan.state.value).inc()
         self.metrics.changes.labels("duplicate").inc(len(items) - len(created))
         return len(created)
 

@@ -22,7 +22,8 @@ from sqlalchemy.exc import DBAPIError
 from services.alerts.contacts import ContactFileWatcher
 from services.alerts.messages import Links, email_message, notification, webhook_body
 from services.alerts.metrics import AlertMetrics
-from services.alerts.retry import RetryPolicy, Verdict, http_verdict, parse_retry_after, smtp_verdict
+from services.alerts.outcomes import DeliveryOutcome
+from services.alerts.retry import RetryPolicy, http_verdict, parse_retry_after, smtp_verdict
 from services.alerts.routing import Channel, Directory
 from services.alerts.signing import signature_headers
 from services.alerts.store import AlertStore, AttemptResult, DeliveryJob
@@ -43,7 +44,7 @@ class SmtpConfig:
 
 @dataclass(frozen=True)
 class Sent:
-    verdict: Verdict
+    verdict: DeliveryOutcome
     status: int | None
     detail: str | None
     retry_after_s: float | None = None
@@ -67,10 +68,10 @@ def send_email(config: SmtpConfig, mail: EmailMessage) -> Sent:
         message = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
         return Sent(smtp_verdict(exc.smtp_code), exc.smtp_code, f"SMTP {exc.smtp_code}: {message}"[:300])
     except (smtplib.SMTPException, OSError) as exc:
-        return Sent(Verdict.retry, None, f"SMTP connection failed: {type(exc).__name__}: {exc}"[:300])
+        return Sent(DeliveryOutcome.retry, None, f"SMTP connection failed: {type(exc).__name__}: {exc}"[:300])
     if refused:
-        return Sent(Verdict.refused, 550, f"recipient refused: {sorted(refused)}")
-    return Sent(Verdict.delivered, 250, None)
+        return Sent(DeliveryOutcome.refused, 550, f"recipient refused: {sorted(refused)}")
+    return Sent(DeliveryOutcome.delivered, 250, None)
 
 
 class AttemptRecorder:
@@ -190,12 +191,12 @@ class DeliveryWorker:
             sent = await (self._send_webhook(job) if job.channel is Channel.webhook else self._send_email(job))
         except Exception as exc:  # a bug in rendering must not lose the delivery: retry it
             log.exception("delivery %s failed unexpectedly", job.delivery_id)
-            sent = Sent(Verdict.retry, None, f"internal error: {type(exc).__name__}")
+            sent = Sent(DeliveryOutcome.retry, None, f"internal error: {type(exc).__name__}")
         duration_ms = (time.perf_counter() - started) * 1000
         now = self.clock()
-        outcome = sent.verdict.value
+        outcome = sent.verdict
         next_at: float | None = None
-        if sent.verdict is Verdict.retry:
+        if sent.verdict is DeliveryOutcome.retry:
             when = self.retry.next_attempt(
                 datetime.fromtimestamp(job.created_at, UTC),
                 datetime.fromtimestamp(now, UTC),
@@ -204,7 +205,7 @@ class DeliveryWorker:
                 sent.retry_after_s,
             )
             if when is None:
-                outcome = "dead"
+                outcome = DeliveryOutcome.dead
                 log.error(
                     "delivery %s to %s gave up after %d attempts over %s: %s",
                     job.delivery_id,
@@ -218,16 +219,16 @@ class DeliveryWorker:
         result = AttemptResult(job.delivery_id, outcome, sent.status, sent.detail, duration_ms, next_at)
         assert self._recorder is not None
         await self._recorder.record(result, now, sent.endpoint_url)
-        self.metrics.notifications.labels(job.channel.value, outcome).inc()
-        if outcome == "delivered":
+        self.metrics.notifications.labels(job.channel.value, outcome.value).inc()
+        if outcome is DeliveryOutcome.delivered:
             self.metrics.latency.labels(job.channel.value).observe(max(0.0, now - job.published_at))
-        elif outcome == "gone":
+        elif outcome is DeliveryOutcome.endpoint_gone:
             log.error("endpoint %s answered 410 Gone: disabled; fix the contact file", job.target)
 
     async def _send_webhook(self, job: DeliveryJob) -> Sent:
         hook = self.contacts.book.webhook(job.target)
         if hook is None:
-            return Sent(Verdict.retry, None, f"endpoint {job.target!r} is no longer in the contact file")
+            return Sent(DeliveryOutcome.retry, None, f"endpoint {job.target!r} is no longer in the contact file")
         now = datetime.fromtimestamp(self.clock(), UTC)
         message = notification(job.content, job.recipient, job.delivery_id, self.links, now)
         body = webhook_body(message)
@@ -240,10 +241,12 @@ class DeliveryWorker:
         try:
             response = await self._client.post(hook.url, content=body, headers=headers)
         except httpx.HTTPError as exc:
-            return Sent(Verdict.retry, None, f"{type(exc).__name__}: {exc}"[:300] or type(exc).__name__, None, hook.url)
+            return Sent(
+                DeliveryOutcome.retry, None, f"{type(exc).__name__}: {exc}"[:300] or type(exc).__name__, None, hook.url
+            )
         verdict = http_verdict(response.status_code)
         retry_after = parse_retry_after(response.headers.get("retry-after"), now)
-        detail = None if verdict is Verdict.delivered else f"HTTP {response.status_code}"
+        detail = None if verdict is DeliveryOutcome.delivered else f"HTTP {response.status_code}"
         return Sent(verdict, response.status_code, detail, retry_after, hook.url)
 
     async def _send_email(self, job: DeliveryJob) -> Sent:

@@ -6,6 +6,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from schemas.alerts import AlertKind
 from schemas.risk import LevelName
+from services.alerts.outcomes import DeliveryOutcome
 from services.alerts.routing import Channel
 
 
@@ -27,8 +28,8 @@ class AlertMetrics:
         )
         self.notifications = Counter(
             "caresignal_alerts_notifications",
-            "Delivery attempts and decisions, by channel and outcome "
-            "(delivered, retry, gone, refused, dead, muted, endpoint_gone).",
+            "Delivery attempts and decisions not to send, by channel and outcome "
+            "(delivered, retry, endpoint-gone, refused, dead; muted, endpoint-gone).",
             ["channel", "outcome"],
             registry=self.registry,
         )
@@ -72,8 +73,9 @@ class AlertMetrics:
             for level in LevelName:
                 self.alerts.labels(kind.value, level.value)
         for channel in Channel:
-            for outcome in ("delivered", "retry", "gone", "refused", "dead", "muted", "endpoint_gone"):
-                self.notifications.labels(channel.value, outcome)
+            for outcome in DeliveryOutcome:
+                if outcome is not DeliveryOutcome.pending:
+                    self.notifications.labels(channel.value, outcome.value)
             self.latency.labels(channel.value)
 
     def track_store(self, outbox_depth: Callable[[], int], dead: Callable[[], int]) -> None:

@@ -10,7 +10,8 @@ from sqlalchemy import Connection, func, or_, select, update
 from schemas.alerts import AlertKind, Recipient
 from schemas.risk import LevelChange
 from services.alerts.messages import AlertContent
-from services.alerts.routing import Channel, DeliveryState
+from services.alerts.outcomes import DeliveryOutcome
+from services.alerts.routing import Channel
 from services.alerts.tables import StoreBase, alerts, attempts, audit, deliveries, endpoints
 
 
@@ -31,7 +32,7 @@ class DeliveryJob:
 @dataclass(frozen=True)
 class AttemptResult:
     delivery_id: str
-    outcome: str  # delivered | retry | gone | refused | dead
+    outcome: DeliveryOutcome  # one of ATTEMPT_OUTCOMES
     status: int | None
     detail: str | None
     duration_ms: float
@@ -53,7 +54,7 @@ class OutboxStore(StoreBase):
                 .add_columns(alerts.c.recipients_json, alerts.c.reminder_number, alerts.c.published_at)
                 .join(alerts, alerts.c.id == deliveries.c.alert_id)
                 .where(
-                    deliveries.c.state == DeliveryState.pending.value,
+                    deliveries.c.state == DeliveryOutcome.pending.value,
                     deliveries.c.next_attempt_at <= now,
                     or_(deliveries.c.claimed_until.is_(None), deliveries.c.claimed_until <= now),
                 )
@@ -118,7 +119,7 @@ class OutboxStore(StoreBase):
             attempts.insert().values(
                 delivery_id=result.delivery_id,
                 at=now,
-                outcome=result.outcome,
+                outcome=result.outcome.value,
                 status=result.status,
                 detail=(result.detail or "")[:500] or None,
                 duration_ms=result.duration_ms,
@@ -128,23 +129,23 @@ class OutboxStore(StoreBase):
             "attempts": deliveries.c.attempts + 1,
             "claimed_until": None,
             "last_status": result.status,
-            "last_error": None if result.outcome == "delivered" else (result.detail or "")[:500],
+            "last_error": None if result.outcome is DeliveryOutcome.delivered else (result.detail or "")[:500],
         }
-        if result.outcome == "delivered":
-            values.update(state=DeliveryState.delivered.value, delivered_at=now, next_attempt_at=None)
-        elif result.outcome == "retry":
+        if result.outcome is DeliveryOutcome.delivered:
+            values.update(state=DeliveryOutcome.delivered.value, delivered_at=now, next_attempt_at=None)
+        elif result.outcome is DeliveryOutcome.retry:
             values.update(next_attempt_at=result.next_attempt_at)
-        elif result.outcome == "gone":
-            values.update(state=DeliveryState.endpoint_gone.value, next_attempt_at=None)
+        elif result.outcome is DeliveryOutcome.endpoint_gone:
+            values.update(state=DeliveryOutcome.endpoint_gone.value, next_attempt_at=None)
         else:  # refused, dead
-            values.update(state=DeliveryState.dead.value, next_attempt_at=None)
+            values.update(state=DeliveryOutcome.dead.value, next_attempt_at=None)
         # Only a delivery still pending moves: a late answer never undoes a decision.
         conn.execute(
             update(deliveries)
-            .where(deliveries.c.id == result.delivery_id, deliveries.c.state == DeliveryState.pending.value)
+            .where(deliveries.c.id == result.delivery_id, deliveries.c.state == DeliveryOutcome.pending.value)
             .values(**values)
         )
-        if result.outcome in ("dead", "refused"):
+        if result.outcome in (DeliveryOutcome.dead, DeliveryOutcome.refused):
             alert_id = conn.scalar(select(deliveries.c.alert_id).where(deliveries.c.id == result.delivery_id))
             conn.execute(
                 audit.insert().values(
@@ -155,7 +156,7 @@ class OutboxStore(StoreBase):
                     detail=json.dumps({"delivery_id": result.delivery_id, "reason": result.detail}),
                 )
             )
-        if result.outcome == "gone":
+        if result.outcome is DeliveryOutcome.endpoint_gone:
             self._disable_endpoint(conn, result, now, endpoint_url or "")
 
     def _disable_endpoint(self, conn: Connection, result: AttemptResult, now: float, url: str) -> None:
@@ -174,9 +175,9 @@ class OutboxStore(StoreBase):
             .where(
                 deliveries.c.channel == Channel.webhook.value,
                 deliveries.c.target == target,
-                deliveries.c.state == DeliveryState.pending.value,
+                deliveries.c.state == DeliveryOutcome.pending.value,
             )
-            .values(state=DeliveryState.endpoint_gone.value, next_attempt_at=None, claimed_until=None)
+            .values(state=DeliveryOutcome.endpoint_gone.value, next_attempt_at=None, claimed_until=None)
         )
         conn.execute(
             audit.insert().values(
@@ -212,12 +213,12 @@ class OutboxStore(StoreBase):
                 conn.scalar(
                     select(func.count())
                     .select_from(deliveries)
-                    .where(deliveries.c.state == DeliveryState.pending.value)
+                    .where(deliveries.c.state == DeliveryOutcome.pending.value)
                 )
                 or 0
             )
 
-    def count_deliveries(self, state: DeliveryState) -> int:
+    def count_deliveries(self, state: DeliveryOutcome) -> int:
         with self.engine.connect() as conn:
             return int(
                 conn.scalar(select(func.count()).select_from(deliveries).where(deliveries.c.state == state.value)) or 0

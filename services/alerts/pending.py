@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, and_, select
 
 from schemas.risk import Level, LevelChange
-from services.alerts.routing import DeliveryState
+from services.alerts.outcomes import DeliveryOutcome
 from services.alerts.tables import StoreBase, alerts, backfill_pending, deliveries
 
 
@@ -59,7 +59,7 @@ class PendingStore(StoreBase):
     def last_told_level(self, scope: str, subject: str) -> Level:
         """The level of the subject's latest alert that reached someone (not history, not a
         reminder); `none` when nobody was ever told anything."""
-        told = select(deliveries.c.alert_id).where(deliveries.c.state == DeliveryState.delivered.value)
+        told = select(deliveries.c.alert_id).where(deliveries.c.state == DeliveryOutcome.delivered.value)
         query = select(alerts.c.change_json, alerts.c.new_level).where(
             alerts.c.scope == scope,
             alerts.c.subject == subject,

@@ -3,33 +3,26 @@
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
-from enum import StrEnum
+
+from services.alerts.outcomes import DeliveryOutcome
 
 
-class Verdict(StrEnum):
-    delivered = "delivered"
-    retry = "retry"
-    # 410 Gone: the receiver says the endpoint no longer exists; stop using it.
-    gone = "gone"
-    # The receiver refused for good (an SMTP 5xx reply, a malformed address).
-    refused = "refused"
-
-
-def http_verdict(status: int) -> Verdict:
+def http_verdict(status: int) -> DeliveryOutcome:
     if 200 <= status < 300:
-        return Verdict.delivered
-    if status == 410:
-        return Verdict.gone
+        return DeliveryOutcome.delivered
+    if status == 410:  # the receiver says the endpoint no longer exists: stop using it
+        return DeliveryOutcome.endpoint_gone
     # Every other answer, 4xx included, is retried within the window: receivers
     # misconfigure auth or deploy broken code for a while and then fix it, and a
     # safeguarding alert is worth the wait.
-    return Verdict.retry
+    return DeliveryOutcome.retry
 
 
-def smtp_verdict(code: int) -> Verdict:
+def smtp_verdict(code: int) -> DeliveryOutcome:
     if 200 <= code < 300:
-        return Verdict.delivered
-    return Verdict.refused if 500 <= code < 600 else Verdict.retry
+        return DeliveryOutcome.delivered
+    # A 5xx reply (a malformed or unknown address) is a refusal for good.
+    return DeliveryOutcome.refused if 500 <= code < 600 else DeliveryOutcome.retry
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:

@@ -14,6 +14,7 @@ from schemas.alerts import AlertKind, Recipient, RecipientRole
 from schemas.directory import Location, Placement, PlacementStatus
 from schemas.risk import Level, LevelChange
 from services.alerts.contacts import ContactBook
+from services.alerts.outcomes import DeliveryOutcome
 
 
 @dataclass
@@ -135,24 +136,13 @@ class Channel(StrEnum):
     email = "email"
 
 
-class DeliveryState(StrEnum):
-    pending = "pending"
-    delivered = "delivered"
-    # Not sent: the authority muted this location (escalations and reminders only).
-    muted = "muted"
-    # Not sent: the endpoint answered 410 Gone earlier and is disabled.
-    endpoint_gone = "endpoint-gone"
-    # Given up after the retry window, or refused permanently.
-    dead = "dead"
-
-
 @dataclass(frozen=True)
 class PlannedDelivery:
     delivery_id: str
     authority: str
     channel: Channel
     target: str  # webhook endpoint id or email address
-    state: DeliveryState
+    state: DeliveryOutcome
 
 
 def endpoints_gone(disabled: Mapping[str, str], contacts: ContactBook) -> frozenset[str]:
@@ -206,11 +196,11 @@ def plan_deliveries(
         for hook in contacts.webhooks.get(authority, ()):
             if level < hook.min_level:
                 continue
-            state = DeliveryState.pending
+            state = DeliveryOutcome.pending
             if hook.endpoint_id in disabled_endpoints:
-                state = DeliveryState.endpoint_gone
+                state = DeliveryOutcome.endpoint_gone
             elif is_muted:
-                state = DeliveryState.muted
+                state = DeliveryOutcome.muted
             plans.append(
                 PlannedDelivery(
                     delivery_id_for(alert_id, authority, Channel.webhook, hook.endpoint_id),
@@ -229,7 +219,7 @@ def plan_deliveries(
                     authority,
                     Channel.email,
                     email.address,
-                    DeliveryState.muted if is_muted else DeliveryState.pending,
+                    DeliveryOutcome.muted if is_muted else DeliveryOutcome.pending,
                 )
             )
     return plans

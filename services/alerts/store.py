@@ -21,9 +21,10 @@ from schemas.alerts import AlertKind, Recipient
 from schemas.risk import Level, LevelChange
 from services.alerts.board.store import BoardStore
 from services.alerts.outbox import AttemptResult, DeliveryJob, OutboxStore
+from services.alerts.outcomes import DeliveryOutcome
 from services.alerts.pending import PendingStore
 from services.alerts.queries import AlertFilter, AlertNotFound, MuteNotFound, PeopleQueries
-from services.alerts.routing import DeliveryState, PlannedDelivery
+from services.alerts.routing import PlannedDelivery
 from services.alerts.tables import (
     alerts,
     audit,
@@ -168,7 +169,7 @@ class AlertStore(OutboxStore, PeopleQueries, PendingStore, BoardStore):
                         "state": d.state.value,
                         "attempts": 0,
                         "created_at": now,
-                        "next_attempt_at": now if d.state is DeliveryState.pending else None,
+                        "next_attempt_at": now if d.state is DeliveryOutcome.pending else None,
                     }
                     for d in item.deliveries
                 ],

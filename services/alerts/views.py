@@ -8,12 +8,13 @@ from pydantic import BaseModel
 
 from schemas.alerts import Recipient
 from schemas.risk import LevelChange
+from services.alerts.outcomes import DeliveryOutcome
 from services.alerts.store import from_epoch
 
 
 class AttemptView(BaseModel):
     at: datetime
-    outcome: str
+    outcome: DeliveryOutcome
     status: int | None
     detail: str | None
     duration_ms: float | None
@@ -24,7 +25,7 @@ class DeliveryView(BaseModel):
     authority: str
     channel: str
     target: str
-    state: str
+    state: DeliveryOutcome
     attempts: int
     created_at: datetime
     next_attempt_at: datetime | None
@@ -118,7 +119,7 @@ def detail(row: dict[str, Any], visible_to: str | None = None) -> AlertDetail:
             authority=d["authority"],
             channel=d["channel"],
             target=d["target"],
-            state=d["state"],
+            state=DeliveryOutcome(d["state"]),
             attempts=d["attempts"],
             created_at=_required(d["created_at"]),
             next_attempt_at=_at(d["next_attempt_at"]),
@@ -128,7 +129,7 @@ def detail(row: dict[str, Any], visible_to: str | None = None) -> AlertDetail:
             attempt_log=[
                 AttemptView(
                     at=_required(a["at"]),
-                    outcome=a["outcome"],
+                    outcome=DeliveryOutcome(a["outcome"]),
                     status=a["status"],
                     detail=a["detail"],
                     duration_ms=a["duration_ms"],
