@@ -148,7 +148,9 @@ def misses(assessment: Assessment) -> list[str]:
     missed = [
         d
         for d in assessment.detections
-        if (d.expected >= Level.moderate and not d.detected) or (d.kind == "under_reporting" and not d.reached_expected)
+        if (d.expected >= Level.moderate and not d.detected)
+        # An under-reporter is a miss only with a year of history: "unusually low" needs one.
+        or (d.kind == "under_reporting" and not d.reached_expected and d.history_days >= 365)
     ]
     for d in missed[:MAX_LISTED]:
         rules = ", ".join(d.rules) or "nothing fired"
