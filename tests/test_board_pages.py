@@ -21,15 +21,17 @@ LOC_A, LOC_B, LOC_C = "1-100000001", "1-100000002", "1-100000003"
 PROVIDER, OTHER_PROVIDER = "1-000111222", "1-000333444"
 
 
-@pytest.fixture
-def runtime(tmp_path: Path) -> Iterator[AlertRuntime]:
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def runtime(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AlertRuntime]:
     keys = tmp_path / "keys.toml"
     write_keys(keys)
     contacts = tmp_path / "contacts.yaml"
     contacts.write_text("authorities: {}\n")
-    settings = AlertsSettings(
-        database_url=f"sqlite:///{tmp_path / 'alerts.db'}", contacts_file=contacts, api_keys_file=keys
-    )
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgres_database_url")
+    else:
+        url = f"sqlite:///{tmp_path / 'alerts.db'}"
+    settings = AlertsSettings(database_url=url, contacts_file=contacts, api_keys_file=keys)
     runtime = build_runtime(settings, None, AlertKeys.load(keys))
     put_location(runtime, LOC_A, PROVIDER, HOST, "Rose & Crown House")
     put_location(runtime, LOC_B, PROVIDER, PLACER_B, "Elm Lodge", "home_care")
@@ -166,6 +168,11 @@ def test_a_location_page_shows_the_chart_the_evidence_and_the_actions_never_cont
     assert "Contact the police" in page
     assert "Elm Lodge" not in page  # the organisation's other location is hosted elsewhere: not HOST's to see
     assert "ev-1-100000001" not in page  # event ids are references, not for the page
+    # Its alerts by when the level changed (newest first), not when they were recorded.
+    major, moderate = page.index("escalation to Major"), page.index("escalation to Moderate")
+    assert major < moderate
+    decided = (datetime.now(UTC) - timedelta(days=20)).strftime("%-d %B %Y")
+    assert f"{decided}, " in page[moderate - 60 : moderate]
 
 
 def _step(client: TestClient, process_url: str, step: str, day: datetime, lead: str, outcome: str = "") -> int:
@@ -210,3 +217,42 @@ def test_a_provider_concerns_process_follows_the_six_steps_and_is_audited(client
     client.cookies.clear()
     sign_in(client, key_for(PLACER_A))
     assert client.get(url).status_code == 404
+
+
+def test_a_mute_from_the_page_follows_the_apis_rules(client: TestClient, runtime: AlertRuntime) -> None:
+    sign_in(client, key_for(PLACER_A))
+    alerts = client.get("/board/alerts").text
+    alert_id = re.findall(r'href="/board/alerts/(al_[0-9a-f]{24})"', alerts)[0]
+    page = client.get(f"/board/alerts/{alert_id}").text
+    too_long = client.post(f"/board/alerts/{alert_id}/mute", data={"csrf_token": csrf_of(page), "hours": "9999"})
+    assert too_long.status_code == 400 and "at most 2160 hours" in too_long.text
+    # An authority key mutes for its own authority, whatever the form says.
+    done = client.post(
+        f"/board/alerts/{alert_id}/mute", data={"csrf_token": csrf_of(page), "hours": "24", "authority": HOST}
+    )
+    assert done.status_code == 303
+    [mute] = runtime.store.list_mutes(None, datetime.now(UTC).timestamp())
+    assert (mute["authority"], mute["location_id"], mute["created_by"]) == (PLACER_A, LOC_A, f"{PLACER_A}:e06000036")
+    client.cookies.clear()
+    sign_in(client, OPERATOR_KEY)
+    page = client.get(f"/board/alerts/{alert_id}").text
+    stranger = client.post(
+        f"/board/alerts/{alert_id}/mute", data={"csrf_token": csrf_of(page), "hours": "24", "authority": THIRD}
+    )
+    assert stranger.status_code == 400 and "Select an authority that received this alert" in stranger.text
+
+
+def test_an_organisation_change_shows_on_the_board_and_the_organisation_page(
+    client: TestClient, runtime: AlertRuntime
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    doc = change_doc(LOC_A, PROVIDER, 1, "none", "major", now, scope="organisation", locations=[LOC_A, LOC_B])
+    doc.update(change_id=f"{PROVIDER}:1", location_id=None)
+    store_changes(runtime, doc)
+    sign_in(client, key_for(HOST))
+    board = client.get("/board").text
+    organisations = board[board.index("Organisations by level") :]
+    assert PROVIDER in organisations and "govuk-tag--red" in organisations
+    page = client.get(f"/board/organisations/{PROVIDER}").text
+    assert "A concern related to serious abuse or neglect" in page and "Rose &amp; Crown House" in page
+    assert "Elm Lodge" not in page  # hosted by another authority, no placement of HOST's

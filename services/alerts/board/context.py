@@ -2,6 +2,7 @@
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from fastapi import Request
@@ -40,9 +41,12 @@ def visible_alert(board: Board, session: Session, alert_id: str) -> dict[str, An
         raise NotVisible(alert_id)
     row["deliveries"] = [d for d in row["deliveries"] if authority is None or d["authority"] == authority]
     row["recipient_authorities"] = [r["authority"] for r in json.loads(row["recipients_json"])]
+    # When the level changed (the alert may be recorded much later, e.g. from history).
+    row["decided_at"] = datetime.fromisoformat(json.loads(row["change_json"])["decided_at"])
     return row
 
 
 def alerts_about(board: Board, session: Session, location_id: str, limit: int = 20) -> list[dict[str, Any]]:
     rows = board.store.list_alerts(AlertFilter(location_id=location_id, limit=limit), session.viewer.authority)
-    return [visible_alert(board, session, row["id"]) for row in rows]
+    found = [visible_alert(board, session, row["id"]) for row in rows]
+    return sorted(found, key=lambda a: (a["decided_at"], a["created_at"]), reverse=True)

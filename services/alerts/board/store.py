@@ -70,8 +70,10 @@ class BoardStore(StoreBase):
     # --- levels, read by the pages ----------------------------------------------------
 
     def subjects(self, scope: str) -> list[dict[str, Any]]:
+        """Every subject's level, without its reasons (the board lists thousands)."""
         with self.engine.connect() as conn:
-            query = select(subject_levels).where(subject_levels.c.scope == scope)
+            c = subject_levels.c
+            query = select(c.subject, c.provider_id, c.level, c.decided_at).where(c.scope == scope)
             return [dict(r) for r in conn.execute(query).mappings()]
 
     def subject(self, scope: str, subject: str) -> dict[str, Any] | None:
