@@ -248,6 +248,9 @@ def test_a_lead_follows_an_alert_to_closure_of_a_provider_concerns_process(
 def test_an_authority_cannot_reach_another_authoritys_location_by_url(region: AlertsProcess, browser: Browser) -> None:
     page = new_page(browser)
     page.goto(f"{region.url}/board/locations/{LOC_A}")
+    sign_in(page, "cs_not_a_key")
+    expect(page.get_by_role("alert")).to_contain_text("Enter a valid alerts API key")
+    no_violations(page)
     sign_in(page, key_for(PLACER_B))
     expect(page.get_by_role("heading", name="Page not found")).to_be_visible()
     no_violations(page)

@@ -256,3 +256,26 @@ def test_an_organisation_change_shows_on_the_board_and_the_organisation_page(
     page = client.get(f"/board/organisations/{PROVIDER}").text
     assert "A concern related to serious abuse or neglect" in page and "Rose &amp; Crown House" in page
     assert "Elm Lodge" not in page  # hosted by another authority, no placement of HOST's
+
+
+def test_over_https_the_cookie_is_secure(runtime: AlertRuntime) -> None:
+    app = create_app(runtime, run_background=False)
+    with TestClient(app, base_url="https://board.example", follow_redirects=False) as client:
+        form = client.get("/board/sign-in")
+        answer = client.post(
+            "/board/sign-in", data={"key": OPERATOR_KEY, "next": "/board", "csrf_token": csrf_of(form.text)}
+        )
+        cookie = next(v for k, v in answer.headers.multi_items() if k == "set-cookie" and "caresignal_board=" in v)
+        assert "Secure" in cookie
+
+
+def test_a_key_taken_out_of_the_key_file_ends_its_sessions(tmp_path: Path, runtime: AlertRuntime) -> None:
+    keys = tmp_path / "watched-keys.toml"
+    write_keys(keys)
+    runtime.keys = AlertKeys.watch(keys, interval_s=0.0)
+    with TestClient(create_app(runtime, run_background=False), follow_redirects=False) as client:
+        sign_in(client, key_for(HOST))
+        assert client.get("/board").status_code == 200
+        keys.write_text("\n".join(b for b in keys.read_text().split("\n\n") if HOST.lower() not in b))
+        answer = client.get("/board")
+        assert answer.status_code == 303 and answer.headers["location"].startswith("/board/sign-in")
