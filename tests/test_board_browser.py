@@ -5,6 +5,7 @@ node_modules) checks every page against WCAG 2.2 AA; one test saves the screensh
 that docs/board.md shows."""
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -188,6 +189,8 @@ def test_a_lead_follows_an_alert_to_closure_of_a_provider_concerns_process(
     # A date before the previous step: the error summary names the field.
     record_step(page, "Findings meeting and service improvement plan", today - timedelta(days=9), "Commissioning")
     expect(page.get_by_role("alert")).to_contain_text("on or after the previous step")
+    # GOV.UK Frontend's JavaScript is initialised: the error summary takes the focus.
+    expect(page.locator(".govuk-error-summary")).to_be_focused()
     no_violations(page)
     record_step(page, "Findings meeting and service improvement plan", today - timedelta(days=1), "Commissioning")
     record_step(page, "Update meeting", today - timedelta(days=1), "Contracts")
@@ -279,3 +282,25 @@ def test_without_javascript_a_lead_still_signs_in_filters_and_acknowledges(
     expect(page.get_by_text("Alert acknowledged")).to_be_visible()
     page.goto(f"{region.url}/board?role=placing")
     expect(page.get_by_role("table").first).to_contain_text("Rose & Crown House")
+
+
+def test_under_the_pages_own_content_security_policy_the_scripts_run_and_nothing_is_blocked(
+    region: AlertsProcess, browser: Browser
+) -> None:
+    context = browser.new_context()  # no bypass: the CSP as served
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.goto(f"{region.url}/board/locations/{LOC_A}")
+    expect(page.get_by_role("heading", name="Sign in to the risk board")).to_be_visible()
+    page.get_by_label("Alerts API key").fill(key_for(HOST))
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Rose & Crown House")).to_be_visible()
+    # The template's inline script ran (allowed by its hash) and the module scripts loaded.
+    expect(page.locator("body")).to_have_class(re.compile(r"\bjs-enabled\b.*\bgovuk-frontend-supported\b"))
+    page.get_by_role("link", name="Board", exact=True).click()
+    expect(page.get_by_role("heading", name="Risk board")).to_be_visible()
+    page.wait_for_timeout(6000)  # one round of the live poll
+    assert problems == []
+    context.close()

@@ -1,6 +1,12 @@
-// Keeps a board page current while risk changes arrive: asks the service every few
-// seconds whether anything changed and, if so, fetches the page again and swaps in its
-// live region. Without JavaScript the page is the same, current when loaded.
+// Starts GOV.UK Frontend's components (error summary focus, service navigation on narrow
+// screens, skip link, buttons that ignore a double click), then keeps a board page current
+// while risk changes arrive: asks the service every few seconds whether anything changed
+// and, if so, fetches the page again and swaps in its live region. Without JavaScript the
+// page is the same, current when loaded.
+import { initAll } from '/board/static/govuk/govuk-frontend.min.js'
+
+initAll()
+
 const region = document.querySelector('[data-live-region]')
 const POLL_MS = 5000
 
@@ -18,6 +24,7 @@ async function refresh () {
   // Never swap content from under someone using it.
   if (fresh && !region.contains(document.activeElement)) {
     region.innerHTML = fresh.innerHTML
+    initAll({ scope: region })
     document.body.dispatchEvent(new CustomEvent('board:updated'))
   }
 }
