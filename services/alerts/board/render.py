@@ -35,6 +35,13 @@ def _when(value: datetime | float | None) -> str:
     return at.astimezone(UTC).strftime("%-d %B %Y, %H:%M UTC")
 
 
+def _short(value: datetime | float | None) -> str:
+    if value is None:
+        return ""
+    at = value if isinstance(value, datetime) else datetime.fromtimestamp(value, UTC)
+    return at.astimezone(UTC).strftime("%-d %b %Y %H:%M")
+
+
 def _day(value: datetime | float | str | None) -> str:
     if value is None:
         return ""
@@ -93,6 +100,7 @@ def make_environment() -> Environment:
     )
     env.filters["when"] = _when
     env.filters["day"] = _day
+    env.filters["short"] = _short
     env.filters["level_label"] = _level_label
     env.filters["level_tag"] = _level_tag
     env.filters["event_type"] = _event_type
