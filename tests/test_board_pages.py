@@ -279,3 +279,20 @@ def test_a_key_taken_out_of_the_key_file_ends_its_sessions(tmp_path: Path, runti
         keys.write_text("\n".join(b for b in keys.read_text().split("\n\n") if HOST.lower() not in b))
         answer = client.get("/board")
         assert answer.status_code == 303 and answer.headers["location"].startswith("/board/sign-in")
+
+
+def test_a_change_from_loading_history_moves_the_board_though_nobody_is_sent_it(
+    client: TestClient, runtime: AlertRuntime
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    [alert_id] = store_changes(runtime, change_doc(LOC_B, PROVIDER, 2, "minor", "major", now, backfill=True))
+    assert runtime.store.get_alert(alert_id)["state"] == "history"
+    sign_in(client, OPERATOR_KEY)
+    major = client.get("/board", params={"level": "major"}).text
+    assert LOC_B in major
+    page = client.get(f"/board/locations/{LOC_B}").text
+    assert "History loaded" in page and "Nothing was sent: a change from loading history" in page
+    # An older change (a lower sequence) arriving late does not move the level back.
+    late = change_doc(LOC_B, PROVIDER, 1, "none", "minor", now - timedelta(days=5), change_id=f"{LOC_B}:late")
+    store_changes(runtime, late)
+    assert LOC_B in client.get("/board", params={"level": "major"}).text
