@@ -296,3 +296,14 @@ def test_a_change_from_loading_history_moves_the_board_though_nobody_is_sent_it(
     late = change_doc(LOC_B, PROVIDER, 1, "none", "minor", now - timedelta(days=5), change_id=f"{LOC_B}:late")
     store_changes(runtime, late)
     assert LOC_B in client.get("/board", params={"level": "major"}).text
+
+
+def test_guessing_keys_is_slowed_down(client: TestClient) -> None:
+    token = csrf_of(client.get("/board/sign-in").text)
+    for attempt in range(10):
+        wrong = client.post(
+            "/board/sign-in", data={"key": f"cs_guess_{attempt}", "next": "/board", "csrf_token": token}
+        )
+        assert wrong.status_code == 401
+    stopped = client.post("/board/sign-in", data={"key": OPERATOR_KEY, "next": "/board", "csrf_token": token})
+    assert stopped.status_code == 429 and "Too many attempts: try again in 5 minutes" in stopped.text

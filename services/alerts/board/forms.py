@@ -64,9 +64,18 @@ def sign_in_page(
 async def sign_in(request: Request, board: BoardDep, form: FormDep) -> Response:
     check_csrf(request.cookies.get(PRESESSION_COOKIE), form.get("csrf_token"))
     target = safe_next(form.get("next"))
+    client = request.client.host if request.client else "unknown"
+    wait_s = board.sessions.throttle.wait_s(client, time.time())
+    if wait_s > 0:
+        minutes = max(1, round(wait_s / 60))
+        errors = {"key": f"Too many attempts: try again in {minutes} minute{'' if minutes == 1 else 's'}"}
+        csrf = form.get("csrf_token", "")
+        return board.pages.render(request, "sign_in.html", None, 429, next_path=target, errors=errors, csrf=csrf)
     response = _see_other(target)
     viewer = board.sessions.sign_in(response, request, form.get("key", "").strip())
     if viewer is None:
+        board.sessions.throttle.failed(client, time.time())
+        log.warning("board: failed sign-in from %s", client)
         errors = {"key": "Enter a valid alerts API key" if form.get("key") else "Enter your alerts API key"}
         page = board.pages.render(
             request, "sign_in.html", None, 401, next_path=target, errors=errors, csrf=form.get("csrf_token", "")

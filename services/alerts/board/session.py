@@ -73,6 +73,7 @@ class Sessions:
     def __init__(self, keys: AlertKeys, secret: bytes) -> None:
         self.keys = keys
         self.codec = SessionCodec(secret)
+        self.throttle = SignInThrottle()
 
     def current(self, request: Request) -> Session | None:
         raw = request.cookies.get(SESSION_COOKIE)
@@ -114,6 +115,35 @@ class Sessions:
     @staticmethod
     def keep_presession(request: Request, response: Response, token: str) -> None:
         _set_cookie(response, request, PRESESSION_COOKIE, token, 3600)
+
+
+class SignInThrottle:
+    """At most `limit` failed sign-ins per client address in `window_s`: guessing keys is slow.
+
+    In memory, per process: a restart forgets, and several instances count separately."""
+
+    def __init__(self, limit: int = 10, window_s: float = 300.0) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._failures: dict[str, list[float]] = {}
+
+    def _recent(self, client: str, now: float) -> list[float]:
+        recent = [t for t in self._failures.get(client, []) if now - t < self.window_s]
+        if recent:
+            self._failures[client] = recent
+        else:
+            self._failures.pop(client, None)
+        return recent
+
+    def wait_s(self, client: str, now: float) -> float:
+        """Seconds until this client may try again (0: now)."""
+        recent = self._recent(client, now)
+        if len(recent) < self.limit:
+            return 0.0
+        return max(0.0, recent[-self.limit] + self.window_s - now)
+
+    def failed(self, client: str, now: float) -> None:
+        self._failures.setdefault(client, []).append(now)
 
 
 def check_csrf(expected: str | None, given: str | None) -> None:
