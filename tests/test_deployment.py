@@ -390,3 +390,19 @@ def test_dockerfile_copies_every_package_and_uses_the_lock() -> None:
     for package in ("schemas", "services", "deploy"):
         assert f"COPY {package} " in dockerfile
     assert 'ENTRYPOINT ["caresignal"]' in dockerfile
+
+
+def test_the_image_carries_the_boards_front_end_assets_where_the_alerts_service_looks() -> None:
+    """The alerts service serves the board's assets from node_modules beside the project
+    (settings.board_node_modules); an image without them answers 503 on /board."""
+    from services.alerts.settings import AlertsSettings
+    from services.broker.settings import PROJECT_ROOT
+
+    dockerfile = DOCKERFILE.read_text()
+    assert "COPY package.json package-lock.json" in dockerfile and "npm ci" in dockerfile
+    workdir = re.findall(r"^WORKDIR\s+(\S+)", dockerfile, flags=re.MULTILINE)[-1]
+    copied = re.search(r"^COPY --from=\S+ \S+/node_modules (\S+)$", dockerfile, flags=re.MULTILINE)
+    assert copied, "the image copies no node_modules from the assets stage"
+    target = PurePosixPath(workdir) / copied.group(1)
+    relative = AlertsSettings().board_node_modules.relative_to(PROJECT_ROOT)
+    assert target == PurePosixPath(workdir) / relative.as_posix()
