@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from schemas.risk import Level
 from services.scoring.model import assess, tick
-from tests.test_scoring_model import HOME, MISSED, POLICY, SERIOUS, day, ev, level, run
+from tests.test_scoring_model import HOME, MISSED, POLICY, SERIOUS, day, ev, level, rating, rules, run
 
 
 def test_an_event_older_than_the_retention_of_the_streams_clock_is_expired_for_a_new_location() -> None:
@@ -60,3 +60,24 @@ def test_evidence_kept_before_digests_counts_any_same_id_as_a_redelivery() -> No
     legacy = state.model_copy(update={"evidence": [e.model_copy(update={"digest": ""}) for e in state.evidence]})
     outcome = assess(legacy, HOME, ev("safeguarding_concern", day(1), SERIOUS, "mv-1"), POLICY)
     assert outcome.status == "duplicate"
+
+
+def test_a_rating_older_than_the_retention_is_kept_as_long_as_the_rating_rule_looks_back() -> None:
+    # A regulator's ratings file loads years of ratings at once: the one from 600 days ago
+    # still counts towards "Requires improvement more than once" (the rule looks back 3x
+    # the retention); one from beyond that is expired.
+    older = rating("requires_improvement", "2024-06-01", day(0), "r-2024")
+    newer = rating("requires_improvement", "2026-01-20", day(600), "r-2026")
+    state, _ = run([newer], HOME)
+    kept = assess(state, HOME, older, POLICY, stream_clock=day(600))
+    assert kept.status in ("applied", "late")
+    assert level(kept.state) is Level.minor and "requires_improvement_repeatedly" in rules(kept.state)
+    ancient = rating("requires_improvement", "2021-01-01", day(-700), "r-2021")
+    assert assess(kept.state, HOME, ancient, POLICY, stream_clock=day(600)).status == "expired"
+
+
+def test_an_old_rating_is_no_sign_of_a_long_history_of_events() -> None:
+    # Rises and "unusually low" peers need a history of the location's flow of events; a
+    # rating published long ago says nothing about how long that flow has been watched.
+    state, _ = run([rating("good", "2024-06-01", day(0), "r-old"), ev("missed_visit", day(600), MISSED)], HOME)
+    assert state.first_seen == day(600)

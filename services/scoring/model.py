@@ -430,10 +430,13 @@ def _replay(
 # --- the public functions ------------------------------------------------------------
 
 
+def _kept_for(event_type: str, policy: Policy) -> timedelta:
+    """How far back evidence of this type is kept, and so accepted."""
+    return policy.retention * RATING_RETENTION_FACTOR if event_type == "cqc_rating" else policy.retention
+
+
 def _retained(evidence: list[Evidence], clock: datetime, policy: Policy) -> list[Evidence]:
-    horizon = clock - policy.retention
-    rating_horizon = clock - policy.retention * RATING_RETENTION_FACTOR
-    return [e for e in evidence if e.time >= (rating_horizon if e.type == "cqc_rating" else horizon)]
+    return [e for e in evidence if e.time >= clock - _kept_for(e.type, policy)]
 
 
 def new_state(location_id: str, policy: Policy) -> LocationState:
@@ -551,14 +554,21 @@ def assess(
         return Outcome(state=before, status="reused_id" if reused else "duplicate")
     clock = max(before.clock, event.time) if before.clock is not None else event.time
     horizon = max(clock, stream_clock) if stream_clock is not None else clock
-    if event.time < horizon - policy.retention:
+    # A rating stands until the next one, so one older than the retention (a regulator's
+    # ratings file loads years of them) is kept as long as the rating rule looks back.
+    if event.time < horizon - _kept_for(item.type, policy):
         return Outcome(state=before, status="expired")
     status: Status = "late" if before.watermark is not None and event.time <= before.watermark else "applied"
 
     evidence = list(before.evidence)
     bisect.insort(evidence, item, key=lambda e: (e.time, e.source, e.id))
     evidence = _retained(evidence, clock, policy)[-policy.max_evidence_per_location :]
-    first_seen = min(before.first_seen, event.time) if before.first_seen is not None else event.time
+    # Observation of a location's flow of events starts with that flow: an old rating
+    # loaded with a ratings file is no sign of years of history (rises and "unusually
+    # low" peers need those).
+    first_seen = before.first_seen
+    if item.type != "cqc_rating":
+        first_seen = min(first_seen, event.time) if first_seen is not None else event.time
     staged = before.model_copy(update={"evidence": evidence, "first_seen": first_seen, "backfill": backfill})
     advanced, current = _advance(staged, clock, policy, location, peers)
     return _finish(before, advanced, current, policy, location, peers, status, backfill)
