@@ -180,7 +180,7 @@ def cmd_schemas(args: argparse.Namespace) -> int:
 
 def cmd_scorer(args: argparse.Namespace) -> int:
     from services.scoring.policy import PolicyError, load_policy
-    from services.scoring.replay import ReplayError, reset_derived_state
+    from services.scoring.replay import ReplayError, history_end_offsets, reset_derived_state
     from services.scoring.settings import ScoringSettings
     from services.scoring.worker import run
 
@@ -191,15 +191,17 @@ def cmd_scorer(args: argparse.Namespace) -> int:
     except PolicyError as exc:
         print(f"error: the policy is invalid, the scorer did not start:\n{exc}", file=sys.stderr)
         return 2
+    history = None
     if args.replay:
         try:
             for item in reset_derived_state(settings, kafka):
                 print(f"replay: removed {item}")
+            history = history_end_offsets(kafka)
         except ReplayError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
     sys.argv = [sys.argv[0], "worker"]  # faust's Worker reads its own command line
-    run(settings, kafka, policy, replay=args.replay)
+    run(settings, kafka, policy, replayed_history=history)
     return 0
 
 

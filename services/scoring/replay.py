@@ -8,7 +8,7 @@ publishes again carry the ids they had the first time and consumers can drop the
 
 import shutil
 
-from kafka import KafkaAdminClient
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import GroupIdNotFoundError, KafkaError, NonEmptyGroupError
 
 from services.broker.settings import KafkaSettings
@@ -47,3 +47,18 @@ def reset_derived_state(settings: ScoringSettings, kafka: KafkaSettings) -> list
         shutil.rmtree(settings.data_dir)
         removed.append(f"local store {settings.data_dir}")
     return removed
+
+
+def history_end_offsets(kafka: KafkaSettings) -> dict[int, int]:
+    """The event topic's end offsets per partition: where the history a replay re-reads ends."""
+    consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, enable_auto_commit=False, group_id=None)
+    try:
+        partitions = [
+            TopicPartition(kafka.topics.events, p) for p in consumer.partitions_for_topic(kafka.topics.events) or ()
+        ]
+        ends = consumer.end_offsets(partitions) if partitions else {}
+    except KafkaError as exc:
+        raise ReplayError(f"could not read the event topic's end offsets: {exc}") from exc
+    finally:
+        consumer.close()
+    return {tp.partition: offset for tp, offset in ends.items()}

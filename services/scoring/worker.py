@@ -54,6 +54,12 @@ class Scorer:
     # A replay publishes every change again, with the ids it had the first time, so that
     # consumers rebuilding from the topic see the whole history; they drop repeated ids.
     republish: bool = False
+    # In a replay, the event topic's end offsets when it started: the changes that the
+    # records before them cause are decisions about the past, marked backfill like a
+    # backfill's, so that alerts records them and tells recipients the current level once
+    # rather than sending a whole history again (it would, under a new policy version:
+    # the change ids name the version).
+    replayed_history: Mapping[int, int] | None = None
 
     def __post_init__(self) -> None:
         self.topics: Topics = self.kafka.topics
@@ -224,7 +230,7 @@ class Scorer:
                 self.policy,
                 self._peer_view(location),
                 stream_clock=self._stream_clock(partition),
-                backfill=_header(event, BACKFILL_HEADER) == b"1",
+                backfill=_header(event, BACKFILL_HEADER) == b"1" or self._replayed(event),
             )
             self.metrics.events.labels(parsed.short_type, outcome.status).inc()
             if outcome.status in ("late", "expired"):
@@ -280,6 +286,12 @@ class Scorer:
         self.metrics.rerouted.labels(message.topic).inc()
         log.warning("record %s belongs on partition %d (murmur2 of its key): re-routed there", where, right)
         return True
+
+    def _replayed(self, event: EventT[bytes]) -> bool:
+        if self.replayed_history is None:
+            return False
+        message = event.message
+        return message.offset < self.replayed_history.get(message.partition, 0)
 
     def _stream_clock(self, partition: int) -> datetime | None:
         """The partition's event time: the latest event or time signal seen on it."""
@@ -380,7 +392,14 @@ def _problems(exc: ValidationError) -> str:
     )
 
 
-def run(settings: ScoringSettings, kafka: KafkaSettings, policy: Policy, replay: bool = False) -> None:
-    scorer = Scorer(settings, kafka, policy, republish=replay)
+def run(
+    settings: ScoringSettings,
+    kafka: KafkaSettings,
+    policy: Policy,
+    replayed_history: Mapping[int, int] | None = None,
+) -> None:
+    """Run the worker; `replayed_history` (a replay's end offsets) republishes every change."""
+    replay = replayed_history is not None
+    scorer = Scorer(settings, kafka, policy, republish=replay, replayed_history=replayed_history)
     worker = faust.Worker(scorer.app, loglevel=settings.log_level)
     worker.execute_from_commandline()
