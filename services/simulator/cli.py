@@ -2,11 +2,19 @@
 
 import argparse
 import sys
+import time
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from services.broker.settings import KafkaSettings
+
+
+def start_date(text: str) -> date:
+    """`--start`: an ISO date, or `today` (UTC)."""
+    if text == "today":
+        return datetime.now(UTC).date()
+    return date.fromisoformat(text)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,7 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--locations", type=int, help="number of locations (region 150, national 25,000)")
     parser.add_argument("--authorities", type=int, help="number of local authorities (region 3, national 153)")
     parser.add_argument("--days", type=int, default=365, help="length of the run in days (default 365)")
-    parser.add_argument("--start", type=date.fromisoformat, default=date(2025, 1, 1), help="first day (2025-01-01)")
+    parser.add_argument(
+        "--start", type=start_date, default=date(2025, 1, 1), help="first day: a date or 'today' (2025-01-01)"
+    )
     parser.add_argument("--to", choices=["file", "kafka", "ingest"], default="file", help="where events go (file)")
     parser.add_argument(
         "--out", type=Path, default=Path("events.ndjson"), help="--to file: NDJSON of CloudEvents ('-': stdout)"
@@ -32,12 +42,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--api-key-file", type=Path, help="--to ingest: TOML with [sources] mapping each source to its key"
     )
     parser.add_argument("--sources", action="store_true", help="list the sources the run uses, and exit")
+    parser.add_argument(
+        "--speed",
+        type=float,
+        help="stream at this pace: simulated seconds per wall second (e.g. 34560, a day every 2.5 s); "
+        "an event goes out when wall time reaches its scaled time",
+    )
+    parser.add_argument(
+        "--wall-start",
+        type=float,
+        help="--speed: the wall time (Unix seconds) at which the simulated start is reached (default: now); "
+        "resuming a stream with the first run's value sends what is already due at once",
+    )
+    parser.add_argument(
+        "--write-contacts",
+        type=Path,
+        help="write an alerts contact file giving each simulated authority an email address, list the "
+        "local authorities (ONS code, name), and exit",
+    )
     parser.add_argument("--progress", action="store_true", help="show progress even when stderr is not a terminal")
 
 
 def run_simulate(args: argparse.Namespace, kafka_settings: Callable[[], KafkaSettings]) -> int:
     from services.simulator.config import SimulationConfig
     from services.simulator.generator import all_sources
+    from services.simulator.pacing import Pace, PacedSink
     from services.simulator.run import build_world, simulate
     from services.simulator.sinks import EventSink, FileSink, IngestSink, KafkaSink, Progress, SinkError, read_api_keys
 
@@ -53,6 +82,23 @@ def run_simulate(args: argparse.Namespace, kafka_settings: Callable[[], KafkaSet
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.write_contacts is not None:
+        from services.simulator.demo_contacts import write_demo_contacts
+
+        population, _ = build_world(config)
+        try:
+            for code, name in write_demo_contacts(population, args.write_contacts):
+                print(f"{code} {name}")
+        except OSError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        return 0
+    if args.speed is not None and args.speed <= 0:
+        print("error: --speed must be positive (simulated seconds per wall second)", file=sys.stderr)
+        return 2
+    if args.speed is not None and args.to != "kafka":
+        print("error: --speed streams to Kafka only (--to kafka): ingest refuses future events", file=sys.stderr)
+        return 2
     if args.sources:
         population, _ = build_world(config)
         for source, types in sorted(all_sources(population).items()):
@@ -62,7 +108,10 @@ def run_simulate(args: argparse.Namespace, kafka_settings: Callable[[], KafkaSet
         sink: EventSink
         if args.to == "kafka":
             kafka = kafka_settings()
-            sink = KafkaSink(kafka.bootstrap_servers, kafka.topics)
+            sink = kafka_sink = KafkaSink(kafka.bootstrap_servers, kafka.topics)
+            if args.speed is not None:
+                pace = Pace(config.start_epoch, args.wall_start or time.time(), args.speed)
+                sink = PacedSink(kafka_sink, pace, flush=kafka_sink.flush)
         elif args.to == "ingest":
             from services.ingest.settings import IngestSettings
 

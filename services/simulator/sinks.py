@@ -129,6 +129,10 @@ class KafkaSink:
     def _failed(self, exc: BaseException) -> None:
         self._errors.append(exc)  # called on the producer's thread: raised on flush
 
+    def flush(self) -> None:
+        """Delivers what was sent; raises SinkError if Kafka refused any of it."""
+        self._flush()
+
     def _flush(self) -> None:
         self._producer.flush(timeout=self._timeout)
         if self._errors:
