@@ -134,11 +134,13 @@ def test_pooled_figures_are_sums_of_counts() -> None:
     assert pooled.overall.precision == pytest.approx(5 / 7)
 
 
-def test_already_at_moderate_when_a_decline_starts_is_detected_at_once() -> None:
+def test_already_at_moderate_when_a_decline_starts_counts_for_recall_not_for_time_to_detect() -> None:
     truth = {**TRUTH, "trajectories": [trajectory("T1", "gradual_decline", "L1", iso(2, 1), "moderate")]}
     early = [change("L1", at(1, 20), 1, Level.none, Level.moderate, "signs_of_neglect")]
     detection = assess_run("s", truth, early, {}).detections[0]
-    assert detection.detected and detection.days_to_detect == 0.0
+    assert detection.detected and detection.started_elevated and detection.days_to_detect is None
+    summary = summarise(assess_run("s", truth, early, {}))
+    assert summary.overall.recall == 1.0 and summary.overall.median_days is None
 
 
 def test_timeline_and_percentile() -> None:

@@ -43,7 +43,10 @@ class Detection:
     active_end: datetime
     expected: Level
     detected: bool  # at Moderate or above within its active period
+    # Days from its start to its first alert (escalation to Moderate+); None if none, or if
+    # a subject was already at Moderate+ when it started (an alert about something else).
     days_to_detect: float | None
+    started_elevated: bool
     reached_expected: bool
     max_level: Level
     rules: tuple[str, ...]  # every rule named by a change of its subjects in the period
@@ -148,6 +151,9 @@ def assess_run(
             firsts.append(orgs.first_at_or_above(t["subject"], ALERT_LEVEL, t_start, active_end))
             reach.append(orgs.first_at_or_above(t["subject"], expected, t_start, active_end))
         first = _first(firsts)
+        elevated = any(timeline.level_at(loc, t_start) >= ALERT_LEVEL for loc in t["locations"])
+        if t["scope"] == "organisation":
+            elevated = elevated or orgs.level_at(t["subject"], t_start) >= ALERT_LEVEL
         reached = _first(reach) is not None
         if major_from is not None:
             reached = reached and any(
@@ -170,7 +176,8 @@ def assess_run(
                 active_end=active_end,
                 expected=expected,
                 detected=first is not None,
-                days_to_detect=(first - t_start) / DAY if first is not None else None,
+                days_to_detect=(first - t_start) / DAY if first is not None and not elevated else None,
+                started_elevated=elevated,
                 reached_expected=reached,
                 max_level=max_level,
                 rules=tuple(rules),
@@ -270,6 +277,7 @@ class KindFigures:
     alerts: int
     median_days: float | None
     p90_days: float | None
+    started_elevated: int = 0  # left out of the time to detect
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -298,6 +306,7 @@ def kind_figures(kind: str, detections: Sequence[Detection], escalations: Sequen
         alerts=len(escalations),
         median_days=statistics.median(days) if days else None,
         p90_days=percentile(days, 0.9),
+        started_elevated=sum(d.started_elevated for d in detections),
     )
 
 

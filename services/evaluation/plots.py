@@ -28,7 +28,8 @@ def plot_time_to_detect(policy: Assessment, baseline: Assessment, path: Path) ->
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, assessment, style in (("policy", policy, "-"), ("baseline", baseline, "--")):
-        declines = [d for d in assessment.detections if d.expected >= Level.moderate]
+        # Those already at Moderate+ when they started were alerted about something else.
+        declines = [d for d in assessment.detections if d.expected >= Level.moderate and not d.started_elevated]
         days = sorted(d.days_to_detect for d in declines if d.days_to_detect is not None)
         if not declines:
             continue
@@ -37,6 +38,7 @@ def plot_time_to_detect(policy: Assessment, baseline: Assessment, path: Path) ->
         ax.step(xs, ys, style, where="post", label=f"{name} ({len(days)} of {len(declines)})")
     ax.set_xlabel("days from the start of a decline")
     ax.set_ylabel("share of declines alerted at Moderate+")
+    ax.set_xlim(left=0)
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     ax.legend()
