@@ -61,7 +61,22 @@ def policy_digest(policy_json: str) -> str:
     return hashlib.sha256(policy_json.encode()).hexdigest()[:12]
 
 
-def cache_path(folder: Path, scenario: Scenario, policy_json: str) -> Path:
-    """Where a run of this scenario under this exact policy is kept."""
+def code_digest() -> str:
+    """The simulator's, the scoring model's and the replay's source: a run is reused only
+    if none has changed since (the same seed gives other events under another simulator)."""
+    import hashlib
+
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    paths = [*sorted((root / "simulator").glob("*.py")), *sorted((root / "scoring").glob("*.py"))]
+    paths += [root / "evaluation" / "replay.py", root / "evaluation" / "scenarios.py"]
+    for path in paths:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def cache_path(folder: Path, scenario: Scenario, policy_json: str, code: str | None = None) -> Path:
+    """Where a run of this scenario under this exact policy and code is kept."""
     s = scenario
-    return folder / f"{s.name}-seed{s.seed}-{s.locations or s.scale}-{s.days}d-{policy_digest(policy_json)}.json"
+    key = f"{policy_digest(policy_json)}-{code or code_digest()}"
+    return folder / f"{s.name}-seed{s.seed}-{s.locations or s.scale}-{s.days}d-{key}.json"
