@@ -31,9 +31,10 @@ python-deps:
 		|| python3 -m pip install --quiet --user --break-system-packages uv
 	@$(UV) sync --frozen --quiet
 
-# Starts the broker, provisions topics, makes local API keys on first run
-# (.cache/dev-api-key, .cache/dev-alerts-key), then runs the scorer, ingest, a mail sink
-# and alerts until Ctrl-C. On Ctrl-C the script stops every service, prints
+# The demo (docs/demo.md): checks Java and the ports, starts the broker, provisions
+# topics, makes local API keys on first run (.cache/dev-api-key, .cache/dev-alerts-key),
+# runs the scorer, ingest, a mail sink and alerts until Ctrl-C, and streams a simulated
+# region into them (CARESIGNAL_DEMO=0 make run: the pipeline empty). On Ctrl-C the script stops every service, prints
 # "make run: stopped" and exits 0; GNU make itself still ends by re-raising SIGINT
 # (status 130 in a shell) once its child has exited, whatever the child's status.
 run: run-setup

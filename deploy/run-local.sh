@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make run`: the local pipeline on 127.0.0.1. Starts the broker, provisions topics,
-# makes a local API key on first run, then runs every service until Ctrl-C.
+# makes local API keys on first run, runs every service until Ctrl-C and, unless
+# CARESIGNAL_DEMO=0, streams a simulated region into it (docs/demo.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # uv as the Makefile finds it: on PATH, else where its installer puts it (~/.local/bin).
@@ -14,6 +15,8 @@ RUN=("$UV" run --frozen)
 
 pids=()
 names=()
+helper=""   # a background step that is not a service (a slow set-up step, the demo's stream)
+streamer=""
 start() {  # start NAME LOGFILE COMMAND...: a service in the background, its output appended to LOGFILE
   local name=$1 log=$2
   shift 2
@@ -32,7 +35,7 @@ stop_services() {
   stopping=1
   trap - INT TERM
   local pid running deadline=$((SECONDS + STOP_GRACE_S))
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}" $helper $streamer; do kill -TERM "$pid" 2>/dev/null || true; done
   while running=$(jobs -rp) && [ -n "$running" ]; do
     if [ "$SECONDS" -ge "$deadline" ]; then
       for pid in $running; do
@@ -55,18 +58,120 @@ on_signal() {
 trap on_signal INT TERM
 trap stop_services EXIT
 
+INGEST_PORT=${CARESIGNAL_INGEST_PORT:-8000}
+SCORING_PORT=${CARESIGNAL_SCORING_WEB_PORT:-6066}
+ALERTS_PORT=${CARESIGNAL_ALERTS_PORT:-8002}
+SMTP_PORT=${CARESIGNAL_ALERTS_SMTP_PORT:-8025}
+KAFKA_PORT=${CARESIGNAL_KAFKA_PORT:-9092}
+KAFKA_CONTROLLER_PORT=${CARESIGNAL_KAFKA_CONTROLLER_PORT:-9093}
+DEMO=${CARESIGNAL_DEMO:-1}
+# A simulated day every 2.5 s: a year in about 15 minutes, the first alerts within a minute.
+DEMO_SPEED=${CARESIGNAL_DEMO_SPEED:-34560}
+# Per topic prefix: a run on other topics is another demo, with its own state.
+DEMO_DIR=.cache/demo${CARESIGNAL_TOPIC_PREFIX:+/${CARESIGNAL_TOPIC_PREFIX%-}}
+LOGS=.cache/logs
+mkdir -p "$LOGS"
+
+fail() {  # fail WHAT TODO...: what went wrong and what to do, then stop
+  echo "make run: $1" >&2
+  shift
+  local line
+  for line in "$@"; do echo "  $line" >&2; done
+  exit 1
+}
+
+# step LABEL COMMAND...: a slow step with a live elapsed-time line; its output is shown
+# only if it fails (and kept in $LOGS/setup.log).
+step() {
+  local label=$1 status=0 started=$SECONDS
+  shift
+  "$@" >>"$LOGS/setup.log" 2>&1 &
+  helper=$!
+  while kill -0 "$helper" 2>/dev/null; do
+    printf '\r%s ... %d s ' "$label" $((SECONDS - started))
+    sleep 1 &
+    wait $! || true
+  done
+  wait "$helper" || status=$?
+  helper=""
+  if [ "$status" -ne 0 ]; then
+    printf '\r%s ... failed after %d s\n' "$label" $((SECONDS - started))
+    return "$status"
+  fi
+  printf '\r%s ... done (%d s)\n' "$label" $((SECONDS - started))
+}
+
+port_taken() { (: <"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Which process listens on a port, if `ss` may say (another user's processes it may not).
+port_holder() {
+  ss -ltnpH "sport = :$1" 2>/dev/null | grep -o 'users:(([^)]*))' | head -n 1 | sed 's/^users:((//; s/))$//' || true
+}
+
+check_ports() {  # check_ports "NAME PORT VARIABLE"...: every port free, or say which is not
+  local entry name port var holder busy=()
+  for entry in "$@"; do
+    read -r name port var <<<"$entry"
+    if port_taken "$port"; then
+      holder=$(port_holder "$port")
+      [ -n "$holder" ] || holder="a process that ss cannot name (another user's?)"
+      busy+=("port $port ($name) is in use by $holder;" \
+        "   stop it (an earlier \`make run\` still running?) or set $var to another port")
+    fi
+  done
+  [ "${#busy[@]}" -eq 0 ] || fail "cannot start: a port it needs is taken" "${busy[@]}"
+}
+
 # Ctrl-C from here on ends with "make run: stopped" and status 0, even during set-up.
-"${RUN[@]}" caresignal kafka start
-"${RUN[@]}" caresignal topics create
+needed=("ingest $INGEST_PORT CARESIGNAL_INGEST_PORT" "scoring $SCORING_PORT CARESIGNAL_SCORING_WEB_PORT"
+  "alerts $ALERTS_PORT CARESIGNAL_ALERTS_PORT")
+[ -n "${CARESIGNAL_ALERTS_SMTP_HOST:-}" ] || needed+=("mail-sink $SMTP_PORT CARESIGNAL_ALERTS_SMTP_PORT")
+if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
+  # A broker this directory started is ours to reuse; any other holder of its ports is not.
+  if ! "${RUN[@]}" caresignal kafka status >/dev/null 2>&1; then
+    needed+=("kafka $KAFKA_PORT CARESIGNAL_KAFKA_PORT"
+      "kafka-controller $KAFKA_CONTROLLER_PORT CARESIGNAL_KAFKA_CONTROLLER_PORT")
+    command -v java >/dev/null 2>&1 || fail "Java is not installed: the local Kafka broker needs a JDK" \
+      "install one: \`make broker-deps\` (apt-get install default-jdk-headless maven), then \`make run\` again;" \
+      "or use a cluster you have: KAFKA_BOOTSTRAP_SERVERS=host:9092 make run"
+  fi
+fi
+check_ports "${needed[@]}"
+
+label="starting the Kafka broker"
+if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ] && [ ! -f .cache/kafka/libs/.pom.sha256 ]; then
+  label="first start: downloading the Kafka broker's jars from Maven Central (about 100 MB) and starting it"
+fi
+step "$label" "${RUN[@]}" caresignal kafka start ||
+  fail "the Kafka broker did not start; what it said:" "$(tail -n 15 "$LOGS/setup.log")" \
+    "(full output: $LOGS/setup.log; the broker's own log: .cache/kafka/server.log)"
+step "creating the topics" "${RUN[@]}" caresignal topics create ||
+  fail "could not create the topics:" "$(tail -n 15 "$LOGS/setup.log")"
 "${RUN[@]}" caresignal apikey create --name dev --source urn:caresignal:source:dev \
-  --all-types --directory --write-key-to .cache/dev-api-key
-"${RUN[@]}" caresignal apikey create --for alerts --name ops --operator --write-key-to .cache/dev-alerts-key
+  --all-types --directory --write-key-to .cache/dev-api-key >/dev/null
+"${RUN[@]}" caresignal apikey create --for alerts --name ops --operator --write-key-to .cache/dev-alerts-key >/dev/null
+
+DEMO_ARGS=(--seed 1 --scale region)
+if [ "$DEMO" != 0 ]; then
+  mkdir -p "$DEMO_DIR"
+  # The simulated authorities are told by email (the local mail sink) unless the user
+  # named a contact file of their own.
+  "${RUN[@]}" caresignal simulate "${DEMO_ARGS[@]}" --write-contacts "$DEMO_DIR/contacts.yaml" >"$DEMO_DIR/authorities.txt" ||
+    fail "could not make the demo's contact file (see above)"
+  if [ -z "${CARESIGNAL_ALERTS_CONTACTS_FILE:-}" ]; then
+    export CARESIGNAL_ALERTS_CONTACTS_FILE="$DEMO_DIR/contacts.yaml"
+  fi
+  read -r DEMO_AUTHORITY DEMO_AUTHORITY_NAME <"$DEMO_DIR/authorities.txt"
+  if [ ! -f "$DEMO_DIR/authority-key" ]; then
+    # Names are unique in the key file, and a removed $DEMO_DIR leaves its key's entry.
+    "${RUN[@]}" caresignal apikey create --for alerts --name "demo-${DEMO_AUTHORITY,,}-$(date +%s)" \
+      --authority "$DEMO_AUTHORITY" --write-key-to "$DEMO_DIR/authority-key" >/dev/null
+  fi
+fi
 
 # Logs survive a restart: a service's log from the previous run moves to <name>.log.1;
 # the mail log is the only copy of the mails the local sink received, so it only grows.
-LOGS=.cache/logs
-mkdir -p "$LOGS"
-for name in scorer ingest alerts; do
+for name in scorer ingest alerts demo; do
   if [ -f "$LOGS/$name.log" ]; then mv -f "$LOGS/$name.log" "$LOGS/$name.log.1"; fi
 done
 
@@ -78,23 +183,151 @@ mail_note=""
 if [ -z "${CARESIGNAL_ALERTS_SMTP_HOST:-}" ]; then
   echo "===== mail sink started $(date -u +%Y-%m-%dT%H:%M:%SZ) =====" >>"$LOGS/mail.log"
   start mail "$LOGS/mail.log" "${RUN[@]}" python -m aiosmtpd -n -c aiosmtpd.handlers.Debugging \
-    -l "127.0.0.1:${CARESIGNAL_ALERTS_SMTP_PORT:-8025}"
-  mail_note=", emails $LOGS/mail.log"
+    -l "127.0.0.1:$SMTP_PORT"
+  mail_note="every email the local mail sink received: $LOGS/mail.log"
 fi
 start alerts "$LOGS/alerts.log" "${RUN[@]}" caresignal alerts
-echo "ingest:  http://127.0.0.1:${CARESIGNAL_INGEST_PORT:-8000}/docs   (log $LOGS/ingest.log)"
-echo "scoring: http://127.0.0.1:${CARESIGNAL_SCORING_WEB_PORT:-6066}/v1/locations   (log $LOGS/scorer.log)"
-echo "alerts:  http://127.0.0.1:${CARESIGNAL_ALERTS_PORT:-8002}/docs   (log $LOGS/alerts.log$mail_note)"
-echo "API keys: ingest .cache/dev-api-key, alerts (operator) .cache/dev-alerts-key;" \
-  "contact points ${CARESIGNAL_ALERTS_CONTACTS_FILE:-deploy/alerts/contacts.yaml}"
+echo "contact points ${CARESIGNAL_ALERTS_CONTACTS_FILE:-deploy/alerts/contacts.yaml}"
+
+# Waits in the loops below are `wait` on a background command: a Ctrl-C then runs the
+# trap at once. A foreground command that catches SIGINT itself (curl does) would make
+# bash drop the signal, and a loop would see services that Ctrl-C stopped as dead.
+pause() { sleep "$1" & wait $!; }
+fetch() { curl -fsS --max-time 3 "$@" 2>/dev/null & wait $!; }
+
+service_died() {  # service_died PID STATUS: name it, stop the others, fail
+  local i exited=unknown
+  for i in "${!pids[@]}"; do
+    if [ "${pids[$i]}" = "$1" ]; then exited=${names[$i]}; fi
+  done
+  echo  # end any progress line
+  echo "a service exited ($exited, status $2); stopping the others (see $LOGS/)" >&2
+  stop_services
+  exit 1
+}
+
+check_services() {  # a service that died during a wait ends the run
+  local pid status
+  for pid in "${pids[@]}"; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      status=0
+      wait "$pid" || status=$?
+      service_died "$pid" "$status"
+    fi
+  done
+}
+
+# Each service says it is ready at /readyz once it can do its work (Kafka answers, the
+# scorer has its partitions, alerts has read the directory and its store).
+READY_TIMEOUT_S=${CARESIGNAL_READY_TIMEOUT_S:-240}
+started=$SECONDS
+waiting=("ingest $INGEST_PORT" "scorer $SCORING_PORT" "alerts $ALERTS_PORT")
+while [ "${#waiting[@]}" -gt 0 ]; do
+  check_services
+  still=()
+  for entry in "${waiting[@]}"; do
+    read -r name port <<<"$entry"
+    fetch -o /dev/null "http://127.0.0.1:$port/readyz" || still+=("$entry")
+  done
+  waiting=("${still[@]}")
+  names_waiting=$(printf '%s\n' "${waiting[@]}" | cut -d' ' -f1 | paste -sd, - | sed 's/,/, /g')
+  printf '\rstarting the services: waiting for %s ... %d s ' "${names_waiting:-none}" $((SECONDS - started))
+  [ "${#waiting[@]}" -eq 0 ] && break
+  if [ $((SECONDS - started)) -ge "$READY_TIMEOUT_S" ]; then
+    echo
+    fail "not ready after ${READY_TIMEOUT_S}s: $names_waiting (its /readyz did not answer 200)" \
+      "see $LOGS/ for what it said"
+  fi
+  pause 1
+done
+printf '\rstarting the services ... ready (%d s)%*s\n' $((SECONDS - started)) 30 ""
+
+# The demo streams the simulated year straight into Kafka (ingest would refuse events
+# from the future), a simulated day every 2.5 s from today. Once per demo state
+# ($DEMO_DIR): a stream that was stopped resumes where the wall clock says it is (what is
+# already due is sent at once; what the pipeline saw before counts as duplicates); a
+# finished one is not sent again.
+stream_demo() {
+  local child status=0
+  "${RUN[@]}" caresignal simulate "${DEMO_ARGS[@]}" --to kafka --start "$DEMO_START" --speed "$DEMO_SPEED" \
+    --wall-start "$DEMO_WALL_START" --truth "$DEMO_DIR/truth.json" --directory "$DEMO_DIR/directory" \
+    --progress >>"$LOGS/demo.log" 2>&1 &
+  child=$!
+  trap 'kill -TERM "$child" 2>/dev/null; wait "$child"; exit 143' TERM
+  wait "$child" || status=$?
+  if [ "$status" -eq 0 ]; then
+    date -u +%Y-%m-%dT%H:%M:%SZ >"$DEMO_DIR/loaded"
+    echo "demo: the simulated year is streamed; the services keep running (Ctrl-C stops them)"
+  else
+    echo "demo: streaming stopped with status $status: see $LOGS/demo.log (the services keep running)" >&2
+  fi
+}
+
+if [ "$DEMO" != 0 ]; then
+  if [ -f "$DEMO_DIR/loaded" ]; then
+    demo_note="demo: the simulated region was streamed in full on $(cat "$DEMO_DIR/loaded"); the board shows it. To see it afresh: \`make clean && make run\`"
+  else
+    if [ -f "$DEMO_DIR/stream.env" ]; then
+      # shellcheck disable=SC1091
+      . "$DEMO_DIR/stream.env"
+      demo_note="demo: resuming the stream started at $(date -u -d "@${DEMO_WALL_START%.*}" +%Y-%m-%dT%H:%M:%SZ)"
+    else
+      DEMO_START=$(date -u +%Y-%m-%d)
+      DEMO_WALL_START=$(date +%s)
+      printf 'DEMO_START=%s\nDEMO_WALL_START=%s\n' "$DEMO_START" "$DEMO_WALL_START" >"$DEMO_DIR/stream.env"
+      demo_note="demo: streaming a simulated region (3 authorities, 150 locations) from $DEMO_START, a simulated day every $(awk "BEGIN {print 86400 / $DEMO_SPEED}") s"
+    fi
+    stream_demo &
+    streamer=$!
+  fi
+fi
+
+echo
+if [ "$DEMO" != 0 ]; then
+  echo "CareSignal is running on 127.0.0.1, with the demo."
+else
+  echo "CareSignal is running on 127.0.0.1, empty (CARESIGNAL_DEMO=0): nothing is loaded."
+fi
+if [ "$DEMO" != 0 ]; then
+  echo "  $demo_note (log $LOGS/demo.log)"
+fi
+echo "  risk board:  http://127.0.0.1:$ALERTS_PORT/board"
+echo "    sign in as the operator (sees everything):  $(cat .cache/dev-alerts-key)"
+if [ "$DEMO" != 0 ]; then
+  echo "    sign in as $DEMO_AUTHORITY_NAME ($DEMO_AUTHORITY; sees only its own locations and alerts):  $(cat "$DEMO_DIR/authority-key")"
+fi
+echo "  API docs:    ingest http://127.0.0.1:$INGEST_PORT/docs   alerts http://127.0.0.1:$ALERTS_PORT/docs   scoring http://127.0.0.1:$SCORING_PORT/v1/locations"
+echo "  metrics:     http://127.0.0.1:$INGEST_PORT/metrics   http://127.0.0.1:$SCORING_PORT/metrics   http://127.0.0.1:$ALERTS_PORT/metrics"
+echo "  mail:        ${mail_note:-sent through ${CARESIGNAL_ALERTS_SMTP_HOST:-}:$SMTP_PORT}"
+echo "  logs:        $LOGS/   API keys: ingest .cache/dev-api-key, alerts (operator) .cache/dev-alerts-key"
 echo "Ctrl-C stops the services (the broker keeps running: make kafka-stop)."
 
-# A service that dies on its own stops the others, so a failure is not hidden.
+if [ -n "$streamer" ]; then
+  # The first alert, with a live line until it comes.
+  started=$SECONDS
+  key=$(cat .cache/dev-alerts-key)
+  while :; do
+    check_services
+    first=""
+    if fetch -o "$DEMO_DIR/first-alert.json" -H "Authorization: Bearer $key" \
+      "http://127.0.0.1:$ALERTS_PORT/v1/alerts?limit=1"; then
+      first=$(cat "$DEMO_DIR/first-alert.json")
+    fi
+    if [ -n "$first" ] && [ "$first" != "[]" ]; then
+      printf '\rdemo: the first alert came after %d s: see the board%*s\n' $((SECONDS - started)) 20 ""
+      break
+    fi
+    if [ $((SECONDS - started)) -ge 180 ]; then
+      printf '\rdemo: no alert after %d s: see %s (scorer.log, alerts.log, demo.log)\n' $((SECONDS - started)) "$LOGS/"
+      break
+    fi
+    printf '\rdemo: waiting for the first alert ... %d s ' $((SECONDS - started))
+    pause 1
+  done
+fi
+
+# A service that dies on its own stops the others, so a failure is not hidden. The
+# demo's stream is not one of them: it ends when its year is streamed.
 status=0
 wait -n -p exited "${pids[@]}" || status=$?
-for i in "${!pids[@]}"; do
-  if [ "${pids[$i]}" = "${exited:-}" ]; then exited=${names[$i]}; fi
-done
-echo "a service exited (${exited:-unknown}, status $status); stopping the others (see $LOGS/)" >&2
-stop_services
-exit 1
+service_died "${exited:-}" "$status"

@@ -2,7 +2,10 @@
 
 `make run` is started from the repository root in a session of its own, so that Ctrl-C
 can be sent to its whole process group and every process it started can be found.
-It uses the repository's own `.cache/` (keys, logs, scorer state), as a newcomer's run would.
+It uses the repository's own `.cache/` (keys, logs), as a newcomer's run would. The demo
+test runs on topics, scorer and alert state of its own (and so its own demo state,
+`.cache/demo/<topic prefix>`): what an earlier run loaded cannot make it pass, and
+the tests do not depend on their order.
 """
 
 import contextlib
@@ -151,7 +154,9 @@ def wait_ready(run: MakeRun, urls: list[str], timeout_s: float) -> None:
 def test_readme_quick_start_in_a_clean_environment(
     kafka_settings: KafkaSettings, make_run_slot: None, tmp_path: Path
 ) -> None:
-    env = clean_env(kafka_settings)
+    # The README's event goes to the empty pipeline (it works with the demo too, but the
+    # demo would stream a year into the shared topics for every run of this test).
+    env = clean_env(kafka_settings, CARESIGNAL_DEMO="0")
     assert shutil.which("uv", path=env["PATH"]) is None, "uv is on /usr/bin:/bin: this test would prove nothing"
     run = MakeRun(env, tmp_path / "make-run.out")
     try:
@@ -203,8 +208,86 @@ def test_readme_quick_start_in_a_clean_environment(
         assert "make run: stopped" in output, output
         assert "a service exited" not in output and "Error" not in output, output
         assert run.process.returncode in (0, -signal.SIGINT), run.process.returncode
+        assert "empty (CARESIGNAL_DEMO=0)" in output and "demo:" not in output, output
     finally:
         run.kill()
+
+
+@pytest.mark.integration
+def test_make_run_is_a_demo_with_alerts_within_a_minute(
+    test_kafka_settings: KafkaSettings, make_run_slot: None, tmp_path: Path
+) -> None:
+    prefix = test_kafka_settings.topic_prefix
+    demo_dir = ROOT / ".cache" / "demo" / prefix
+    env = clean_env(
+        test_kafka_settings,
+        CARESIGNAL_TOPIC_PREFIX=prefix,
+        CARESIGNAL_SCORING_DATA_DIR=str(tmp_path / "scoring"),
+        CARESIGNAL_SCORING_APP_ID=f"demo-{uuid.uuid4().hex[:8]}",
+        CARESIGNAL_ALERTS_DATABASE_URL=f"sqlite:///{tmp_path / 'alerts.db'}",
+        CARESIGNAL_ALERTS_CONSUMER_GROUP=f"demo-{uuid.uuid4().hex[:8]}",
+    )
+    mail_log = LOGS / "mail.log"
+    mail_before = mail_log.stat().st_size if mail_log.exists() else 0
+    run = MakeRun(env, tmp_path / "make-run.out")
+    try:
+        wait_ready(
+            run,
+            ["http://127.0.0.1:8000/readyz", "http://127.0.0.1:6066/readyz", "http://127.0.0.1:8002/readyz"],
+            timeout_s=180,
+        )
+        ready_at = time.monotonic()
+        operator = (ROOT / ".cache" / "dev-alerts-key").read_text().strip()
+        alerts: list[dict[str, object]] = []
+        while not alerts and time.monotonic() - ready_at < 60:
+            answer = httpx.get(
+                "http://127.0.0.1:8002/v1/alerts", headers={"Authorization": f"Bearer {operator}"}, timeout=5
+            )
+            assert answer.status_code == 200, answer.text
+            alerts = answer.json()
+            time.sleep(1)
+        assert alerts, f"no alert within 60 s of readiness\n{run.diagnostics()}"
+        first_after = time.monotonic() - ready_at
+
+        # The banner says where to look and how to sign in, with both keys.
+        deadline = time.monotonic() + 30
+        while "demo: the first alert came after" not in run.text() and time.monotonic() < deadline:
+            time.sleep(1)
+        output = run.text()
+        authority_key = (demo_dir / "authority-key").read_text().strip()
+        assert "http://127.0.0.1:8002/board" in output and operator in output and authority_key in output, output
+        assert "demo: streaming a simulated region" in output, output
+        assert "demo: the first alert came after" in output, output
+
+        # Need to know: the authority's key sees only alerts its authority received.
+        authority = (demo_dir / "authorities.txt").read_text().split()[0]
+        own = httpx.get(
+            "http://127.0.0.1:8002/v1/alerts", headers={"Authorization": f"Bearer {authority_key}"}, timeout=5
+        )
+        assert own.status_code == 200, own.text
+        assert all(any(r["authority"] == authority for r in a["recipients"]) for a in own.json()), own.json()
+        assert httpx.get("http://127.0.0.1:8002/board/sign-in", timeout=5).status_code == 200
+
+        # The alert reached the simulated authorities' addresses through the local mail sink.
+        deadline = time.monotonic() + 30
+        mails = ""
+        while "caresignal-demo.invalid" not in mails and time.monotonic() < deadline:
+            time.sleep(1)
+            with mail_log.open("rb") as fh:
+                fh.seek(mail_before)
+                mails = fh.read().decode(errors="replace")
+        assert "caresignal-demo.invalid" in mails, f"no demo mail in {mail_log}\n{run.diagnostics()}"
+
+        os.killpg(run.process.pid, signal.SIGINT)
+        left = run.wait_gone(20)
+        assert not left, f"still running 20 s after Ctrl-C: {left}\n{run.diagnostics()}"
+        output = run.text()
+        assert "make run: stopped" in output and "a service exited" not in output, output
+        assert run.process.returncode in (0, -signal.SIGINT), run.process.returncode
+        print(f"first alert {first_after:.0f} s after the services were ready")
+    finally:
+        run.kill()
+        shutil.rmtree(demo_dir, ignore_errors=True)
 
 
 @pytest.mark.integration
@@ -246,6 +329,34 @@ def test_a_service_that_dies_stops_the_others_and_make_run_fails(
         assert (LOGS / "mail.log").read_text(errors="replace").startswith(before["mail.log"])
     finally:
         run.kill()
+
+
+@pytest.mark.integration
+def test_a_taken_port_is_named_before_anything_starts(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        env = clean_env(
+            kafka_settings,
+            CARESIGNAL_DEMO="0",
+            CARESIGNAL_INGEST_PORT=str(port),
+            CARESIGNAL_SCORING_WEB_PORT=str(free_port()),
+            CARESIGNAL_ALERTS_PORT=str(free_port()),
+            CARESIGNAL_ALERTS_SMTP_PORT=str(free_port()),
+        )
+        run = MakeRun(env, tmp_path / "make-run.out")
+        try:
+            left = run.wait_gone(60)
+            assert not left, left
+            output = run.text()
+            assert f"port {port} (ingest) is in use by" in output, output
+            # ss names the holder when it may (this test's own process, same user).
+            assert f"pid={os.getpid()}" in output, output
+            assert "set CARESIGNAL_INGEST_PORT to another port" in output, output
+            assert "starting the services" not in output and run.process.returncode == 2, output
+        finally:
+            run.kill()
 
 
 def test_make_run_installs_no_postgresql_but_make_test_does() -> None:
