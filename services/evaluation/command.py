@@ -66,7 +66,7 @@ def _command(args: argparse.Namespace) -> str:
 def run_evaluate(args: argparse.Namespace) -> int:
     from services.evaluation.report import generated, write_report
     from services.evaluation.scenarios import Scenario, ScenarioRun, baseline_changes, run_scenario, run_scenarios
-    from services.evaluation.store import cache_path, load_run, save_run
+    from services.evaluation.store import cache_path, code_digest, load_run, save_run
     from services.scoring.policy import DEFAULT_POLICY, PolicyError, load_policy
 
     if args.locations < 1 or args.days < 1 or args.national_days < 1 or args.workers < 1:
@@ -78,6 +78,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     policy_json = policy.model_dump_json()
+    code = code_digest()  # before the runs: the code they run
 
     def note(run: ScenarioRun) -> None:
         if args.progress:
@@ -89,7 +90,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             )
 
     def cached(scenario: Scenario) -> ScenarioRun | None:
-        path = cache_path(args.cache, scenario, policy_json)
+        path = cache_path(args.cache, scenario, policy_json, code)
         if args.no_cache or not path.exists():
             return None
         run = load_run(path)
@@ -99,7 +100,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     def keep(run: ScenarioRun) -> None:
         if not args.no_cache:
-            save_run(run, cache_path(args.cache, run.scenario, policy_json))
+            save_run(run, cache_path(args.cache, run.scenario, policy_json, code))
         note(run)
 
     regional = [Scenario("region", seed, args.locations, args.days) for seed in args.seeds]

@@ -38,7 +38,7 @@ from services.scoring.organisation import OrganisationState, roll_up
 from services.scoring.peers import apply_peer_updates, peer_view
 from services.scoring.policy import Policy
 from services.scoring.routing import PARTITIONS, partition_of
-from services.scoring.ticks import TickSchedule
+from services.scoring.ticks import TickSchedule, elevated_due, left_behind
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -145,7 +145,7 @@ class Replay:
         self._maybe_tick(partition, at)
         now = self.schedule.clock(partition)
         assert now is not None
-        self._tick(partition, now, lambda location_id: self.clocks.get(location_id, now) <= now - self.interval)
+        self._tick(partition, now, left_behind(self.clocks, now, self.interval))
 
     def run_clock_until(self, until: datetime) -> None:
         """Let the emulated wall clock run on after the last event (signals only)."""
@@ -184,10 +184,7 @@ class Replay:
             self._tick(partition, now, lambda location_id: True)
 
     def _tick(self, partition: int, now: datetime, due: Callable[[str], bool]) -> None:
-        elevated = [
-            k for k, level in self.levels.items() if level > Level.none and self.partition(k) == partition and due(k)
-        ]
-        for location_id in elevated:
+        for location_id in elevated_due(self.levels, partition, self.partition, due):
             state = self.states.get(location_id)
             if state is None:
                 continue

@@ -1,7 +1,10 @@
 """When a partition's event time has moved far enough to re-evaluate its elevated locations."""
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+
+from schemas.risk import Level
 
 
 @dataclass
@@ -31,3 +34,16 @@ class TickSchedule:
             return None
         self.last_tick[partition] = now
         return now
+
+
+def elevated_due(
+    levels: Mapping[str, Level], partition: int, partition_of: Callable[[str], int], due: Callable[[str], bool]
+) -> list[str]:
+    """The partition's locations above none that are due a tick, in the board's order."""
+    return [k for k, level in levels.items() if level > Level.none and partition_of(k) == partition and due(k)]
+
+
+def left_behind(clocks: Mapping[str, datetime], now: datetime, interval: timedelta) -> Callable[[str], bool]:
+    """After a time signal, a location is due if its own clock is a tick interval or more
+    behind the signal (no event for it since): ticked at the signal's time at once."""
+    return lambda location_id: clocks.get(location_id, now) <= now - interval

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from schemas.clock import TIME_SIGNAL_KEY, TimeSignal, is_time_signal
 from schemas.directory import Location
 from schemas.events import EventParser
-from schemas.risk import Level, LevelChange
+from schemas.risk import LevelChange
 from schemas.topics import BACKFILL_HEADER, Topics, dead_letter_headers
 from services.broker.settings import KafkaSettings
 from services.scoring.ledger import PublishedLedger
@@ -34,7 +34,7 @@ from services.scoring.peers import apply_peer_updates, peer_view
 from services.scoring.policy import Policy
 from services.scoring.routing import PARTITIONS, REROUTED_FROM_HEADER, partition_of
 from services.scoring.settings import ScoringSettings
-from services.scoring.ticks import TickSchedule
+from services.scoring.ticks import TickSchedule, elevated_due, left_behind
 from services.scoring.views import register_views
 
 log = logging.getLogger(__name__)
@@ -319,12 +319,7 @@ class Scorer:
         # The partition's schedule ticks every elevated location once per interval of its
         # event time; a location whose own clock that time has left further behind (no
         # event for it since) is ticked at the signal's time now, not up to an interval later.
-        interval = timedelta(hours=self.settings.tick_hours)
-        await self._tick(
-            partition,
-            now,
-            lambda location_id: self.index.clocks.get(location_id, now) <= now - interval,
-        )
+        await self._tick(partition, now, left_behind(self.index.clocks, now, timedelta(hours=self.settings.tick_hours)))
 
     async def _maybe_tick(self, partition: int, clock: datetime | None) -> None:
         """Re-evaluate this partition's elevated locations as its event time moves on."""
@@ -333,12 +328,7 @@ class Scorer:
             await self._tick(partition, now, lambda location_id: True)
 
     async def _tick(self, partition: int, now: datetime, due: Callable[[str], bool]) -> None:
-        elevated = [
-            k
-            for k, level in self.index.levels.items()
-            if level > Level.none and partition_of(k) == partition and due(k)
-        ]
-        for location_id in elevated:
+        for location_id in elevated_due(self.index.levels, partition, partition_of, due):
             raw = self.states.get(location_id)
             if not raw:
                 continue
