@@ -332,6 +332,53 @@ def test_a_service_that_dies_stops_the_others_and_make_run_fails(
 
 
 @pytest.mark.integration
+def test_the_demo_stream_ends_without_stopping_the_services_and_is_not_sent_again(
+    test_kafka_settings: KafkaSettings, make_run_slot: None, tmp_path: Path
+) -> None:
+    prefix = test_kafka_settings.topic_prefix
+    demo_dir = ROOT / ".cache" / "demo" / prefix
+    env = clean_env(
+        test_kafka_settings,
+        CARESIGNAL_TOPIC_PREFIX=prefix,
+        CARESIGNAL_SCORING_DATA_DIR=str(tmp_path / "scoring"),
+        CARESIGNAL_SCORING_APP_ID=f"demo-{uuid.uuid4().hex[:8]}",
+        CARESIGNAL_ALERTS_DATABASE_URL=f"sqlite:///{tmp_path / 'alerts.db'}",
+        CARESIGNAL_ALERTS_CONSUMER_GROUP=f"demo-{uuid.uuid4().hex[:8]}",
+        CARESIGNAL_DEMO_SPEED="20000000",  # the year in about 1.6 s
+    )
+    ready = ["http://127.0.0.1:8000/readyz", "http://127.0.0.1:6066/readyz", "http://127.0.0.1:8002/readyz"]
+    try:
+        for attempt in ("first", "second"):
+            run = MakeRun(env, tmp_path / f"make-run-{attempt}.out")
+            try:
+                wait_ready(run, ready, timeout_s=180)
+                if attempt == "first":
+                    deadline = time.monotonic() + 90
+                    while "demo: the simulated year is streamed" not in run.text() and time.monotonic() < deadline:
+                        assert run.process.poll() is None, run.diagnostics()
+                        time.sleep(1)
+                    assert (demo_dir / "loaded").exists(), run.diagnostics()
+                    time.sleep(3)  # a finished stream must not look like a service that died
+                    wait_ready(run, ready, timeout_s=5)
+                else:
+                    wait_ready(run, ready, timeout_s=5)
+                    time.sleep(3)
+                output = run.text()
+                assert "a service exited" not in output, output
+                if attempt == "second":
+                    assert "demo: the simulated region was streamed in full" in output, output
+                    assert "demo: streaming" not in output and not (LOGS / "demo.log").exists(), output
+                os.killpg(run.process.pid, signal.SIGINT)
+                left = run.wait_gone(20)
+                assert not left, f"still running 20 s after Ctrl-C: {left}\n{run.diagnostics()}"
+                assert "make run: stopped" in run.text(), run.text()
+            finally:
+                run.kill()
+    finally:
+        shutil.rmtree(demo_dir, ignore_errors=True)
+
+
+@pytest.mark.integration
 def test_a_taken_port_is_named_before_anything_starts(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
