@@ -329,6 +329,7 @@ def test_a_service_that_dies_stops_the_others_and_make_run_fails(
         assert (LOGS / "mail.log").read_text(errors="replace").startswith(before["mail.log"])
     finally:
         run.kill()
+        shutil.rmtree(ROOT / ".cache" / "demo" / test_kafka_settings.topic_prefix, ignore_errors=True)
 
 
 @pytest.mark.integration

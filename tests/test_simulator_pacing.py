@@ -1,12 +1,15 @@
 """The demo's pacing of a simulated stream, and its contact file. Pure logic: fake clock."""
 
-from datetime import date
+import argparse
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from services.alerts.contacts import load_contacts
+from services.broker.settings import KafkaSettings
+from services.simulator.cli import add_arguments, run_simulate
 from services.simulator.config import SimulationConfig
 from services.simulator.demo_contacts import write_demo_contacts
 from services.simulator.pacing import Pace, PacedSink, event_epoch
@@ -104,3 +107,46 @@ def test_the_demo_contact_file_tells_every_simulated_authority_and_validates(tmp
     assert set(contacts.emails) == codes and all(len(e) == 1 for e in contacts.emails.values())
     assert {code for code, _ in local} == {a.ons_code for a in population.authorities if a.kind == "local_authority"}
     assert local and all(name for _, name in local)
+
+
+def _simulate_args(*argv: str) -> "argparse.Namespace":
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def _no_kafka() -> KafkaSettings:
+    raise AssertionError("refused before any Kafka client is made")
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--speed", "0", "--to", "kafka"], "--speed must be positive"),
+        (["--speed", "34560"], "--speed streams to Kafka only"),
+        (["--speed", "34560", "--to", "ingest"], "--speed streams to Kafka only"),
+    ],
+)
+def test_pacing_is_refused_where_it_cannot_work(
+    argv: list[str], says: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    args = _simulate_args(*argv, "--out", str(tmp_path / "e.ndjson"), "--truth", str(tmp_path / "t.json"))
+    assert run_simulate(args, _no_kafka) == 2
+    assert says in capsys.readouterr().err
+    assert not (tmp_path / "e.ndjson").exists()
+
+
+def test_start_today_is_todays_date_in_utc() -> None:
+    assert _simulate_args("--start", "today").start == datetime.now(UTC).date()
+    assert _simulate_args("--start", "2026-03-01").start == date(2026, 3, 1)
+
+
+def test_write_contacts_lists_the_local_authorities_and_exits(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    args = _simulate_args("--write-contacts", str(tmp_path / "contacts.yaml"), "--truth", str(tmp_path / "t.json"))
+    assert run_simulate(args, _no_kafka) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and all(line.split()[0].startswith("E") for line in lines), lines
+    assert load_contacts(tmp_path / "contacts.yaml").authorities() >= {line.split()[0] for line in lines}
+    assert not (tmp_path / "t.json").exists(), "no run: nothing simulated"
