@@ -249,6 +249,9 @@ printf '\rstarting the services ... ready (%d s)%*s\n' $((SECONDS - started)) 30
 # finished one is not sent again.
 stream_demo() {
   local child status=0
+  # Ctrl-C reaches the whole process group; this subshell would die of it and leave the
+  # stream running. The main script stops it with SIGTERM instead, handled below.
+  trap '' INT
   "${RUN[@]}" caresignal simulate "${DEMO_ARGS[@]}" --to kafka --start "$DEMO_START" --speed "$DEMO_SPEED" \
     --wall-start "$DEMO_WALL_START" --truth "$DEMO_DIR/truth.json" --directory "$DEMO_DIR/directory" \
     --progress >>"$LOGS/demo.log" 2>&1 &

@@ -62,7 +62,11 @@ def session_processes(session_id: int) -> list[str]:
         command, rest = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
         state, session = rest[0], int(rest[3])
         if session == session_id and state != "Z":
-            found.append(f"{entry.name} ({command})")
+            try:
+                argv = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+            except OSError:
+                argv = ""
+            found.append(f"{entry.name} ({command}: {argv[:200]})" if argv else f"{entry.name} ({command})")
     return found
 
 
