@@ -58,7 +58,7 @@ def assert_names(message: str, line: int, *problems: str) -> None:
 def test_the_default_policy_loads_from_its_file_and_parses_the_same_from_text() -> None:
     assert isinstance(POLICY, Policy)
     assert parse_policy(TEXT, str(DEFAULT_POLICY)) == POLICY
-    assert POLICY.version == "default-2026.11.2"
+    assert POLICY.version == "default-2026.11.3"
 
 
 def test_the_default_policy_has_the_thresholds_the_model_tests_rely_on() -> None:
@@ -105,6 +105,7 @@ def test_the_default_policy_has_every_rule_family_and_unique_rule_ids() -> None:
         "missed_gp_or_dental_appointments",
         "signs_of_neglect",
         "no_registered_manager",
+        "repeated_concerns_about_manager",
     }
     assert {r.id for r in POLICY.rises} == {"complaints_rising", "agency_use_rising"}
     assert {p.id for p in POLICY.peers} == {"safeguarding_concerns_vs_peers", "low_level_concerns_disproportionate"}
@@ -222,7 +223,7 @@ def test_exit_count_above_enter_count_is_refused_at_the_pattern() -> None:
         ),
         (
             edit("    enter_count: 4                     # JUDGEMENT", "     enter_count: 4"),
-            line_of(TEXT, "enter_count: 4"),
+            line_of(TEXT, "enter_count: 4", after="id: ae_attendances"),
             "expected <block end>",
         ),
         ("version: x\nretention_days: 400: 3\n", 2, "mapping values are not allowed here"),

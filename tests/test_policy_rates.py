@@ -59,10 +59,13 @@ def test_a_per_capacity_pattern_leaves_one_below_its_threshold_for_that_size() -
 
 def test_moderate_harm_pressure_ulcers_from_incident_returns_are_signs_of_neglect() -> None:
     ulcer = {"category": "pressure_ulcer", "harm": "moderate"}
-    state, _ = run([ev("provider_incident", day(d), ulcer) for d in (0, 10, 20)], SMALL)
+    # An 8-bed home: the minimum count of five in 90 days binds.
+    state, _ = run([ev("provider_incident", day(d), ulcer) for d in (0, 10, 20, 30)], SMALL)
+    assert "signs_of_neglect" not in rules(state)
+    state, _ = run([ev("provider_incident", day(d), ulcer) for d in (0, 10, 20, 30, 40)], SMALL)
     assert "signs_of_neglect" in rules(state) and level(state) is Level.moderate
     minor_harm = {"category": "pressure_ulcer", "harm": "low"}
-    state, _ = run([ev("provider_incident", day(d), minor_harm) for d in (0, 10, 20)], SMALL)
+    state, _ = run([ev("provider_incident", day(d), minor_harm) for d in (0, 10, 20, 30, 40)], SMALL)
     assert "signs_of_neglect" not in rules(state)
 
 
@@ -157,14 +160,14 @@ def concerns_from_three_kinds(per_kind: int) -> list:  # type: ignore[type-arg]
     return out
 
 
-def test_a_kind_of_source_counts_in_triangulation_once_it_has_a_concern_per_30_beds() -> None:
+def test_a_kind_of_source_counts_in_triangulation_once_it_has_a_concern_per_20_beds() -> None:
     small, _ = run(concerns_from_three_kinds(1), SMALL)
     assert "triangulated_concern" in rules(small)
-    big_one_each, _ = run(concerns_from_three_kinds(2), BIG_HOME)
-    assert "triangulated_concern" not in rules(big_one_each)
-    big_three_each, _ = run(concerns_from_three_kinds(3), BIG_HOME)
-    assert "triangulated_concern" in rules(big_three_each)
-    assert "each with at least 3 concerns" in reason(big_three_each, "triangulated_concern").description
+    big_four_each, _ = run(concerns_from_three_kinds(4), BIG_HOME)
+    assert "triangulated_concern" not in rules(big_four_each)
+    big_five_each, _ = run(concerns_from_three_kinds(5), BIG_HOME)
+    assert "triangulated_concern" in rules(big_five_each)
+    assert "each with at least 5 concerns" in reason(big_five_each, "triangulated_concern").description
 
 
 # --- reachability: every row and pattern of the source, from real events -----------------
@@ -191,8 +194,8 @@ def test_a_requirement_notice_is_not_a_major_trigger_but_counts_as_the_regulator
 
 def test_a_condition_on_key_question_tags_matches_any_listed_tag() -> None:
     text = DEFAULT_POLICY.read_text().replace(
-        "      - {type: whistleblowing, topic: management}\n",
-        "      - {type: whistleblowing, topic: management}\n      - {type: care_review, key_questions: [well_led]}\n",
+        "      - {type: workforce, manager_concerns: true}\n",
+        "      - {type: workforce, manager_concerns: true}\n      - {type: care_review, key_questions: [well_led]}\n",
     )
     policy = parse_policy(text, "tags.yaml")
     review = ev("care_review", day(0), {"finding_level": "medium", "key_questions": ["safe", "well_led"]})

@@ -168,7 +168,7 @@ def test_a_level_does_not_fall_before_the_minimum_time_and_says_so() -> None:
     assert level(trig) is Level.moderate
     held = tick(trig, None, T0 + timedelta(days=61), POLICY).state
     assert level(held) is Level.none
-    flash, _ = run([ev("whistleblowing", T0, {"topic": "management", "key_questions": []})])
+    flash, _ = run([ev("workforce", T0, {"manager_concerns": True})])
     still = tick(flash, None, T0 + timedelta(days=59), POLICY).state
     assert level(still) is Level.moderate  # trigger holds for hold_days (60)
 

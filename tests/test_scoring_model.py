@@ -181,7 +181,6 @@ TRIGGER_EXAMPLES: dict[str, list[tuple[str, dict[str, Any]]]] = {
     ],
     "concerns_about_manager": [
         ("workforce", {"manager_concerns": True}),
-        ("whistleblowing", {"topic": "management", "key_questions": []}),
     ],
     "agency_staff_poor_induction": [
         ("workforce", {"agency_staff_share": 0.3, "induction_gaps": True}),
@@ -283,6 +282,9 @@ PATTERN_CASES: list[tuple[str, str, dict[str, Any], float]] = [
         60,
     ),
     ("no_registered_manager", "workforce", {"registered_manager_left": True}, 60),
+    # One whistleblowing report about management is one-off information; two in a quarter
+    # link the concerns to the manager (Moderate).
+    ("repeated_concerns_about_manager", "whistleblowing", {"topic": "management", "key_questions": []}, 30),
 ]
 
 
@@ -535,6 +537,24 @@ def test_many_concerns_from_one_kind_of_source_do_not_triangulate() -> None:
     # Three kinds further apart than the window do not add up.
     spread, _ = run(tri(TRI_PUBLIC, TRI_NHS, TRI_STAFF, days=(0, 50, 100)))
     assert "triangulated_concern" not in rules(spread)
+
+
+def test_routine_data_and_the_providers_own_returns_do_not_triangulate() -> None:
+    # Call monitoring's missed visits, A&E activity and the provider's own notifications
+    # and incident returns come from every service; they have their own patterns and are
+    # not concerns from an independent source.
+    routine = [
+        ("missed_visit", MISSED),
+        ("health_use", {"kind": "ae_attendance", "injury_type": "fall", "repeat_injury": True}),
+        ("statutory_notification", {"category": "serious_injury", "linked_to_safeguarding": False}),
+        ("provider_incident", {"category": "fall", "harm": "moderate"}),
+    ]
+    state, _ = run(tri(*routine, TRI_PUBLIC, TRI_NHS, days=(0, 10, 20, 30, 40, 50)))
+    assert "triangulated_concern" not in rules(state)
+    assert sum(e.concern for e in state.evidence) == 2  # the complaint and the NHS flag
+    # The same two independent concerns with a third independent kind do triangulate.
+    three, _ = run(tri(TRI_PUBLIC, TRI_NHS, TRI_STAFF, days=(0, 10, 20)))
+    assert "triangulated_concern" in rules(three)
 
 
 def test_triangulation_is_left_one_kind_below_entry() -> None:
