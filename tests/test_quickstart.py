@@ -337,7 +337,7 @@ def test_a_service_that_dies_stops_the_others_and_make_run_fails(
 
 
 @pytest.mark.integration
-def test_the_demo_stream_ends_without_stopping_the_services_and_is_not_sent_again(
+def test_the_demo_stream_resumes_ends_without_stopping_the_services_and_is_not_sent_again(
     test_kafka_settings: KafkaSettings, make_run_slot: None, tmp_path: Path
 ) -> None:
     prefix = test_kafka_settings.topic_prefix
@@ -349,36 +349,55 @@ def test_the_demo_stream_ends_without_stopping_the_services_and_is_not_sent_agai
         CARESIGNAL_SCORING_APP_ID=f"demo-{uuid.uuid4().hex[:8]}",
         CARESIGNAL_ALERTS_DATABASE_URL=f"sqlite:///{tmp_path / 'alerts.db'}",
         CARESIGNAL_ALERTS_CONSUMER_GROUP=f"demo-{uuid.uuid4().hex[:8]}",
-        CARESIGNAL_DEMO_SPEED="20000000",  # the year in about 1.6 s
     )
     ready = ["http://127.0.0.1:8000/readyz", "http://127.0.0.1:6066/readyz", "http://127.0.0.1:8002/readyz"]
+
+    def stop(run: MakeRun) -> str:
+        os.killpg(run.process.pid, signal.SIGINT)
+        left = run.wait_gone(20)
+        assert not left, f"still running 20 s after Ctrl-C: {left}\n{run.diagnostics()}"
+        output = run.text()
+        assert "make run: stopped" in output and "a service exited" not in output, output
+        return output
+
     try:
-        for attempt in ("first", "second"):
-            run = MakeRun(env, tmp_path / f"make-run-{attempt}.out")
-            try:
-                wait_ready(run, ready, timeout_s=180)
-                if attempt == "first":
-                    deadline = time.monotonic() + 90
-                    while "demo: the simulated year is streamed" not in run.text() and time.monotonic() < deadline:
-                        assert run.process.poll() is None, run.diagnostics()
-                        time.sleep(1)
-                    assert (demo_dir / "loaded").exists(), run.diagnostics()
-                    time.sleep(3)  # a finished stream must not look like a service that died
-                    wait_ready(run, ready, timeout_s=5)
-                else:
-                    wait_ready(run, ready, timeout_s=5)
-                    time.sleep(3)
-                output = run.text()
-                assert "a service exited" not in output, output
-                if attempt == "second":
-                    assert "demo: the simulated region was streamed in full" in output, output
-                    assert "demo: streaming" not in output and not (LOGS / "demo.log").exists(), output
-                os.killpg(run.process.pid, signal.SIGINT)
-                left = run.wait_gone(20)
-                assert not left, f"still running 20 s after Ctrl-C: {left}\n{run.diagnostics()}"
-                assert "make run: stopped" in run.text(), run.text()
-            finally:
-                run.kill()
+        # 1. Stopped mid-year, at the demo's pace.
+        run = MakeRun(env, tmp_path / "make-run-1.out")
+        try:
+            wait_ready(run, ready, timeout_s=180)
+            time.sleep(2)
+            assert "demo: streaming a simulated region" in stop(run)
+            assert (demo_dir / "stream.env").exists() and not (demo_dir / "loaded").exists()
+        finally:
+            run.kill()
+
+        # 2. Resumed, at a pace that ends the year in about 1.6 s: it finishes, and a
+        # finished stream is not a service that died.
+        run = MakeRun({**env, "CARESIGNAL_DEMO_SPEED": "20000000"}, tmp_path / "make-run-2.out")
+        try:
+            wait_ready(run, ready, timeout_s=180)
+            deadline = time.monotonic() + 90
+            while "demo: the simulated year is streamed" not in run.text() and time.monotonic() < deadline:
+                assert run.process.poll() is None, run.diagnostics()
+                time.sleep(1)
+            assert (demo_dir / "loaded").exists(), run.diagnostics()
+            time.sleep(3)
+            wait_ready(run, ready, timeout_s=5)
+            assert "demo: resuming the stream started at" in stop(run)
+        finally:
+            run.kill()
+
+        # 3. Not sent again.
+        run = MakeRun(env, tmp_path / "make-run-3.out")
+        try:
+            wait_ready(run, ready, timeout_s=180)
+            time.sleep(2)
+            output = stop(run)
+            assert "demo: the simulated region was streamed in full" in output, output
+            assert "demo: streaming" not in output and "demo: resuming" not in output, output
+            assert not (LOGS / "demo.log").exists(), "no stream ran"
+        finally:
+            run.kill()
     finally:
         shutil.rmtree(demo_dir, ignore_errors=True)
 
