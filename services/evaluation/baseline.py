@@ -6,12 +6,14 @@ back at none. No severity, no patterns, no peers, no history: a concern is a con
 What counts as a concern (the event contract's types, `schemas/events.py`) is what a
 council's quality or safeguarding team logs as one: a complaint (any), a safeguarding
 concern (any), an NHS commissioner flag (any), a police flag (any), whistleblowing (any),
-a contract monitoring finding at medium or high, a regulator enforcement action (any), an
-Inadequate rating, and a provider's notification of an abuse allegation or of anything it
-links to safeguarding. Operational feeds a team does not count by hand are not concerns:
+a contract monitoring finding at medium or high, a community care review's finding at
+medium or high (the same team's own review of a placement), a regulator enforcement action
+(any), an Inadequate rating, and a provider's notification of an abuse allegation or of
+anything it links to safeguarding. Operational feeds a team does not count by hand are not concerns:
 call monitoring's missed and late visits, NHS activity data (A&E, missed appointments),
-workforce returns, other notifications (deaths, DoLS, injuries not linked to
-safeguarding, manager absence, service disruption) and ratings other than Inadequate.
+workforce returns, the provider's own incident log and medication audits, other
+notifications (deaths, DoLS, injuries not linked to safeguarding, manager absence, service
+disruption) and ratings other than Inadequate.
 Event types the contract gains later are not concerns until named here.
 """
 
@@ -37,7 +39,7 @@ def is_concern(event_type: str, data: Mapping[str, Any]) -> bool:
         return True
     if event_type == "cqc_enforcement":
         return True
-    if event_type == "contract_monitoring":
+    if event_type in ("contract_monitoring", "care_review"):
         return data.get("finding_level") in ("medium", "high")
     if event_type == "cqc_rating":
         return data.get("overall") == "inadequate"
