@@ -41,7 +41,7 @@ run: run-setup
 	@bash deploy/run-local.sh
 
 test: setup lint typecheck
-	$(RUN) pytest -ra
+	$(RUN) pytest -ra --durations=15
 
 lint:
 	@$(RUN) ruff check .
