@@ -12,13 +12,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
-from kafka import KafkaProducer
 from pydantic import ValidationError
 
 from schemas.events import CqcRatingEvent
 from schemas.identifiers import CQC_ID_PATTERN
 from schemas.topics import BACKFILL_HEADER, Topics
 from services.ingest.admission import CLOUDEVENTS_CONTENT_TYPE
+from services.ingest.bulk_publish import send_all
 from services.ingest.directory_import import RowProblem
 from services.ingest.publisher import OutRecord
 from services.ingest.spreadsheet import Row
@@ -196,20 +196,4 @@ def rating_records(
 
 
 def send_records(records: Sequence[OutRecord], bootstrap_servers: str, timeout_s: float = 60) -> int:
-    # kafka-python's default partitioner is murmur2 of the key: the partition ingest and the
-    # scorer expect for the location.
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap_servers,
-        acks="all",
-        enable_idempotence=True,
-        client_id="caresignal-cqc-ratings-import",
-        linger_ms=20,
-    )
-    try:
-        futures = [producer.send(r.topic, key=r.key, value=r.value, headers=list(r.headers)) for r in records]
-        producer.flush(timeout=timeout_s)
-        for future in futures:
-            future.get(timeout=timeout_s)
-    finally:
-        producer.close(timeout=10)
-    return len(records)
+    return send_all(records, bootstrap_servers, "caresignal-cqc-ratings-import", timeout_s)

@@ -9,11 +9,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from kafka import KafkaProducer
 from pydantic import BaseModel, ValidationError
 
 from schemas.directory import Authority, Location, Placement
 from schemas.topics import Topics
+from services.ingest.bulk_publish import send_all
+from services.ingest.publisher import OutRecord
 
 KINDS: dict[str, type[Location] | type[Placement] | type[Authority]] = {
     "locations": Location,
@@ -76,21 +77,8 @@ def read_records(path: Path, kind: str | None = None) -> tuple[str, list[BaseMod
 
 def publish(records: list[BaseModel], kind: str, bootstrap_servers: str, topics: Topics, timeout_s: float = 30) -> int:
     topic = {"locations": topics.locations, "placements": topics.placements, "authorities": topics.authorities}[kind]
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap_servers,
-        acks="all",
-        enable_idempotence=True,
-        client_id="caresignal-directory-import",
-        linger_ms=20,
-    )
-    try:
-        futures = [
-            producer.send(topic, key=r.key.encode(), value=r.model_dump_json().encode())  # type: ignore[attr-defined]
-            for r in records
-        ]
-        producer.flush(timeout=timeout_s)
-        for future in futures:
-            future.get(timeout=timeout_s)
-    finally:
-        producer.close(timeout=10)
-    return len(records)
+    out = [
+        OutRecord(topic, key=r.key.encode(), value=r.model_dump_json().encode())  # type: ignore[attr-defined]
+        for r in records
+    ]
+    return send_all(out, bootstrap_servers, "caresignal-directory-import", timeout_s)
