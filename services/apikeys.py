@@ -7,19 +7,19 @@ whatever the key, so there is no timing side channel on comparison.
 
 import hashlib
 import logging
-import os
 import secrets
 import threading
 import time
 import tomllib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import HTTPException, Request, Security, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ValidationError
+
+from services.file_stamp import FileStamp
 
 log = logging.getLogger(__name__)
 
@@ -63,23 +63,6 @@ def append_entry(path: Path, existing_names: set[str], name: str, body: str) -> 
     with path.open("a") as fh:
         fh.write(f"\n[[key]]\n{body}")
     path.chmod(0o600)
-
-
-@dataclass(frozen=True)
-class FileStamp:
-    """What changes when a file is edited, replaced (new inode) or appended to."""
-
-    mtime_ns: int
-    size: int
-    inode: int
-
-    @classmethod
-    def of(cls, path: Path) -> "FileStamp | None":
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            return None
-        return cls(st.st_mtime_ns, st.st_size, st.st_ino)
 
 
 class KeyFileWatcher(Generic[M]):

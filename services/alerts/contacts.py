@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from schemas.identifiers import OnsCode
 from schemas.risk import Level, LevelName
+from services.file_stamp import FileStamp
 
 SECRET_PREFIX = "whsec_"
 # Webhook ids name the endpoint in URLs (`/v1/endpoints/{id}/enable`) and in the audit.
@@ -208,24 +209,17 @@ class ContactFileWatcher:
         self.path = path
         self._environ = environ
         # Never a real stamp, so the first refresh always looks, and reports a missing file.
-        self._stamp: tuple[float, int] | None = (-1.0, -1)
+        self._stamp: FileStamp | None = FileStamp(-1, -1, -1)
         self.book = ContactBook()
         self.last_error: str | None = None
-        self._empty_seen: tuple[float, int] | None = None
-
-    def _current_stamp(self) -> tuple[float, int] | None:
-        try:
-            st = self.path.stat()
-        except FileNotFoundError:
-            return None
-        return (st.st_mtime, st.st_size)
+        self._empty_seen: FileStamp | None = None
 
     def refresh(self) -> bool:
         """Reload if the file changed; True when a new book is in force."""
-        stamp = self._current_stamp()
+        stamp = FileStamp.of(self.path)
         if stamp == self._stamp:
             return False
-        if stamp is not None and stamp[1] == 0 and self.book.authorities() and stamp != self._empty_seen:
+        if stamp is not None and stamp.size == 0 and self.book.authorities() and stamp != self._empty_seen:
             # Writing a file truncates it first: an empty file read in between is not
             # "nobody has contact points". Applied only if it is still empty next time.
             self._empty_seen = stamp
