@@ -327,6 +327,7 @@ class ChangeConsumer:
                 self._apply_directory(directory_consumer.poll(timeout_ms=0, max_records=5000))
                 self.settle_backfills()
                 polled = consumer.poll(timeout_ms=250)
+                self.metrics.report_consumer_lag(consumer, self.config.topics)
                 records = [r for batch in polled.values() for r in batch]
                 if not records:
                     continue

@@ -2,12 +2,15 @@
 
 from collections.abc import Callable
 
+from kafka import KafkaConsumer
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from schemas.alerts import AlertKind
 from schemas.risk import LevelName
+from schemas.topics import Topics
 from services.alerts.outcomes import DeliveryOutcome
 from services.alerts.routing import Channel
+from services.consumer_lag import ConsumerLagCollector, lag_by_role
 
 
 class AlertMetrics:
@@ -69,6 +72,11 @@ class AlertMetrics:
             "1 when the directory is loaded and risk changes flow.",
             registry=self.registry,
         )
+        self.consumer_lag = ConsumerLagCollector(
+            "caresignal_alerts_consumer_lag",
+            "Risk changes on this instance's assigned partitions not yet consumed, by topic role (risk_changes).",
+        )
+        self.registry.register(self.consumer_lag)
         for kind in AlertKind:
             for level in LevelName:
                 self.alerts.labels(kind.value, level.value)
@@ -82,3 +90,13 @@ class AlertMetrics:
         # Read from the database at scrape time: the outbox is the truth, not a counter.
         self.outbox_depth.set_function(outbox_depth)
         self.dead_letters.set_function(dead)
+
+    def report_consumer_lag(self, consumer: KafkaConsumer, topics: Topics) -> None:
+        """From the consumer's thread, after a poll (kafka-python's consumer is not
+        thread-safe, so the scrape reads this snapshot, not the consumer)."""
+        assigned = consumer.assignment()
+        # After a poll every assigned partition has a position: no request to the broker.
+        positions = {tp: consumer.position(tp, timeout_ms=1000) for tp in assigned}
+        highwaters = {tp: consumer.highwater(tp) for tp in assigned}
+        lags = lag_by_role(assigned, highwaters, positions, {topics.risk_changes: "risk_changes"})
+        self.consumer_lag.source = lambda: lags

@@ -1,8 +1,13 @@
 """Prometheus metrics for the scoring worker, on a registry of its own."""
 
+from collections.abc import Mapping
+
+import faust
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from schemas.risk import Level
+from schemas.topics import Topics
+from services.consumer_lag import ConsumerLagCollector, lag_by_role
 
 
 class ScoringMetrics:
@@ -62,5 +67,25 @@ class ScoringMetrics:
             ["kind"],
             registry=self.registry,
         )
+        self.consumer_lag = ConsumerLagCollector(
+            "caresignal_scoring_consumer_lag",
+            "Records on this worker's assigned partitions not yet processed, by topic role "
+            "(events, locations, risk_changes).",
+        )
+        self.registry.register(self.consumer_lag)
         for level in Level:
             self.locations.labels(level.name)
+
+    def track_consumer_lag(self, app: faust.App, topics: Topics) -> None:
+        roles = {topics.events: "events", topics.locations: "locations", topics.risk_changes: "risk_changes"}
+        self.consumer_lag.source = lambda: faust_consumer_lag(app, roles)
+
+
+def faust_consumer_lag(app: faust.App, roles: Mapping[str, str]) -> dict[str, int]:
+    """From faust's monitor: the end offsets its fetches saw, the offsets its agents took."""
+    monitor = app.monitor
+    positions = {tp: offset + 1 for tp, offset in monitor.tp_read_offsets.items()}
+    # A partition no record was taken from since the start: from its committed offset.
+    for tp, committed in monitor.tp_committed_offsets.items():
+        positions.setdefault(tp, committed)
+    return lag_by_role(app.consumer.assignment(), monitor.tp_end_offsets, positions, roles)

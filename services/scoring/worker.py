@@ -68,6 +68,7 @@ class Scorer:
         self.ledger = PublishedLedger(self.kafka.bootstrap_servers, self.topics.risk_changes)
         self.ticks = TickSchedule(timedelta(hours=self.settings.tick_hours))
         self.app = self._build()
+        self.metrics.track_consumer_lag(self.app, self.topics)
 
     # --- the app -------------------------------------------------------------------------
 
