@@ -63,7 +63,9 @@ def build_runtime(settings: AlertsSettings, kafka: KafkaSettings | None, keys: A
     contacts = ContactFileWatcher(settings.contacts_file)
     directory = Directory()
     metrics = AlertMetrics()
-    metrics.track_store(store.outbox_depth, lambda: store.count_deliveries(DeliveryOutcome.dead))
+    metrics.track_store(
+        store.outbox_depth, lambda: store.count_deliveries(DeliveryOutcome.dead), store.oldest_pending_created_at
+    )
     links = Links(public_url=settings.public_url)
     smtp = SmtpConfig(
         host=settings.smtp_host,

@@ -1,5 +1,6 @@
 """Prometheus metrics for the alert service, on a registry of its own."""
 
+import time
 from collections.abc import Callable
 
 from kafka import KafkaConsumer
@@ -67,6 +68,13 @@ class AlertMetrics:
             "Deliveries given up (window over, or refused for good); see GET /v1/alerts?state=...",
             registry=self.registry,
         )
+        self.oldest_pending_age = Gauge(
+            "caresignal_alerts_outbox_oldest_age_seconds",
+            "How long the longest-waiting delivery has waited since it was planned (0: none waiting). "
+            "A receiver that is down shows here long before the latency histogram, which only counts "
+            "deliveries that arrived.",
+            registry=self.registry,
+        )
         self.consumer_ready = Gauge(
             "caresignal_alerts_consumer_ready",
             "1 when the directory is loaded and risk changes flow.",
@@ -86,10 +94,17 @@ class AlertMetrics:
                     self.notifications.labels(channel.value, outcome.value)
             self.latency.labels(channel.value)
 
-    def track_store(self, outbox_depth: Callable[[], int], dead: Callable[[], int]) -> None:
+    def track_store(
+        self,
+        outbox_depth: Callable[[], int],
+        dead: Callable[[], int],
+        oldest_pending: Callable[[], float | None] = lambda: None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         # Read from the database at scrape time: the outbox is the truth, not a counter.
         self.outbox_depth.set_function(outbox_depth)
         self.dead_letters.set_function(dead)
+        self.oldest_pending_age.set_function(lambda: pending_age(clock(), oldest_pending()))
 
     def report_consumer_lag(self, consumer: KafkaConsumer, topics: Topics) -> None:
         """From the consumer's thread, after a poll (kafka-python's consumer is not
@@ -100,3 +115,7 @@ class AlertMetrics:
         highwaters = {tp: consumer.highwater(tp) for tp in assigned}
         lags = lag_by_role(assigned, highwaters, positions, {topics.risk_changes: "risk_changes"})
         self.consumer_lag.source = lambda: lags
+
+
+def pending_age(now: float, oldest_created_at: float | None) -> float:
+    return 0.0 if oldest_created_at is None else max(0.0, now - oldest_created_at)

@@ -218,6 +218,14 @@ class OutboxStore(StoreBase):
                 or 0
             )
 
+    def oldest_pending_created_at(self) -> float | None:
+        """When the longest-waiting delivery was planned: how late the outbox runs."""
+        with self.engine.connect() as conn:
+            oldest = conn.scalar(
+                select(func.min(deliveries.c.created_at)).where(deliveries.c.state == DeliveryOutcome.pending.value)
+            )
+            return None if oldest is None else float(oldest)
+
     def count_deliveries(self, state: DeliveryOutcome) -> int:
         with self.engine.connect() as conn:
             return int(
