@@ -220,6 +220,12 @@ def cmd_policy(args: argparse.Namespace) -> int:
     return explain(str(args.target), args.url)
 
 
+def cmd_policy_compare(args: argparse.Namespace) -> int:
+    from services.evaluation.compare_command import run_compare
+
+    return run_compare(args, _kafka_settings)
+
+
 def explain(location_id: str, url: str | None) -> int:
     import httpx
 
@@ -313,6 +319,11 @@ def build_parser() -> argparse.ArgumentParser:
     explain_cmd.add_argument("target", metavar="LOCATION_ID")
     explain_cmd.add_argument("--url", help="the scorer's web address (default from CARESIGNAL_SCORING_WEB_*)")
     explain_cmd.set_defaults(func=cmd_policy)
+    compare = policy_sub.add_parser("compare", help="replay history under two policies: where would levels differ?")
+    from services.evaluation.compare_command import add_arguments as add_compare_arguments
+
+    add_compare_arguments(compare)
+    compare.set_defaults(func=cmd_policy_compare)
 
     simulate = sub.add_parser("simulate", help="a synthetic population, its events and the ground truth")
     from services.simulator.cli import add_arguments as add_simulate_arguments
