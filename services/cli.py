@@ -10,7 +10,13 @@ from services.broker.settings import KafkaSettings
 
 
 def _kafka_settings() -> KafkaSettings:
-    return KafkaSettings()
+    from pydantic import ValidationError
+
+    try:
+        return KafkaSettings()
+    except ValidationError as exc:
+        # The settings' own message names the variables; pydantic's framing adds nothing.
+        raise SystemExit("error: " + "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
 
 
 def cmd_kafka(args: argparse.Namespace) -> int:
@@ -18,11 +24,16 @@ def cmd_kafka(args: argparse.Namespace) -> int:
 
     kafka = _kafka_settings()
     if kafka.external:
-        answering = broker_answers(kafka.bootstrap_servers)
+        from services.broker.connection_check import connection_problem
+
+        problem = connection_problem(kafka.bootstrap_servers, kafka.security)
+        answering = problem is None and broker_answers(kafka.bootstrap_servers, security=kafka.security)
         print(
-            f"KAFKA_BOOTSTRAP_SERVERS is set: using {kafka.bootstrap_servers} "
+            f"KAFKA_BOOTSTRAP_SERVERS is set: using {kafka.bootstrap_servers} as {kafka.security.describe()} "
             f"({'answering' if answering else 'NOT answering'}); nothing started or stopped here"
         )
+        if problem is not None:
+            print(f"error: {problem}", file=sys.stderr)
         return 0 if answering or args.action == "stop" else 1
     broker = LocalBroker(kafka.kafka_home, kafka.kafka_port, kafka.kafka_controller_port, kafka.kafka_heap)
     try:
@@ -48,10 +59,16 @@ def cmd_kafka(args: argparse.Namespace) -> int:
 
 
 def cmd_topics(args: argparse.Namespace) -> int:
+    from kafka.errors import KafkaError
+
     from services.broker.topics import create_topics
 
     kafka = _kafka_settings()
-    result = create_topics(kafka.bootstrap_servers, kafka.topics, kafka.topic_replication)
+    try:
+        result = create_topics(kafka.bootstrap_servers, kafka.topics, kafka.topic_replication, security=kafka.security)
+    except KafkaError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     for name in result.created:
         print(f"created {name}")
     for name in result.existing:
@@ -148,7 +165,7 @@ def cmd_directory(args: argparse.Namespace) -> int:
         print(f"error: {len(problems)} problem(s); nothing was imported", file=sys.stderr)
         return 2
     kafka = _kafka_settings()
-    count = publish(records, kind, kafka.bootstrap_servers, kafka.topics)
+    count = publish(records, kind, kafka.bootstrap_servers, kafka.topics, security=kafka.security)
     print(f"imported {count} {kind}")
     return 0
 
@@ -191,6 +208,14 @@ def cmd_scorer(args: argparse.Namespace) -> int:
     except PolicyError as exc:
         print(f"error: the policy is invalid, the scorer did not start:\n{exc}", file=sys.stderr)
         return 2
+    from services.broker.connection_check import KafkaConnectionFailed, require_connection
+
+    try:
+        # aiokafka would log a refused login and go on retrying: stop here and say why.
+        require_connection(kafka.bootstrap_servers, kafka.security)
+    except KafkaConnectionFailed as exc:
+        print(f"error: {exc}; the scorer did not start", file=sys.stderr)
+        return 1
     history = None
     if args.replay:
         try:

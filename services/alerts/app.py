@@ -98,6 +98,7 @@ def build_runtime(settings: AlertsSettings, kafka: KafkaSettings | None, keys: A
             topics=kafka.topics,
             group_id=settings.consumer_group,
             contacts_poll_s=settings.contacts_poll_s,
+            security=kafka.security,
         )
         notices = CurrentLevelNotices(store, contacts, metrics, settings.backfill_settle_s)
         consumer = ChangeConsumer(

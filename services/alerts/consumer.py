@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
@@ -40,6 +40,8 @@ from services.alerts.routing import (
     unrouted_locations,
 )
 from services.alerts.store import AlertStore, NewAlert
+from services.broker.connection_check import require_connection
+from services.broker.security import PLAINTEXT, KafkaSecurity
 
 log = logging.getLogger("caresignal.alerts.consumer")
 
@@ -79,6 +81,7 @@ class ConsumerConfig:
     group_id: str
     contacts_poll_s: float
     max_batch: int = 200
+    security: KafkaSecurity = field(default=PLAINTEXT)
 
 
 class ChangeConsumer:
@@ -130,6 +133,7 @@ class ChangeConsumer:
             group_id=None,
             enable_auto_commit=False,
             client_id="caresignal-alerts-directory",
+            **self.config.security.kafka_python(),
         )
         partitions = []
         for topic in (topics.locations, topics.placements, topics.authorities):
@@ -294,6 +298,8 @@ class ChangeConsumer:
 
     def _run(self, stop: threading.Event) -> None:
         self.refresh_contacts(force=True)
+        # A refused login is named in the log and readiness now, not taken for a missing topic.
+        require_connection(self.config.bootstrap_servers, self.config.security)
         directory_consumer = self._directory_consumer()
         self._catch_up_directory(directory_consumer, stop)
         log.info(
@@ -302,7 +308,10 @@ class ChangeConsumer:
             len(self.directory.placements),
         )
         producer = KafkaProducer(
-            bootstrap_servers=self.config.bootstrap_servers, acks="all", client_id="caresignal-alerts-dlq"
+            bootstrap_servers=self.config.bootstrap_servers,
+            acks="all",
+            client_id="caresignal-alerts-dlq",
+            **self.config.security.kafka_python(),
         )
         consumer = KafkaConsumer(
             self.config.topics.risk_changes,
@@ -316,6 +325,7 @@ class ChangeConsumer:
             # group is assigned on ("No partition metadata"); the default 5-minute refresh
             # would leave the consumer idle that long before it rebalances.
             metadata_max_age_ms=5000,
+            **self.config.security.kafka_python(),
         )
         try:
             self.failed = None

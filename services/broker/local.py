@@ -8,18 +8,21 @@ import base64
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
+from services.broker.security import PLAINTEXT, KafkaSecurity
 from services.broker.settings import PROJECT_ROOT
 
 POM = PROJECT_ROOT / "deploy" / "kafka" / "pom.xml"
@@ -27,6 +30,63 @@ POM = PROJECT_ROOT / "deploy" / "kafka" / "pom.xml"
 
 class BrokerError(RuntimeError):
     """The local broker could not be prepared, started or stopped."""
+
+
+# User names and passwords go into a JAAS line, a properties file and the storage tool's
+# `--add-scram` argument: characters with a meaning in any of them are refused, not escaped.
+_CREDENTIAL = re.compile(r"[A-Za-z0-9._-]{1,128}")
+
+
+@dataclass(frozen=True)
+class SaslSslListener:
+    """A SASL_SSL listener beside the PLAINTEXT one, as a secured cluster would offer.
+
+    `keystore` is a PEM file holding the broker's private key (PKCS#8, unencrypted) and
+    its certificate chain. SCRAM users are stored at format time (`--add-scram`), so they
+    apply to a fresh data directory only; PLAIN users live in the listener's JAAS line.
+    With `client_ca`, clients must present a certificate that CA signed.
+    """
+
+    port: int
+    keystore: Path
+    scram_users: Mapping[str, str] = field(default_factory=dict)
+    plain_users: Mapping[str, str] = field(default_factory=dict)
+    client_ca: Path | None = None
+
+    def __post_init__(self) -> None:
+        for users in (self.scram_users, self.plain_users):
+            for name, password in users.items():
+                if not (_CREDENTIAL.fullmatch(name) and _CREDENTIAL.fullmatch(password)):
+                    raise BrokerError(f"user {name!r}: names and passwords may use only A-Z a-z 0-9 . _ -")
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def properties(self) -> list[str]:
+        prefix = "listener.name.sasl_ssl."
+        plain_users = " ".join(f'user_{name}="{password}"' for name, password in self.plain_users.items())
+        lines = [
+            f"{prefix}sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN",
+            f"{prefix}scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            f"{prefix}plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required"
+            f" {plain_users};",
+            f"{prefix}ssl.keystore.type=PEM",
+            f"{prefix}ssl.keystore.location={self.keystore}",
+        ]
+        if self.client_ca is not None:
+            lines += [
+                f"{prefix}ssl.client.auth=required",
+                f"{prefix}ssl.truststore.type=PEM",
+                f"{prefix}ssl.truststore.location={self.client_ca}",
+            ]
+        return lines
+
+    def format_arguments(self) -> list[str]:
+        arguments: list[str] = []
+        for name, password in self.scram_users.items():
+            arguments += ["--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]"]
+        return arguments
 
 
 @dataclass(frozen=True)
@@ -39,7 +99,7 @@ class BrokerStatus:
         return self.pid is not None
 
 
-def broker_answers(bootstrap_servers: str, timeout_s: float = 3.0) -> bool:
+def broker_answers(bootstrap_servers: str, timeout_s: float = 3.0, security: KafkaSecurity = PLAINTEXT) -> bool:
     """True when a broker at that address answers a metadata request."""
     try:
         admin = KafkaAdminClient(
@@ -47,6 +107,7 @@ def broker_answers(bootstrap_servers: str, timeout_s: float = 3.0) -> bool:
             request_timeout_ms=int(timeout_s * 1000),
             bootstrap_timeout_ms=int(timeout_s * 1000),
             client_id="caresignal-probe",
+            **security.kafka_python(),
         )
     except KafkaError:
         return False
@@ -67,11 +128,15 @@ class LocalBroker:
         controller_port: int = 9093,
         heap: str = "768m",
         libs: Path | None = None,
+        sasl_ssl: SaslSslListener | None = None,
     ) -> None:
         self.home = home
         self.port = port
         self.controller_port = controller_port
         self.heap = heap
+        # The PLAINTEXT listener stays: the broker's own readiness probe and the
+        # single node's inter-broker traffic use it, on loopback only.
+        self.sasl_ssl = sasl_ssl
         # Brokers on other ports (tests) share the one resolved classpath.
         self.libs = libs or (PROJECT_ROOT / ".cache" / "kafka" / "libs")
         self.data_dir = home / "data"
@@ -122,16 +187,27 @@ class LocalBroker:
 
     def _write_config(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
+        listeners = [f"PLAINTEXT://127.0.0.1:{self.port}", f"CONTROLLER://127.0.0.1:{self.controller_port}"]
+        advertised = [f"PLAINTEXT://127.0.0.1:{self.port}"]
+        protocols = ["PLAINTEXT:PLAINTEXT", "CONTROLLER:PLAINTEXT"]
+        secured: list[str] = []
+        if self.sasl_ssl is not None:
+            listeners.append(f"SASL_SSL://127.0.0.1:{self.sasl_ssl.port}")
+            advertised.append(f"SASL_SSL://127.0.0.1:{self.sasl_ssl.port}")
+            protocols.append("SASL_SSL:SASL_SSL")
+            secured = self.sasl_ssl.properties()
+        # It may hold PLAIN users' passwords.
+        self.properties_file.touch(mode=0o600)
         self.properties_file.write_text(
             "\n".join(
                 [
                     "process.roles=broker,controller",
                     "node.id=1",
                     f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
-                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                    f"listeners={','.join(listeners)}",
+                    f"advertised.listeners={','.join(advertised)}",
                     "controller.listener.names=CONTROLLER",
-                    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                    f"listener.security.protocol.map={','.join(protocols)}",
                     "inter.broker.listener.name=PLAINTEXT",
                     f"log.dirs={self.data_dir}",
                     "num.partitions=1",
@@ -146,6 +222,7 @@ class LocalBroker:
                     # Topics are provisioned explicitly; a typo must not create a topic.
                     "auto.create.topics.enable=false",
                     "log.cleaner.backoff.ms=1000",
+                    *secured,
                     "",
                 ]
             )
@@ -192,6 +269,7 @@ class LocalBroker:
                 cid,
                 "-c",
                 str(self.properties_file),
+                *(self.sasl_ssl.format_arguments() if self.sasl_ssl is not None else []),
             ],
             capture_output=True,
             text=True,
@@ -225,7 +303,8 @@ class LocalBroker:
         if pid is not None:
             self._wait_until_answering(pid, timeout_s)
             return BrokerStatus(pid=pid, answering=True)
-        for port in (self.port, self.controller_port):
+        ports = [self.port, self.controller_port] + ([self.sasl_ssl.port] if self.sasl_ssl is not None else [])
+        for port in ports:
             if _port_in_use(port):
                 raise BrokerError(
                     f"127.0.0.1:{port} is already in use by a process this directory did not start "

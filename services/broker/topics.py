@@ -7,6 +7,8 @@ from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from schemas.topics import SPECS, Topics
+from services.broker.connection_check import require_connection
+from services.broker.security import PLAINTEXT, KafkaSecurity
 
 
 @dataclass(frozen=True)
@@ -29,12 +31,19 @@ def topic_config(role: str) -> dict[str, str]:
 
 
 def create_topics(
-    bootstrap_servers: str, topics: Topics, replication: int = 1, timeout_s: float = 30.0
+    bootstrap_servers: str,
+    topics: Topics,
+    replication: int = 1,
+    timeout_s: float = 30.0,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> ProvisionResult:
+    # A refused login must be reported as such, and now, not as a timeout later.
+    require_connection(bootstrap_servers, security, timeout_s=min(timeout_s, 10.0))
     admin = KafkaAdminClient(
         bootstrap_servers=bootstrap_servers,
         client_id="caresignal-topics",
         request_timeout_ms=int(timeout_s * 1000),
+        **security.kafka_python(),
     )
     try:
         existing = set(admin.list_topics())

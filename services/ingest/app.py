@@ -35,7 +35,9 @@ def create_app(
     api_keys: ApiKeyRegistry,
     metrics: IngestMetrics | None = None,
 ) -> FastAPI:
-    publisher = KafkaPublisher(kafka.bootstrap_servers, settings.produce_timeout_s, settings.linger_ms)
+    publisher = KafkaPublisher(
+        kafka.bootstrap_servers, settings.produce_timeout_s, settings.linger_ms, security=kafka.security
+    )
     context = IngestContext(
         settings=settings,
         topics=kafka.topics,

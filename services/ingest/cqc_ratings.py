@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from schemas.events import CqcRatingEvent
 from schemas.identifiers import CQC_ID_PATTERN
 from schemas.topics import BACKFILL_HEADER, Topics
+from services.broker.security import PLAINTEXT, KafkaSecurity
 from services.ingest.admission import CLOUDEVENTS_CONTENT_TYPE
 from services.ingest.bulk_publish import send_all
 from services.ingest.directory_import import RowProblem
@@ -195,5 +196,7 @@ def rating_records(
     return records
 
 
-def send_records(records: Sequence[OutRecord], bootstrap_servers: str, timeout_s: float = 60) -> int:
-    return send_all(records, bootstrap_servers, "caresignal-cqc-ratings-import", timeout_s)
+def send_records(
+    records: Sequence[OutRecord], bootstrap_servers: str, timeout_s: float = 60, security: KafkaSecurity = PLAINTEXT
+) -> int:
+    return send_all(records, bootstrap_servers, "caresignal-cqc-ratings-import", timeout_s, security)

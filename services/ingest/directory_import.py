@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from schemas.directory import Authority, Location, Placement
 from schemas.topics import Topics
+from services.broker.security import PLAINTEXT, KafkaSecurity
 from services.ingest.bulk_publish import send_all
 from services.ingest.publisher import OutRecord
 
@@ -75,10 +76,17 @@ def read_records(path: Path, kind: str | None = None) -> tuple[str, list[BaseMod
     return kind, records, problems
 
 
-def publish(records: list[BaseModel], kind: str, bootstrap_servers: str, topics: Topics, timeout_s: float = 30) -> int:
+def publish(
+    records: list[BaseModel],
+    kind: str,
+    bootstrap_servers: str,
+    topics: Topics,
+    timeout_s: float = 30,
+    security: KafkaSecurity = PLAINTEXT,
+) -> int:
     topic = {"locations": topics.locations, "placements": topics.placements, "authorities": topics.authorities}[kind]
     out = [
         OutRecord(topic, key=r.key.encode(), value=r.model_dump_json().encode())  # type: ignore[attr-defined]
         for r in records
     ]
-    return send_all(out, bootstrap_servers, "caresignal-directory-import", timeout_s)
+    return send_all(out, bootstrap_servers, "caresignal-directory-import", timeout_s, security)

@@ -63,7 +63,9 @@ def cmd_import_cqc(args: argparse.Namespace, kafka: KafkaFactory) -> int:
         print("dry run: nothing published")
         return 0
     settings = kafka()
-    count = publish(list(result.locations), "locations", settings.bootstrap_servers, settings.topics)
+    count = publish(
+        list(result.locations), "locations", settings.bootstrap_servers, settings.topics, security=settings.security
+    )
     print(f"imported {count} locations")
     return 0
 
@@ -88,7 +90,7 @@ def cmd_import_cqc_ratings(args: argparse.Namespace, kafka: KafkaFactory) -> int
     if args.dry_run:
         print("dry run: nothing published")
         return 0
-    print(f"imported {send_records(records, settings.bootstrap_servers)} cqc_rating events")
+    print(f"imported {send_records(records, settings.bootstrap_servers, security=settings.security)} cqc_rating events")
     return 0
 
 
@@ -113,7 +115,9 @@ def cmd_import_placements(args: argparse.Namespace, kafka: KafkaFactory) -> int:
         print("dry run: nothing published")
         return 0
     settings = kafka()
-    count = publish(list(result.placements), "placements", settings.bootstrap_servers, settings.topics)
+    count = publish(
+        list(result.placements), "placements", settings.bootstrap_servers, settings.topics, security=settings.security
+    )
     print(f"imported {count} placements")
     return 0
 
@@ -133,7 +137,9 @@ def cmd_import_authorities(args: argparse.Namespace, kafka: KafkaFactory) -> int
         print("dry run: nothing published")
         return 0
     settings = kafka()
-    count = publish(list(records), "authorities", settings.bootstrap_servers, settings.topics)
+    count = publish(
+        list(records), "authorities", settings.bootstrap_servers, settings.topics, security=settings.security
+    )
     print(f"imported {count} authorities")
     return 0
 

@@ -22,7 +22,9 @@ from typing import Any
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
+from services.broker.connection_check import require_connection
 from services.broker.local import broker_answers
+from services.broker.security import PLAINTEXT, KafkaSecurity
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +83,13 @@ class _Completion:
             self.done.set_result(None)
 
 
-def producer_config(bootstrap_servers: str, timeout_s: float, linger_ms: int, client_id: str) -> dict[str, Any]:
+def producer_config(
+    bootstrap_servers: str, timeout_s: float, linger_ms: int, client_id: str, security: KafkaSecurity = PLAINTEXT
+) -> dict[str, Any]:
     """The ingest producer's configuration (the benchmark's raw baseline uses it too)."""
     timeout_ms = int(timeout_s * 1000)
     return {
+        **security.kafka_python(),
         "bootstrap_servers": bootstrap_servers,
         "client_id": client_id,
         "acks": "all",
@@ -108,8 +113,10 @@ class KafkaPublisher:
         timeout_s: float,
         linger_ms: int = 5,
         client_id: str = "caresignal-ingest",
+        security: KafkaSecurity = PLAINTEXT,
     ) -> None:
         self._bootstrap = bootstrap_servers
+        self._security = security
         self._timeout_s = timeout_s
         self._linger_ms = linger_ms
         self._client_id = client_id
@@ -118,7 +125,12 @@ class KafkaPublisher:
         self._connect_lock = asyncio.Lock()
 
     def _create_producer(self) -> KafkaProducer:
-        return KafkaProducer(**producer_config(self._bootstrap, self._timeout_s, self._linger_ms, self._client_id))
+        # kafka-python would retry a refused login until its timeout and then report only
+        # a timeout: check first, so that readiness and the log name the reason at once.
+        require_connection(self._bootstrap, self._security, timeout_s=min(self._timeout_s, 5.0))
+        return KafkaProducer(
+            **producer_config(self._bootstrap, self._timeout_s, self._linger_ms, self._client_id, self._security)
+        )
 
     async def _ensure_producer(self) -> KafkaProducer:
         if self._producer is not None:
@@ -184,7 +196,7 @@ class KafkaPublisher:
         # A fresh admin connection proves a broker answers now; the producer's cached
         # metadata would not. Off the loop, on the default pool, so a slow probe never
         # holds up sends.
-        return await loop.run_in_executor(None, broker_answers, self._bootstrap, timeout_s)
+        return await loop.run_in_executor(None, broker_answers, self._bootstrap, timeout_s, self._security)
 
 
 def _metadata_known(producer: KafkaProducer, topics: set[str]) -> bool:

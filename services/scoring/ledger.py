@@ -6,6 +6,8 @@ import logging
 
 from kafka import KafkaConsumer, TopicPartition
 
+from services.broker.security import PLAINTEXT, KafkaSecurity
+
 log = logging.getLogger(__name__)
 
 
@@ -18,8 +20,9 @@ class PublishedLedger:
     them not yet written), and checks here before publishing one again.
     """
 
-    def __init__(self, bootstrap_servers: str, topic: str) -> None:
+    def __init__(self, bootstrap_servers: str, topic: str, security: KafkaSecurity = PLAINTEXT) -> None:
         self._bootstrap = bootstrap_servers
+        self._security = security
         self._topic = topic
         self._latest: dict[str, int] = {}
         self._loaded = False
@@ -31,7 +34,9 @@ class PublishedLedger:
         return subject, int(seq)
 
     def _read_topic(self) -> dict[str, int]:
-        consumer = KafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False, group_id=None)
+        consumer = KafkaConsumer(
+            bootstrap_servers=self._bootstrap, enable_auto_commit=False, group_id=None, **self._security.kafka_python()
+        )
         latest: dict[str, int] = {}
         try:
             partitions = [

@@ -21,7 +21,9 @@ class ReplayError(RuntimeError):
 
 
 def reset_derived_state(settings: ScoringSettings, kafka: KafkaSettings) -> list[str]:
-    admin = KafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers, client_id="caresignal-replay")
+    admin = KafkaAdminClient(
+        bootstrap_servers=kafka.bootstrap_servers, client_id="caresignal-replay", **kafka.security.kafka_python()
+    )
     removed: list[str] = []
     try:
         for result in admin.delete_groups([settings.app_id]).values():
@@ -51,7 +53,12 @@ def reset_derived_state(settings: ScoringSettings, kafka: KafkaSettings) -> list
 
 def history_end_offsets(kafka: KafkaSettings) -> dict[int, int]:
     """The event topic's end offsets per partition: where the history a replay re-reads ends."""
-    consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, enable_auto_commit=False, group_id=None)
+    consumer = KafkaConsumer(
+        bootstrap_servers=kafka.bootstrap_servers,
+        enable_auto_commit=False,
+        group_id=None,
+        **kafka.security.kafka_python(),
+    )
     try:
         partitions = [
             TopicPartition(kafka.topics.events, p) for p in consumer.partitions_for_topic(kafka.topics.events) or ()

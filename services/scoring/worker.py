@@ -28,12 +28,15 @@ from services.broker.settings import KafkaSettings
 from services.scoring.ledger import PublishedLedger
 from services.scoring.level_index import LevelIndex
 from services.scoring.metrics import ScoringMetrics
-from services.scoring.model import LocationState, Outcome, PeerStats, assess, tick
+from services.scoring.model import Outcome, assess, tick
 from services.scoring.organisation import OrganisationState, roll_up
 from services.scoring.peers import apply_peer_updates, peer_view
 from services.scoring.policy import Policy
 from services.scoring.routing import PARTITIONS, REROUTED_FROM_HEADER, partition_of
+from services.scoring.rules.peer_stats import PeerStats
 from services.scoring.settings import ScoringSettings
+from services.scoring.state_cache import StateCache
+from services.scoring.state_codec import decode_state, encode_state
 from services.scoring.ticks import TickSchedule, elevated_due, left_behind
 from services.scoring.views import register_views
 
@@ -65,8 +68,11 @@ class Scorer:
         self.topics: Topics = self.kafka.topics
         self.parser = EventParser(future_tolerance=timedelta(days=3650))
         self.index = LevelIndex(self.metrics)
-        self.ledger = PublishedLedger(self.kafka.bootstrap_servers, self.topics.risk_changes)
+        self.ledger = PublishedLedger(self.kafka.bootstrap_servers, self.topics.risk_changes, self.kafka.security)
         self.ticks = TickSchedule(timedelta(hours=self.settings.tick_hours))
+        self.cache = StateCache(
+            lambda raw: decode_state(raw, self.policy), encode_state, self.settings.state_cache_size
+        )
         self.app = self._build()
         self.metrics.track_consumer_lag(self.app, self.topics)
 
@@ -77,6 +83,7 @@ class Scorer:
         app = faust.App(
             s.app_id,
             broker=f"kafka://{self.kafka.bootstrap_servers}",
+            broker_credentials=self.kafka.security.faust_credentials(),
             store=s.store,
             datadir=str(s.data_dir),
             web_enabled=True,
@@ -169,7 +176,7 @@ class Scorer:
             return
         for key, raw in self.states.items():
             if raw:
-                state = LocationState.model_validate_json(raw)
+                state = decode_state(raw, self.policy)
                 self.index.set(key, state.current.level, state.clock)
         self.index.loaded = True
 
@@ -178,7 +185,7 @@ class Scorer:
             # Acknowledged before the state is written: a crash in between replays the
             # event and publishes the same change (same change_id) again; it is never lost.
             await self._publish(outcome.change)
-        self.states[location_id] = outcome.state.model_dump_json().encode()
+        self.states[location_id] = self.cache.write(location_id, outcome.state)
         apply_peer_updates(self.peers, outcome.peer_updates, partition)
         self.index.set(location_id, outcome.state.current.level, outcome.state.clock)
 
@@ -221,8 +228,7 @@ class Scorer:
                 await self.dead_letter(event, "key_mismatch", "record key is not the event's subject (location ID)")
                 continue
             partition = event.message.partition
-            raw = self.states.get(parsed.subject)
-            state = LocationState.model_validate_json(raw) if raw else None
+            state = self.cache.read(parsed.subject, self.states.get(parsed.subject))
             location = self._location(parsed.subject)
             outcome = assess(
                 state,
@@ -330,13 +336,11 @@ class Scorer:
 
     async def _tick(self, partition: int, now: datetime, due: Callable[[str], bool]) -> None:
         for location_id in elevated_due(self.index.levels, partition, partition_of, due):
-            raw = self.states.get(location_id)
-            if not raw:
+            state = self.cache.read(location_id, self.states.get(location_id))
+            if state is None:
                 continue
             location = self._location(location_id)
-            outcome = tick(
-                LocationState.model_validate_json(raw), location, now, self.policy, self._peer_view(location)
-            )
+            outcome = tick(state, location, now, self.policy, self._peer_view(location))
             if outcome.status == "applied":
                 await self._write(location_id, outcome, partition)
 

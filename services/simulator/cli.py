@@ -108,7 +108,7 @@ def run_simulate(args: argparse.Namespace, kafka_settings: Callable[[], KafkaSet
         sink: EventSink
         if args.to == "kafka":
             kafka = kafka_settings()
-            sink = kafka_sink = KafkaSink(kafka.bootstrap_servers, kafka.topics)
+            sink = kafka_sink = KafkaSink(kafka.bootstrap_servers, kafka.topics, security=kafka.security)
             if args.speed is not None:
                 pace = Pace(config.start_epoch, args.wall_start or time.time(), args.speed)
                 sink = PacedSink(kafka_sink, pace, flush=kafka_sink.flush)

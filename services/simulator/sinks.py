@@ -15,6 +15,7 @@ from kafka import KafkaProducer
 
 from schemas.directory import Authority, Location, Placement
 from schemas.topics import Topics
+from services.broker.security import PLAINTEXT, KafkaSecurity
 from services.simulator.population import Population
 
 # Structured mode of the CloudEvents Kafka binding, as ingest writes it.
@@ -109,7 +110,9 @@ class KafkaSink:
     """Straight to the events topic, keyed by location (the default murmur2 partitioner
     keeps one location's events in order on one partition, as ingest does)."""
 
-    def __init__(self, bootstrap_servers: str, topics: Topics, timeout_s: float = 60) -> None:
+    def __init__(
+        self, bootstrap_servers: str, topics: Topics, timeout_s: float = 60, security: KafkaSecurity = PLAINTEXT
+    ) -> None:
         self._topics = topics
         self._timeout = timeout_s
         self._producer = KafkaProducer(
@@ -119,6 +122,7 @@ class KafkaSink:
             client_id="caresignal-simulator",
             linger_ms=20,
             batch_size=512 * 1024,
+            **security.kafka_python(),
         )
         self._errors: list[BaseException] = []
 
