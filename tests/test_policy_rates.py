@@ -7,8 +7,10 @@ import pytest
 
 from schemas.directory import Location, ServiceType
 from schemas.risk import Level
-from services.scoring.model import LocationState, PeerStats, assess, tick
+from services.scoring.engine import compiled
+from services.scoring.model import LocationState, assess, tick
 from services.scoring.policy import DEFAULT_POLICY, parse_policy
+from services.scoring.rules.peer_stats import PeerStats
 from tests.test_scoring_model import HOME, LOC, POLICY, SMALL, day, ev, level, reason, rules, run, stats
 
 MEDICATION_ERROR = {"category": "medication_error", "harm": "none"}
@@ -186,7 +188,8 @@ def test_a_requirement_notice_is_not_a_major_trigger_but_counts_as_the_regulator
     notice = {"action": "requirement_notice", "quality_related": True}
     state, _ = run([ev("cqc_enforcement", day(0), notice)], SMALL)
     assert level(state) is Level.none
-    assert state.evidence[0].concern and "quality_enforcement" not in state.evidence[0].tags
+    bit = compiled(POLICY).bits["quality_enforcement"]
+    assert state.evidence[0].concern and not state.evidence[0].tags >> bit & 1
     warning = {"action": "warning_notice", "quality_related": True}
     state, _ = run([ev("cqc_enforcement", day(0), warning)], SMALL)
     assert level(state) is Level.major

@@ -1,9 +1,13 @@
 """The pure model and the stream's time: old events, backfills and reused event ids."""
 
+from dataclasses import replace
 from datetime import timedelta
 
+import msgspec
+
 from schemas.risk import Level
-from services.scoring.model import assess, tick
+from services.scoring.engine import compiled
+from services.scoring.model import assess, rebuild, tick
 from tests.test_scoring_model import HOME, MISSED, POLICY, SERIOUS, day, ev, level, rating, rules, run
 
 
@@ -57,7 +61,9 @@ def test_a_reused_event_id_with_other_content_is_told_apart_from_a_redelivery() 
 def test_evidence_kept_before_digests_counts_any_same_id_as_a_redelivery() -> None:
     first = ev("missed_visit", day(0), MISSED, "mv-1")
     state, _ = run([first], HOME)
-    legacy = state.model_copy(update={"evidence": [e.model_copy(update={"digest": ""}) for e in state.evidence]})
+    # A state migrated from the previous engine's JSON may hold evidence without a digest.
+    undigested = [msgspec.structs.replace(e, digest=b"") for e in state.evidence]
+    legacy = replace(state, timeline=rebuild(compiled(POLICY), undigested))
     outcome = assess(legacy, HOME, ev("safeguarding_concern", day(1), SERIOUS, "mv-1"), POLICY)
     assert outcome.status == "duplicate"
 

@@ -33,14 +33,25 @@ from schemas.directory import Location
 from schemas.events import Event, EventParser
 from schemas.risk import Level, LevelChange, LevelName
 from services.evaluation.changes import Change, from_level_change
-from services.scoring.model import LocationState, Outcome, PeerStats, assess, tick
+from services.scoring import model as scoring_model
+from services.scoring.model import LocationState, Outcome
 from services.scoring.organisation import OrganisationState, roll_up
 from services.scoring.peers import apply_peer_updates, peer_view
 from services.scoring.policy import Policy
 from services.scoring.routing import PARTITIONS, partition_of
+from services.scoring.rules.peer_stats import PeerStats
 from services.scoring.ticks import TickSchedule, elevated_due, left_behind
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class ScoringModel:
+    """The model's two entry points: the engine's by default; the equivalence tests and
+    the benchmark pass the reference model (`services.scoring.oracle`) to compare."""
+
+    assess: Callable[..., Any] = scoring_model.assess
+    tick: Callable[..., Any] = scoring_model.tick
 
 
 @dataclass
@@ -65,7 +76,9 @@ class Replay:
         signal_hours: float | None = 1.0,
         partitions: int = PARTITIONS,
         own_partitions: frozenset[int] | None = None,
+        model: ScoringModel | None = None,
     ) -> None:
+        self.model = model or ScoringModel()
         self.locations = locations
         self.policy = policy
         self.interval = timedelta(hours=tick_hours)
@@ -124,7 +137,7 @@ class Replay:
         self.result.events += 1
         self._emulate_signals(parsed.time)
         location = self.locations.get(parsed.subject)
-        outcome = assess(
+        outcome = self.model.assess(
             self.states.get(parsed.subject),
             location,
             parsed,
@@ -189,7 +202,7 @@ class Replay:
             if state is None:
                 continue
             location = self.locations.get(location_id)
-            outcome = tick(state, location, now, self.policy, self._peer_view(location))
+            outcome = self.model.tick(state, location, now, self.policy, self._peer_view(location))
             self.result.ticks += 1
             if outcome.status == "applied":
                 self._write(location_id, outcome, partition)
@@ -240,11 +253,19 @@ def replay(
     until: datetime | None = None,
     own_partitions: frozenset[int] | None = None,
     organisations: bool = True,
+    model: ScoringModel | None = None,
 ) -> ReplayResult:
     """Every level change the scorer would make for these events, location changes in
     the order decided, then the organisations' (unless `organisations` is false)."""
     started = time.process_time()
-    engine = Replay(locations, policy, tick_hours=tick_hours, signal_hours=signal_hours, own_partitions=own_partitions)
+    engine = Replay(
+        locations,
+        policy,
+        tick_hours=tick_hours,
+        signal_hours=signal_hours,
+        own_partitions=own_partitions,
+        model=model,
+    )
     for event in events:
         engine.event(event)
     if until is not None:

@@ -1,101 +1,83 @@
 """The risk model: a pure function from (state, directory record, event) to new state
 and, when the level moves, a level change. No Faust, no Kafka: the worker only feeds it.
 
-Time is event time. The state keeps the evidence of the retention horizon and two
-histories: `committed`, evaluated up to the watermark (latest event time minus the
-out-of-order tolerance), and `current`, which replays the events after the watermark in
-time order on top of it. So within the tolerance the current level depends on which
-events have arrived, never on the order they arrived in. Older ("late") events are
-still counted from then on, but the committed history is not rewritten for them.
+Time is event time. The state keeps the evidence of the retention horizon, indexed for the
+rule families (`timeline.py`, `rules/`), and two histories: `committed`, evaluated up to
+the watermark (latest event time minus the out-of-order tolerance), and `current`, which
+replays the events after the watermark in time order on top of it. So within the
+tolerance the current level depends on which events have arrived, never on the order
+they arrived in. Older ("late") events are still counted from then on, but the committed
+history is not rewritten for them.
+
+States are values: `assess` and `tick` return a new state and never change the one given.
 """
 
-import bisect
-import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Literal
-
-from pydantic import BaseModel, ConfigDict
 
 from schemas.directory import Location
 from schemas.events import Event
-from schemas.risk import EvidenceRef, Family, Level, LevelChange, LevelName, RuleFiring
-from services.scoring.evidence import Evidence, from_event, retag
-from services.scoring.policy import Peer, Policy
-
-MAX_EVIDENCE_REFS = 20
-DAY = timedelta(days=1)
-# A CQC rating stands until the next one, often more than a year later: ratings are kept,
-# and looked back on, this many times the retention.
-RATING_RETENTION_FACTOR = 3
+from schemas.risk import Level, LevelChange, LevelName, RuleFiring
+from services.scoring.engine import Compiled, compiled, reasons, replay
+from services.scoring.evidence import content_digest
+from services.scoring.policy import Policy
+from services.scoring.rules.base import History, PeerView
+from services.scoring.rules.peer_stats import PeerUpdate
+from services.scoring.timeline import Item, Timeline, from_us, to_us
 
 
-@dataclass(frozen=True)
-class PeerStats:
-    """Sums over the locations of one service type for one peer rule."""
-
-    n: int = 0
-    total: float = 0.0
-    total_sq: float = 0.0
-
-    def without(self, rate: float | None) -> "PeerStats":
-        if rate is None:
-            return self
-        return PeerStats(self.n - 1, self.total - rate, self.total_sq - rate * rate)
-
-    def mean_sd(self) -> tuple[float, float] | None:
-        if self.n < 2:
-            return None
-        mean = self.total / self.n
-        variance = max(self.total_sq / self.n - mean * mean, 0.0) * self.n / (self.n - 1)
-        return mean, math.sqrt(variance)
-
-
-# (peer rule id, service type) -> stats over every location of that type.
-PeerView = Mapping[tuple[str, str], PeerStats]
-
-
-class History(BaseModel):
-    """What hysteresis needs to remember between evaluations."""
-
-    model_config = ConfigDict(frozen=True)
-
-    level: Level = Level.none
-    since: datetime | None = None
-    active: frozenset[str] = frozenset()
-    accumulation_band: Level = Level.none
-    triangulation_level: Level = Level.none
-    at: datetime | None = None
-    reasons: tuple[RuleFiring, ...] = ()
-    score: float = 0.0
-
-
-class LocationState(BaseModel):
+@dataclass
+class LocationState:
     location_id: str
     policy_version: str
-    clock: datetime | None = None
-    watermark: datetime | None = None
-    first_seen: datetime | None = None
-    evidence: list[Evidence] = []
-    committed: History = History()
-    current: History = History()
+    timeline: Timeline
+    clock_us: int | None = None
+    watermark_us: int | None = None
+    first_seen_us: int | None = None
+    committed: History = field(default_factory=History)
+    current: History = field(default_factory=History)
     change_seq: int = 0
     # Times of ticks not yet behind the watermark: the committed history must step at them
     # too, or a fall a tick found (and published) is forgotten by the next event.
-    tick_times: list[datetime] = []
+    tick_times: list[int] = field(default_factory=list)
     # What this location last contributed to each peer rule's sums: (service type, rate).
-    peer_rates: dict[str, tuple[str, float]] = {}
+    peer_rates: dict[str, tuple[str, float]] = field(default_factory=dict)
     # The last event applied came from a backfill: changes that time passing makes are
     # then decisions about the past too. A live event clears it.
     backfill: bool = False
 
+    @property
+    def clock(self) -> datetime | None:
+        return None if self.clock_us is None else from_us(self.clock_us)
 
-@dataclass(frozen=True)
-class PeerUpdate:
-    rule_id: str
-    old: tuple[str, float] | None
-    new: tuple[str, float] | None
+    @property
+    def watermark(self) -> datetime | None:
+        return None if self.watermark_us is None else from_us(self.watermark_us)
+
+    @property
+    def first_seen(self) -> datetime | None:
+        return None if self.first_seen_us is None else from_us(self.first_seen_us)
+
+    @property
+    def level(self) -> Level:
+        return self.current.level
+
+    @property
+    def since(self) -> datetime | None:
+        return None if self.current.since is None else from_us(self.current.since)
+
+    @property
+    def evaluated_at(self) -> datetime | None:
+        return None if self.current.at is None else from_us(self.current.at)
+
+    @property
+    def evidence(self) -> list[Item]:
+        return self.timeline.items
+
+    def reasons(self) -> list[RuleFiring]:
+        """Why the location is at its current level, with the evidence of each rule."""
+        return reasons(self.current.hits, self.timeline)
 
 
 # reused_id: an event id (of its source) already kept, with other content.
@@ -110,421 +92,94 @@ class Outcome:
     peer_updates: list[PeerUpdate] = field(default_factory=list)
 
 
-# --- rule evaluation -----------------------------------------------------------------
-
-
-@dataclass
-class _Window:
-    """Evidence up to a time, with fast slicing by time."""
-
-    evidence: Sequence[Evidence]
-    times: list[datetime]
-
-    def between(self, start: datetime, end: datetime) -> Sequence[Evidence]:
-        """Evidence with start < time <= end."""
-        lo = bisect.bisect_right(self.times, start)
-        hi = bisect.bisect_right(self.times, end)
-        return self.evidence[lo:hi]
-
-
-@dataclass(frozen=True)
-class _Hit:
-    """A rule that fired; turned into a RuleFiring only where reasons are kept."""
-
-    rule_id: str
-    family: Family
-    level: Level
-    description: str
-    measure: float | None
-    items: Sequence[Evidence]
-
-    def firing(self) -> RuleFiring:
-        latest = self.items[-MAX_EVIDENCE_REFS:]
-        return RuleFiring(
-            rule_id=self.rule_id,
-            family=self.family,
-            level=LevelName(self.level.name),
-            description=self.description,
-            measure=None if self.measure is None else round(self.measure, 4),
-            evidence_count=len(self.items),
-            evidence=[EvidenceRef(event_id=e.id, source=e.source, type=e.type, time=e.time) for e in latest],
-        )
-
-
-def _firing(
-    rule_id: str, family: Family, level: Level, description: str, measure: float | None, items: Sequence[Evidence]
-) -> _Hit:
-    return _Hit(rule_id, family, level, description, measure, items)
-
-
-def poisson_upper_tail(observed: int, expected: float) -> float:
-    """P(X >= observed) for X ~ Poisson(expected)."""
-    if observed <= 0:
-        return 1.0
-    if expected > 700:
-        # exp(-expected) underflows (to zero beyond ~745): sum the terms in logs instead.
-        log_expected = math.log(expected)
-        below = math.fsum(math.exp(k * log_expected - expected - math.lgamma(k + 1)) for k in range(observed))
-        return min(1.0, max(0.0, 1.0 - below))
-    term = math.exp(-expected)
-    below = term
-    for k in range(1, observed):
-        term *= expected / k
-        below += term
-    return max(0.0, 1.0 - below)
-
-
-def _peer_rate(rule: Peer, location: Location, window: _Window, t: datetime) -> float:
-    items = [e for e in window.between(t - rule.window_days * DAY, t) if rule.id in e.tags]
-    return len(items) / location.capacity * rule.per_capacity
-
-
-def _step(
-    history: History,
-    t: datetime,
-    window: _Window,
-    policy: Policy,
-    location: Location | None,
-    first_seen: datetime | None,
-    peers: PeerView,
-    own_peer_rates: Mapping[str, tuple[str, float]],
-    explain: bool,
-) -> History:
-    """Evaluate every rule at time t over evidence up to t, with hysteresis.
-
-    Reasons (pydantic objects with evidence references) are built only when `explain`:
-    the intermediate steps of a replay need levels, not explanations.
-    """
-    firings: list[_Hit] = []
-    active: set[str] = set()
-    observed_days = (t - first_seen) / DAY if first_seen is not None else 0.0
-
-    for trigger in policy.triggers:
-        items = [e for e in window.between(t - trigger.hold_days * DAY, t) if trigger.id in e.tags]
-        if items:
-            firings.append(_firing(trigger.id, "trigger", Level[trigger.level], trigger.description, len(items), items))
-
-    capacity = location.capacity if location is not None else None
-    for pattern in policy.patterns:
-        items = [e for e in window.between(t - pattern.window_days * DAY, t) if pattern.id in e.tags]
-        was = pattern.id in history.active
-        enter = pattern.enter_threshold(capacity)
-        if len(items) >= enter or (was and len(items) >= pattern.exit_threshold(capacity)):
-            active.add(pattern.id)
-            description = pattern.description
-            if pattern.per_capacity is not None:
-                description += (
-                    f" ({len(items)} in {pattern.window_days:g} days; the threshold for its size is {enter}: "
-                    f"{pattern.enter_rate:g} per {pattern.per_capacity:g}, at least {pattern.enter_count})"
-                )
-            firings.append(_firing(pattern.id, "pattern", Level[pattern.level], description, len(items), items))
-
-    for rise in policy.rises:
-        if observed_days < rise.min_history_days:
-            continue
-        recent_start = t - rise.recent_days * DAY
-        baseline_days = min(rise.baseline_days, observed_days - rise.recent_days)
-        if baseline_days <= 0:
-            continue
-        recent = [e for e in window.between(recent_start, t) if rise.id in e.tags]
-        baseline = [e for e in window.between(recent_start - baseline_days * DAY, recent_start) if rise.id in e.tags]
-        # Half an event of pseudo-count: a quiet history is not proof of a zero rate.
-        expected = (len(baseline) + 0.5) * rise.recent_days / baseline_days
-        p = poisson_upper_tail(len(recent), expected)
-        was = rise.id in history.active
-        if (len(recent) >= rise.min_recent_count and p < rise.enter_p) or (was and p < rise.exit_p):
-            active.add(rise.id)
-            firings.append(
-                _firing(
-                    rise.id,
-                    "rise",
-                    Level[rise.level],
-                    f"{rise.description} ({len(recent)} in {rise.recent_days:g} days against "
-                    f"{expected:.1f} expected; p={p:.4f})",
-                    p,
-                    recent,
-                )
-            )
-
-    if location is not None:
-        for peer in policy.peers:
-            own = own_peer_rates.get(peer.id)
-            stats = peers.get((peer.id, location.service_type.value), PeerStats())
-            others = stats.without(own[1] if own and own[0] == location.service_type.value else None)
-            summary = others.mean_sd()
-            if others.n < peer.min_peers or summary is None or summary[1] <= 0:
-                continue
-            mean, sd = summary
-            items = [e for e in window.between(t - peer.window_days * DAY, t) if peer.id in e.tags]
-            rate = len(items) / location.capacity * peer.per_capacity
-            z = (rate - mean) / sd
-            was = peer.id in history.active
-            high = len(items) >= peer.min_count and (z >= peer.high_z or (was and z >= peer.high_z - peer.exit_margin))
-            low = (
-                peer.low_z is not None
-                and observed_days >= peer.min_history_days
-                and (z <= peer.low_z or (was and z <= peer.low_z + peer.exit_margin))
-            )
-            if high or low:
-                active.add(peer.id)
-                side = "unusually high" if high else "unusually low (possible under-reporting)"
-                firings.append(
-                    _firing(
-                        peer.id,
-                        "peer",
-                        Level[peer.level],
-                        f"{peer.description}: {side}, {rate:.2f} per {peer.per_capacity:g} "
-                        f"against a mean of {mean:.2f} over {others.n} peers (z={z:.2f})",
-                        z,
-                        items,
-                    )
-                )
-
-    score = 0.0
-    band = Level.none
-    acc = policy.accumulation
-    if acc is not None:
-        horizon = window.between(t - policy.retention, t)
-        weighted = [e for e in horizon if e.weight > 0]
-        score = sum(e.weight * 0.5 ** (((t - e.time) / DAY) / acc.half_life_days) for e in weighted)
-        if acc.per_capacity is not None and capacity is not None:
-            score *= acc.per_capacity / max(capacity, acc.per_capacity)
-        entered = [Level[name] for name, value in acc.enter.items() if score >= value]
-        band = min(max(entered, default=Level.none), Level[acc.max_level])
-        for held in range(min(history.accumulation_band, Level[acc.max_level]), band, -1):
-            threshold = acc.enter.get(LevelName(Level(held).name))
-            if threshold is not None and score >= threshold * acc.exit_ratio:
-                band = Level(held)
-                break
-        if band > Level.none:
-            unit = f" per {acc.per_capacity:g} beds or people" if acc.per_capacity is not None else ""
-            firings.append(
-                _firing(acc.id, "accumulation", band, f"{acc.description} (score {score:.1f}{unit})", score, weighted)
-            )
-
-    tri_level = Level.none
-    tri = policy.triangulation
-    if tri is not None:
-        items = [e for e in window.between(t - tri.window_days * DAY, t) if e.concern]
-        per_kind: dict[str, int] = {}
-        for e in items:
-            if e.type in tri.source_kinds:
-                kind = tri.source_kinds[e.type]
-                per_kind[kind] = per_kind.get(kind, 0) + 1
-        needed = tri.per_kind(capacity)
-        kinds = sorted(kind for kind, count in per_kind.items() if count >= needed)
-        for step in tri.steps:
-            if len(kinds) >= step.min_kinds or (
-                Level[step.level] <= history.triangulation_level and len(kinds) >= step.min_kinds - 1
-            ):
-                tri_level = max(tri_level, Level[step.level])
-        if tri_level > Level.none:
-            firings.append(
-                _firing(
-                    tri.id,
-                    "triangulation",
-                    tri_level,
-                    f"{tri.description}: {len(kinds)} kinds ({', '.join(kinds)})"
-                    + (f", each with at least {needed} concerns for its size" if needed > 1 else ""),
-                    len(kinds),
-                    items,
-                )
-            )
-
-    ratings = policy.ratings
-    if ratings is not None:
-        rated = sorted(
-            (e for e in window.between(t - policy.retention * RATING_RETENTION_FACTOR, t) if e.type == "cqc_rating"),
-            key=lambda e: (e.facts.get("published", ""), e.time),
-        )
-        if rated and rated[-1].facts.get("overall") == "inadequate":
-            firings.append(
-                _firing(
-                    ratings.inadequate_id,
-                    "rating",
-                    Level[ratings.inadequate_level],
-                    "Rated Inadequate by CQC",
-                    None,
-                    rated[-1:],
-                )
-            )
-        last = rated[-ratings.repeat_ri_count :]
-        if len(last) == ratings.repeat_ri_count and all(e.facts.get("overall") == "requires_improvement" for e in last):
-            firings.append(
-                _firing(
-                    ratings.repeat_ri_id,
-                    "rating",
-                    Level[ratings.repeat_ri_level],
-                    f"Rated Requires improvement {ratings.repeat_ri_count} times in a row",
-                    None,
-                    last,
-                )
-            )
-
-    target = max((f.level for f in firings), default=Level.none)
-    level, since = history.level, history.since
-    if target > level:
-        level, since = target, t
-    elif target < level:
-        held_days = (t - since) / DAY if since is not None else math.inf
-        if held_days >= policy.min_days_at_level:
-            level, since = target, t
-        else:
-            firings.append(
-                _Hit(
-                    "minimum_time_at_level",
-                    "hold",
-                    level,
-                    f"Held at {level.label} for at least {policy.min_days_at_level:g} days after the change "
-                    f"({held_days:.1f} so far), though the rules now indicate {target.label}",
-                    None,
-                    (),
-                )
-            )
-    firings.sort(key=lambda f: (-f.level, f.rule_id))
-    return History(
-        level=level,
-        since=since,
-        active=frozenset(active),
-        accumulation_band=band,
-        triangulation_level=tri_level,
-        at=t,
-        reasons=tuple(f.firing() for f in firings) if explain else (),
-        score=round(score, 4),
-    )
-
-
-def _replay(
-    history: History,
-    start: datetime | None,
-    end: datetime,
-    evidence: list[Evidence],
-    policy: Policy,
-    location: Location | None,
-    first_seen: datetime | None,
-    peers: PeerView,
-    peer_rates: Mapping[str, tuple[str, float]],
-    *,
-    final: bool,
-    tick_times: Sequence[datetime] = (),
-) -> History:
-    """Step at every evidence and tick time in (start, end], in time order; with `final`,
-    also at `end` itself, explaining that last step.
-
-    Steps fall only on evidence and tick times (and the final time), never on watermarks:
-    the watermarks a location passes through depend on arrival order, the input does not.
-    """
-    times = [e.time for e in evidence]
-    lo = 0 if start is None else bisect.bisect_right(times, start)
-    hi = bisect.bisect_right(times, end)
-    ticks = {t for t in tick_times if (start is None or t > start) and t <= end}
-    step_times = sorted({*times[lo:hi], *ticks, end} if final else {*times[lo:hi], *ticks})
-    for index, t in enumerate(step_times):
-        upto = bisect.bisect_right(times, t)
-        window = _Window(evidence[:upto], times[:upto])
-        explain = final and index == len(step_times) - 1
-        history = _step(history, t, window, policy, location, first_seen, peers, peer_rates, explain)
-    return history
-
-
-# --- the public functions ------------------------------------------------------------
-
-
-def _kept_for(event_type: str, policy: Policy) -> timedelta:
-    """How far back evidence of this type is kept, and so accepted."""
-    return policy.retention * RATING_RETENTION_FACTOR if event_type == "cqc_rating" else policy.retention
-
-
-def _retained(evidence: list[Evidence], clock: datetime, policy: Policy) -> list[Evidence]:
-    return [e for e in evidence if e.time >= clock - _kept_for(e.type, policy)]
-
-
 def new_state(location_id: str, policy: Policy) -> LocationState:
-    return LocationState(location_id=location_id, policy_version=policy.version)
+    return LocationState(location_id=location_id, policy_version=policy.version, timeline=compiled(policy).timeline())
 
 
-def _ensure_policy(state: LocationState, policy: Policy) -> LocationState:
-    if state.policy_version == policy.version:
+def rebuild(c: Compiled, items: list[Item]) -> Timeline:
+    """A timeline of these items classified by the compiled policy."""
+    timeline = c.timeline()
+    for item in items:
+        tags, weight, concern = c.classify(item.type, item.facts)
+        if (tags, weight, concern) != (item.tags, item.weight, item.concern):
+            item = Item(item.time, item.source, item.id, item.type, item.facts, item.digest, tags, weight, concern)
+        timeline.add(item)
+    return timeline
+
+
+def _ensure_policy(state: LocationState, c: Compiled) -> LocationState:
+    if state.policy_version == c.policy.version:
         return state
     # A new policy version re-reads the kept evidence with the new rules.
-    return state.model_copy(
-        update={
-            "policy_version": policy.version,
-            "evidence": [retag(policy, e) for e in state.evidence],
-        }
-    )
+    return replace(state, policy_version=c.policy.version, timeline=rebuild(c, state.timeline.items))
 
 
 def _advance(
-    state: LocationState,
-    clock: datetime,
-    policy: Policy,
-    location: Location | None,
-    peers: PeerView,
+    state: LocationState, clock: int, c: Compiled, location: Location | None, peers: PeerView
 ) -> tuple[LocationState, History]:
-    watermark = clock - policy.tolerance
+    watermark = clock - c.tolerance_us
     committed = state.committed
-    if state.watermark is None or watermark > state.watermark:
-        committed = _replay(
+    if state.watermark_us is None or watermark > state.watermark_us:
+        committed = replay(
+            c,
             committed,
-            state.watermark,
+            state.watermark_us,
             watermark,
-            state.evidence,
-            policy,
+            state.timeline,
             location,
-            state.first_seen,
+            state.first_seen_us,
             peers,
             state.peer_rates,
             final=False,
             tick_times=state.tick_times,
         )
     else:
-        watermark = state.watermark
-    current = _replay(
+        watermark = state.watermark_us
+    current = replay(
+        c,
         committed,
         watermark,
         clock,
-        state.evidence,
-        policy,
+        state.timeline,
         location,
-        state.first_seen,
+        state.first_seen_us,
         peers,
         state.peer_rates,
         final=True,
         tick_times=state.tick_times,
     )
     pending = [t for t in state.tick_times if t > watermark]
-    update = {"clock": clock, "watermark": watermark, "committed": committed, "tick_times": pending}
-    return state.model_copy(update=update), current
+    return replace(state, clock_us=clock, watermark_us=watermark, committed=committed, tick_times=pending), current
 
 
 def _finish(
     before: LocationState,
     state: LocationState,
     current: History,
-    policy: Policy,
+    c: Compiled,
     location: Location | None,
-    peers: PeerView,
     status: Status,
     backfill: bool,
 ) -> Outcome:
     peer_updates: list[PeerUpdate] = []
-    peer_rates = dict(state.peer_rates)
-    if location is not None and state.clock is not None:
-        times = [e.time for e in state.evidence]
-        window = _Window(state.evidence, times)
-        for peer in policy.peers:
-            new = (location.service_type.value, round(_peer_rate(peer, location, window, state.clock), 6))
-            old = peer_rates.get(peer.id)
+    peer_rates = state.peer_rates
+    if location is not None and state.clock_us is not None and c.policy.peers:
+        kind = location.service_type.value
+        for rule_id, rate in c.peers.rates(state.timeline, location.capacity, state.clock_us):
+            new = (kind, round(rate, 6))
+            old = peer_rates.get(rule_id)
             if old != new:
-                peer_updates.append(PeerUpdate(peer.id, old, new))
-                peer_rates[peer.id] = new
+                if peer_rates is state.peer_rates:
+                    peer_rates = dict(peer_rates)
+                peer_updates.append(PeerUpdate(rule_id, old, new))
+                peer_rates[rule_id] = new
     change = None
     seq = state.change_seq
     if current.level != before.current.level:
         seq += 1
-        change = level_change(state.location_id, location, before.current.level, current, policy, seq, backfill)
-    state = state.model_copy(update={"current": current, "change_seq": seq, "peer_rates": peer_rates})
+        why = reasons(current.hits, state.timeline)
+        change = level_change(state.location_id, location, before.current.level, current, why, c.policy, seq, backfill)
+    state = replace(state, current=current, change_seq=seq, peer_rates=peer_rates)
     return Outcome(state=state, status=status, change=change, peer_updates=peer_updates)
 
 
@@ -545,33 +200,40 @@ def assess(
     too, not only against the location's own clock, which a new location does not have.
     `backfill`: the event loads history; the changes it causes say so.
     """
+    c = compiled(policy)
     peers = peers or {}
-    before = _ensure_policy(state or new_state(event.subject, policy), policy)
-    item = from_event(policy, event)
-    kept = next((e for e in before.evidence if e.id == event.id and e.source == event.source), None)
+    before = _ensure_policy(state or new_state(event.subject, policy), c)
+    # The first 8 bytes of the content digest tell a redelivery from a reused id.
+    digest = bytes.fromhex(content_digest(event)[:16])
+    kept = before.timeline.keys.get((event.source, event.id))
     if kept is not None:
-        reused = bool(kept.digest) and kept.digest != item.digest
+        reused = bool(kept) and kept != digest
         return Outcome(state=before, status="reused_id" if reused else "duplicate")
-    clock = max(before.clock, event.time) if before.clock is not None else event.time
-    horizon = max(clock, stream_clock) if stream_clock is not None else clock
+    t = to_us(event.time)
+    clock = max(before.clock_us, t) if before.clock_us is not None else t
+    horizon = max(clock, to_us(stream_clock)) if stream_clock is not None else clock
+    short = event.short_type
     # A rating stands until the next one, so one older than the retention (a regulator's
     # ratings file loads years of them) is kept as long as the rating rule looks back.
-    if event.time < horizon - _kept_for(item.type, policy):
+    if t < horizon - c.kept_for(short):
         return Outcome(state=before, status="expired")
-    status: Status = "late" if before.watermark is not None and event.time <= before.watermark else "applied"
+    status: Status = "late" if before.watermark_us is not None and t <= before.watermark_us else "applied"
 
-    evidence = list(before.evidence)
-    bisect.insort(evidence, item, key=lambda e: (e.time, e.source, e.id))
-    evidence = _retained(evidence, clock, policy)[-policy.max_evidence_per_location :]
+    facts = event.data.model_dump(mode="json", exclude={"person_ref"}, exclude_none=True)
+    tags, weight, concern = c.classify(short, facts)
+    timeline = before.timeline.copy()
+    timeline.add(Item(t, event.source, event.id, short, facts, digest, tags, weight, concern))
+    timeline.drop_before(clock - c.retention_us, clock - c.rating_retention_us)
+    timeline.keep_last(policy.max_evidence_per_location)
     # Observation of a location's flow of events starts with that flow: an old rating
     # loaded with a ratings file is no sign of years of history (rises and "unusually
     # low" peers need those).
-    first_seen = before.first_seen
-    if item.type != "cqc_rating":
-        first_seen = min(first_seen, event.time) if first_seen is not None else event.time
-    staged = before.model_copy(update={"evidence": evidence, "first_seen": first_seen, "backfill": backfill})
-    advanced, current = _advance(staged, clock, policy, location, peers)
-    return _finish(before, advanced, current, policy, location, peers, status, backfill)
+    first_seen = before.first_seen_us
+    if short != "cqc_rating":
+        first_seen = min(first_seen, t) if first_seen is not None else t
+    staged = replace(before, timeline=timeline, first_seen_us=first_seen, backfill=backfill)
+    advanced, current = _advance(staged, clock, c, location, peers)
+    return _finish(before, advanced, current, c, location, status, backfill)
 
 
 def tick(
@@ -582,15 +244,19 @@ def tick(
     peers: PeerView | None = None,
 ) -> Outcome:
     """Let event time pass with no new event: windows slide, scores decay, holds expire."""
+    c = compiled(policy)
     peers = peers or {}
-    before = _ensure_policy(state, policy)
-    if before.clock is not None and now <= before.clock:
+    before = _ensure_policy(state, c)
+    at = to_us(now)
+    if before.clock_us is not None and at <= before.clock_us:
         return Outcome(state=before, status="duplicate")
-    staged = before.model_copy(
-        update={"evidence": _retained(before.evidence, now, policy), "tick_times": [*before.tick_times, now]}
-    )
-    advanced, current = _advance(staged, now, policy, location, peers)
-    return _finish(before, advanced, current, policy, location, peers, "applied", before.backfill)
+    timeline = before.timeline
+    if timeline.times and timeline.times[0] < at - c.retention_us:
+        timeline = timeline.copy()
+        timeline.drop_before(at - c.retention_us, at - c.rating_retention_us)
+    staged = replace(before, timeline=timeline, tick_times=[*before.tick_times, at])
+    advanced, current = _advance(staged, at, c, location, peers)
+    return _finish(before, advanced, current, c, location, "applied", before.backfill)
 
 
 def change_id(subject: str, policy_version: str, seq: int) -> str:
@@ -604,6 +270,7 @@ def level_change(
     location: Location | None,
     old: Level,
     current: History,
+    why: list[RuleFiring],
     policy: Policy,
     seq: int,
     backfill: bool = False,
@@ -620,10 +287,10 @@ def level_change(
         new_level=LevelName(current.level.name),
         direction="escalation" if current.level > old else "de-escalation",
         score=current.score,
-        reasons=list(current.reasons),
+        reasons=why,
         actions=list(spec.actions) if spec is not None else [],
         meaning=spec.meaning if spec is not None else "No current concern under the policy's thresholds.",
         policy_version=policy.version,
-        decided_at=current.at,
+        decided_at=from_us(current.at),
         backfill=backfill,
     )

@@ -8,8 +8,8 @@ import json
 from collections.abc import Mapping, MutableMapping
 
 from schemas.directory import Location
-from services.scoring.model import PeerStats, PeerUpdate
 from services.scoring.policy import Policy
+from services.scoring.rules.peer_stats import PeerStats, PeerUpdate
 
 PeerTable = MutableMapping[str, bytes | None]
 

@@ -27,4 +27,7 @@ class ScoringSettings(BaseSettings):
     # Wall-clock seconds between time signals to every partition of the event topic, so
     # that levels fall with time on partitions no event reaches; 0 sends none.
     clock_interval_s: float = Field(default=60.0, ge=0)
+    # Decoded location states kept in memory beside the state table (each a few tens of
+    # KB with a year of history); the least recently scored are decoded again when needed.
+    state_cache_size: int = Field(default=20_000, ge=0)
     log_level: Literal["debug", "info", "warn", "error"] = "info"

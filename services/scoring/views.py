@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from schemas.risk import Level
 from services.scoring.model import LocationState
 from services.scoring.policy import Policy
+from services.scoring.timeline import from_us
 
 if TYPE_CHECKING:
     from services.scoring.worker import Scorer
@@ -86,10 +87,10 @@ def register_views(app: faust.App, scorer: "Scorer") -> None:
         # Routed to the worker that holds the location's partition.
         @table_route(app, scorer.states, "location_id")
         async def get(self, request: Request, location_id: str) -> Response:
-            raw = scorer.states.get(location_id)
-            if not raw:
+            state = scorer.cache.read(location_id, scorer.states.get(location_id))
+            if state is None:
                 return self.json({"detail": f"no events scored for location {location_id}"}, status=404)
-            return self.json(risk_view(LocationState.model_validate_json(raw), scorer.policy))
+            return self.json(risk_view(state, scorer.policy))
 
     @app.page("/v1/directory/locations/{location_id}")
     class DirectoryRecord(View):
@@ -136,20 +137,20 @@ def register_views(app: faust.App, scorer: "Scorer") -> None:
 
 
 def risk_view(state: LocationState, policy: Policy) -> dict[str, Any]:
-    current = state.current
-    spec = policy.spec(current.level)
-    recent = state.evidence[-20:]
+    spec = policy.spec(state.level)
+    recent = state.timeline.items[-20:]
     return {
         "location_id": state.location_id,
-        "level": current.level.name,
-        "since": current.since.isoformat() if current.since else None,
-        "score": current.score,
-        "evaluated_at": current.at.isoformat() if current.at else None,
+        "level": state.level.name,
+        "since": state.since.isoformat() if state.since else None,
+        "score": state.current.score,
+        "evaluated_at": state.evaluated_at.isoformat() if state.evaluated_at else None,
         "policy_version": state.policy_version,
-        "reasons": [r.model_dump(mode="json") for r in current.reasons],
+        "reasons": [r.model_dump(mode="json") for r in state.reasons()],
         "actions": [a.model_dump(mode="json") for a in spec.actions] if spec else [],
         "meaning": spec.meaning if spec else None,
         "recent_evidence": [
-            {"event_id": e.id, "source": e.source, "type": e.type, "time": e.time.isoformat()} for e in reversed(recent)
+            {"event_id": e.id, "source": e.source, "type": e.type, "time": from_us(e.time).isoformat()}
+            for e in reversed(recent)
         ],
     }

@@ -1,0 +1,246 @@
+"""The policy compiled for the incremental engine, one evaluation step composed of the
+rule families' evaluators, the replay of steps between two times, and reasons built from
+a step's hits only when someone reads them."""
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from schemas.directory import Location
+from schemas.risk import EvidenceRef, Level, LevelName, RuleFiring
+from services.scoring.evidence import classify
+from services.scoring.policy import Policy
+from services.scoring.rules.accumulation import Accumulated
+from services.scoring.rules.base import Evaluator, History, Hit, PeerView, Step
+from services.scoring.rules.patterns import Patterns
+from services.scoring.rules.peers import Peers
+from services.scoring.rules.ratings import Rated
+from services.scoring.rules.rises import Rises
+from services.scoring.rules.triangulation import Triangulated, kind_index
+from services.scoring.rules.triggers import Triggers
+from services.scoring.timeline import US_PER_DAY, Item, Timeline, from_us
+
+MAX_EVIDENCE_REFS = 20
+# A CQC rating stands until the next one, often more than a year later: ratings are kept,
+# and looked back on, this many times the retention.
+RATING_RETENTION_FACTOR = 3
+_US = timedelta(microseconds=1)
+_CLASSIFIED_CACHE = 8192
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_hashable(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
+    return value
+
+
+@dataclass
+class Compiled:
+    """A policy made ready for the engine: rule ids as bit positions, windows in
+    microseconds, one evaluator per family, and a cache of event classifications."""
+
+    policy: Policy
+    bits: dict[str, int]
+    evaluators: list[Evaluator]
+    peers: Peers
+    kinds: list[str]
+    kind_of_type: dict[str, int]
+    retention_us: int
+    rating_retention_us: int
+    tolerance_us: int
+    half_life_us: float | None
+    _classified: dict[Any, tuple[int, float, bool]] = field(default_factory=dict)
+
+    def classify(self, event_type: str, facts: dict[str, Any]) -> tuple[int, float, bool]:
+        """Tag mask, accumulation weight and whether a triangulation concern."""
+        key = (event_type, _hashable(facts))
+        found = self._classified.get(key)
+        if found is None:
+            tags, weight, concern = classify(self.policy, event_type, facts)
+            found = (sum(1 << self.bits[t] for t in tags), weight, concern)
+            if len(self._classified) >= _CLASSIFIED_CACHE:
+                self._classified.clear()
+            self._classified[key] = found
+        return found
+
+    def kept_for(self, event_type: str) -> int:
+        """How far back evidence of this type is kept, and so accepted (µs)."""
+        return self.rating_retention_us if event_type == "cqc_rating" else self.retention_us
+
+    def timeline(self) -> Timeline:
+        return Timeline(
+            tagged_rules=len(self.bits),
+            half_life_us=self.half_life_us,
+            kind_of_type=self.kind_of_type,
+            kinds=len(self.kinds),
+        )
+
+
+def compile_policy(policy: Policy) -> Compiled:
+    rules = [*policy.triggers, *policy.patterns, *policy.rises, *policy.peers]
+    bits = {rule.id: index for index, rule in enumerate(rules)}
+    peers = Peers(policy.peers, bits)
+    evaluators: list[Evaluator] = [
+        Triggers(policy.triggers, bits),
+        Patterns(policy.patterns, bits),
+        Rises(policy.rises, bits),
+        peers,
+    ]
+    retention_us = policy.retention // _US
+    if policy.accumulation is not None:
+        evaluators.append(Accumulated(policy.accumulation, retention_us))
+    if policy.triangulation is not None:
+        evaluators.append(Triangulated(policy.triangulation))
+    if policy.ratings is not None:
+        evaluators.append(Rated(policy.ratings, retention_us * RATING_RETENTION_FACTOR))
+    kinds, kind_of_type = kind_index(policy.triangulation)
+    acc = policy.accumulation
+    return Compiled(
+        policy=policy,
+        bits=bits,
+        evaluators=evaluators,
+        peers=peers,
+        kinds=kinds,
+        kind_of_type=kind_of_type,
+        retention_us=retention_us,
+        rating_retention_us=retention_us * RATING_RETENTION_FACTOR,
+        tolerance_us=policy.tolerance // _US,
+        half_life_us=acc.half_life_days * US_PER_DAY if acc is not None else None,
+    )
+
+
+_COMPILED: dict[int, Compiled] = {}
+
+
+def compiled(policy: Policy) -> Compiled:
+    """The policy's compiled form, made once per policy object (policies are immutable)."""
+    found = _COMPILED.get(id(policy))
+    if found is None or found.policy is not policy:
+        if len(_COMPILED) > 64:
+            _COMPILED.clear()
+        found = _COMPILED[id(policy)] = compile_policy(policy)
+    return found
+
+
+def step(
+    c: Compiled,
+    previous: History,
+    t: int,
+    timeline: Timeline,
+    location: Location | None,
+    first_seen: int | None,
+    peers: PeerView,
+    own_peer_rates: Mapping[str, tuple[str, float]],
+    explain: bool,
+) -> History:
+    """Evaluate every rule family at time t over the evidence up to t, with hysteresis.
+    The hits (the reasons' raw material) are kept only when `explain`."""
+    observed_days = (t - first_seen) / US_PER_DAY if first_seen is not None else 0.0
+    s = Step(t, timeline, previous, location, observed_days, peers, own_peer_rates)
+    for evaluator in c.evaluators:
+        evaluator.evaluate(s)
+    hits = s.hits
+    target = max((h.level for h in hits), default=Level.none)
+    level, since = previous.level, previous.since
+    if target > level:
+        level, since = target, t
+    elif target < level:
+        held_days = (t - since) / US_PER_DAY if since is not None else math.inf
+        if held_days >= c.policy.min_days_at_level:
+            level, since = target, t
+        elif explain:
+            hits.append(
+                Hit(
+                    "minimum_time_at_level",
+                    "hold",
+                    level,
+                    f"Held at {level.label} for at least {c.policy.min_days_at_level:g} days after the change "
+                    f"({held_days:.1f} so far), though the rules now indicate {target.label}",
+                    None,
+                )
+            )
+    if explain:
+        hits.sort(key=lambda h: (-h.level, h.rule_id))
+    return History(
+        level=level,
+        since=since,
+        active=frozenset(s.active),
+        accumulation_band=s.accumulation_band,
+        triangulation_level=s.triangulation_level,
+        at=t,
+        score=round(s.score, 4),
+        hits=tuple(hits) if explain else (),
+    )
+
+
+def replay(
+    c: Compiled,
+    history: History,
+    start: int | None,
+    end: int,
+    timeline: Timeline,
+    location: Location | None,
+    first_seen: int | None,
+    peers: PeerView,
+    peer_rates: Mapping[str, tuple[str, float]],
+    *,
+    final: bool,
+    tick_times: Sequence[int] = (),
+) -> History:
+    """Step at every evidence and tick time in (start, end], in time order; with `final`,
+    also at `end` itself, explaining that last step.
+
+    Steps fall only on evidence and tick times (and the final time), never on watermarks:
+    the watermarks a location passes through depend on arrival order, the input does not.
+    """
+    times = timeline.step_times(start, end)
+    ticks = [t for t in tick_times if (start is None or t > start) and t <= end]
+    if final:
+        step_times = sorted({*times, *ticks, end})
+    elif ticks or len(times) > 1:
+        step_times = sorted({*times, *ticks})
+    else:
+        step_times = times
+    last = len(step_times) - 1
+    for index, t in enumerate(step_times):
+        history = step(c, history, t, timeline, location, first_seen, peers, peer_rates, final and index == last)
+    return history
+
+
+def _items(hit: Hit, timeline: Timeline) -> list[Item]:
+    if hit.selector == "tag":
+        return [i for i in timeline.between(hit.start, hit.end) if i.tags >> hit.bit & 1]
+    if hit.selector == "weighted":
+        return [i for i in timeline.between(hit.start, hit.end) if i.weight > 0]
+    if hit.selector == "concerns":
+        return [i for i in timeline.between(hit.start, hit.end) if i.concern]
+    if hit.selector == "named":
+        by_key = {(i.source, i.id): i for i in timeline.items}
+        return [by_key[k] for k in hit.named if k in by_key]
+    return []
+
+
+def reasons(hits: Sequence[Hit], timeline: Timeline) -> list[RuleFiring]:
+    """The hits as reasons with their evidence (the latest few of each rule's events)."""
+    out = []
+    for hit in hits:
+        items = _items(hit, timeline)
+        out.append(
+            RuleFiring(
+                rule_id=hit.rule_id,
+                family=hit.family,
+                level=LevelName(hit.level.name),
+                description=hit.description,
+                measure=None if hit.measure is None else round(hit.measure, 4),
+                evidence_count=len(items),
+                evidence=[
+                    EvidenceRef(event_id=i.id, source=i.source, type=i.type, time=from_us(i.time))
+                    for i in items[-MAX_EVIDENCE_REFS:]
+                ],
+            )
+        )
+    return out

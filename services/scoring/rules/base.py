@@ -1,0 +1,78 @@
+"""What every evaluator takes and gives: the step's inputs, and hits that explain
+themselves only when asked (building reasons for every step would cost more than
+evaluating the rules)."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import msgspec
+
+from schemas.directory import Location
+from schemas.risk import Family, Level
+from services.scoring.rules.peer_stats import PeerStats
+from services.scoring.timeline import Timeline
+
+# Which items a hit's explanation lists: those with a rule's tag, the weighted ones, the
+# concerns, in (start, end]; or the named items (ratings); or none (a hold).
+Selector = Literal["tag", "weighted", "concerns", "named", "none"]
+
+
+class Hit(msgspec.Struct, array_like=True, frozen=True):
+    """A rule that fired at a step. Kept in the state for the current level, so that its
+    reasons can be built later from the same timeline (`engine.reasons`)."""
+
+    rule_id: str
+    family: Family
+    level: Level
+    description: str
+    measure: float | None
+    selector: Selector = "none"
+    bit: int = 0
+    start: int = 0
+    end: int = 0
+    named: tuple[tuple[str, str], ...] = ()
+
+
+class History(msgspec.Struct, array_like=True, frozen=True):
+    """What hysteresis needs to remember between steps; `hits` explain the last one."""
+
+    level: Level = Level.none
+    since: int | None = None
+    active: frozenset[str] = frozenset()
+    accumulation_band: Level = Level.none
+    triangulation_level: Level = Level.none
+    at: int | None = None
+    score: float = 0.0
+    hits: tuple[Hit, ...] = ()
+
+
+# (peer rule id, service type) -> stats over every location of that type.
+PeerView = Mapping[tuple[str, str], PeerStats]
+
+
+@dataclass
+class Step:
+    """One evaluation at time t: the inputs every evaluator reads, and what they found."""
+
+    t: int
+    timeline: Timeline
+    previous: History
+    location: Location | None
+    observed_days: float
+    peers: PeerView
+    own_peer_rates: Mapping[str, tuple[str, float]]
+    hits: list[Hit] = field(default_factory=list)
+    active: set[str] = field(default_factory=set)
+    accumulation_band: Level = Level.none
+    triangulation_level: Level = Level.none
+    score: float = 0.0
+
+    @property
+    def capacity(self) -> int | None:
+        return self.location.capacity if self.location is not None else None
+
+
+class Evaluator(Protocol):
+    def evaluate(self, step: Step) -> None:
+        """Add the family's hits (and any state it carries) to the step."""

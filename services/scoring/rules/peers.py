@@ -1,0 +1,54 @@
+"""Peer rules: a location's events per capacity against locations of the same service
+type: unusually high, or (after a year) unusually low, a sign of under-reporting."""
+
+from collections.abc import Mapping
+
+from schemas.risk import Level
+from services.scoring.policy import Peer
+from services.scoring.rules.base import Hit, Step
+from services.scoring.rules.peer_stats import PeerStats
+from services.scoring.timeline import Timeline, days_us
+
+
+class Peers:
+    def __init__(self, peers: list[Peer], bits: Mapping[str, int]) -> None:
+        self._rules = [(r, bits[r.id], days_us(r.window_days), Level[r.level]) for r in peers]
+
+    def rates(self, timeline: Timeline, capacity: int, t: int) -> list[tuple[str, float]]:
+        """Each peer rule's rate for this location at t: (rule id, events per capacity)."""
+        return [
+            (rule.id, timeline.tagged(bit, t - window, t) / capacity * rule.per_capacity)
+            for rule, bit, window, _ in self._rules
+        ]
+
+    def evaluate(self, step: Step) -> None:
+        location = step.location
+        if location is None:
+            return
+        t, timeline, kind = step.t, step.timeline, location.service_type.value
+        for rule, bit, window, level in self._rules:
+            own = step.own_peer_rates.get(rule.id)
+            stats = step.peers.get((rule.id, kind), PeerStats())
+            others = stats.without(own[1] if own and own[0] == kind else None)
+            summary = others.mean_sd()
+            if others.n < rule.min_peers or summary is None or summary[1] <= 0:
+                continue
+            mean, sd = summary
+            count = timeline.tagged(bit, t - window, t)
+            rate = count / location.capacity * rule.per_capacity
+            z = (rate - mean) / sd
+            was = rule.id in step.previous.active
+            high = count >= rule.min_count and (z >= rule.high_z or (was and z >= rule.high_z - rule.exit_margin))
+            low = (
+                rule.low_z is not None
+                and step.observed_days >= rule.min_history_days
+                and (z <= rule.low_z or (was and z <= rule.low_z + rule.exit_margin))
+            )
+            if high or low:
+                step.active.add(rule.id)
+                side = "unusually high" if high else "unusually low (possible under-reporting)"
+                description = (
+                    f"{rule.description}: {side}, {rate:.2f} per {rule.per_capacity:g} "
+                    f"against a mean of {mean:.2f} over {others.n} peers (z={z:.2f})"
+                )
+                step.hits.append(Hit(rule.id, "peer", level, description, z, "tag", bit, t - window, t))

@@ -1,0 +1,49 @@
+"""CQC ratings: the latest rating Inadequate, or Requires improvement several times in a
+row. A rating stands until the next, so ratings are looked back on for longer."""
+
+from schemas.risk import Level
+from services.scoring.policy import Ratings
+from services.scoring.rules.base import Hit, Step
+from services.scoring.timeline import Item
+
+
+def _published(item: Item) -> tuple[str, int]:
+    return (str(item.facts.get("published", "")), item.time)
+
+
+class Rated:
+    def __init__(self, rule: Ratings, lookback_us: int) -> None:
+        self._rule = rule
+        self._lookback = lookback_us
+
+    def evaluate(self, step: Step) -> None:
+        rule, t = self._rule, step.t
+        start = t - self._lookback
+        rated = sorted((r for r in step.timeline.ratings if start < r.time <= t), key=_published)
+        if not rated:
+            return
+        if rated[-1].facts.get("overall") == "inadequate":
+            step.hits.append(
+                Hit(
+                    rule.inadequate_id,
+                    "rating",
+                    Level[rule.inadequate_level],
+                    "Rated Inadequate by CQC",
+                    None,
+                    "named",
+                    named=((rated[-1].source, rated[-1].id),),
+                )
+            )
+        last = rated[-rule.repeat_ri_count :]
+        if len(last) == rule.repeat_ri_count and all(r.facts.get("overall") == "requires_improvement" for r in last):
+            step.hits.append(
+                Hit(
+                    rule.repeat_ri_id,
+                    "rating",
+                    Level[rule.repeat_ri_level],
+                    f"Rated Requires improvement {rule.repeat_ri_count} times in a row",
+                    None,
+                    "named",
+                    named=tuple((r.source, r.id) for r in last),
+                )
+            )
