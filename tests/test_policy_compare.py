@@ -2,6 +2,8 @@
 on a small simulated history, from a file and from the real broker."""
 
 import json
+import re
+import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -257,3 +259,23 @@ def test_from_kafka_reads_both_topics_to_their_end_and_skips_what_the_scorer_wou
     # The producer sent the file's events in its order; the topic gives the same history.
     assert where(from_kafka) == where(from_file)
     assert any(CHANGED_RULE in (d["old_change"] or {}).get("rules", []) for d in from_kafka["differences"])
+
+
+def test_the_readme_example_runs_and_shows_the_changed_rule(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    blocks = re.findall(r"```sh\n(.*?)```", readme.split("\n## Risk levels\n", 1)[1].split("\n## ", 1)[0], re.S)
+    [example] = [b for b in blocks if "policy compare" in b]
+    run = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", example.replace("/tmp/cs", str(tmp_path))],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    # The variant differs from the default on exactly the threshold the example changes.
+    assert (tmp_path / "my-area.yaml").read_text().count("enter_rate: 3") == 1 + DEFAULT_POLICY.read_text().count(
+        "enter_rate: 3"
+    )
+    assert "repeated_missed_time_critical_visits" in run.stdout and "my-area-1" in run.stdout
