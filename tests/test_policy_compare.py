@@ -4,6 +4,7 @@ on a small simulated history, from a file and from the real broker."""
 import json
 import re
 import subprocess
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -223,6 +224,15 @@ def test_unreadable_history_exits_2_with_the_reason(
     missing = str(tmp_path / "missing.ndjson")
     assert main(["policy", "compare", policy, policy, "--events", missing, "--directory", directory]) == 2
     assert "missing.ndjson: cannot read the events" in capsys.readouterr().err
+
+
+def test_from_kafka_without_the_topics_exits_2_naming_the_topic(
+    kafka_settings: KafkaSettings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CARESIGNAL_TOPIC_PREFIX", f"absent{uuid.uuid4().hex[:8]}")
+    assert main(["policy", "compare", str(DEFAULT_POLICY), str(DEFAULT_POLICY), "--from-kafka"]) == 2
+    err = capsys.readouterr().err
+    assert "caresignal.directory.locations.v1 does not exist" in err
 
 
 def test_from_kafka_reads_both_topics_to_their_end_and_skips_what_the_scorer_would(

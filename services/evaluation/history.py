@@ -112,7 +112,7 @@ class _Record:
     value: bytes | None
 
 
-def _read_topic(bootstrap_servers: str, topic: str, poll_ms: int = 500) -> dict[int, list[_Record]]:
+def _read_topic(kafka: KafkaSettings, topic: str, poll_ms: int = 500) -> dict[int, list[_Record]]:
     """Every record of a topic, per partition, from the beginning to the end offsets it had
     when reading started (records written meanwhile are left for another run)."""
     from kafka import KafkaConsumer, TopicPartition
@@ -120,17 +120,18 @@ def _read_topic(bootstrap_servers: str, topic: str, poll_ms: int = 500) -> dict[
 
     try:
         consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap_servers,
+            bootstrap_servers=kafka.bootstrap_servers,
             group_id=None,
             enable_auto_commit=False,
             client_id="caresignal-policy-compare",
+            **kafka.security.kafka_python(),
         )
     except KafkaError as exc:
-        raise HistoryError(f"cannot reach Kafka at {bootstrap_servers}: {exc}") from exc
+        raise HistoryError(f"cannot reach Kafka at {kafka.bootstrap_servers}: {exc}") from exc
     try:
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:
-            raise HistoryError(f"topic {topic} does not exist on {bootstrap_servers}")
+            raise HistoryError(f"topic {topic} does not exist on {kafka.bootstrap_servers}")
         assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(assigned)
         consumer.seek_to_beginning(*assigned)
@@ -206,8 +207,8 @@ def _topic_events(records: dict[int, list[_Record]], skipped: Counter[str]) -> I
 
 def from_kafka(kafka: KafkaSettings) -> History:
     skipped: Counter[str] = Counter()
-    locations = _topic_locations(_read_topic(kafka.bootstrap_servers, kafka.topics.locations), skipped)
-    events = _read_topic(kafka.bootstrap_servers, kafka.topics.events)
+    locations = _topic_locations(_read_topic(kafka, kafka.topics.locations), skipped)
+    events = _read_topic(kafka, kafka.topics.events)
     return History(
         f"topics {kafka.topics.events} and {kafka.topics.locations} on {kafka.bootstrap_servers}",
         locations,
