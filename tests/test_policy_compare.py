@@ -14,13 +14,18 @@ import yaml
 from kafka import KafkaProducer
 
 from schemas.clock import TIME_SIGNAL_KEY, TimeSignal
+from schemas.directory import Location
+from schemas.events import EventParser
+from schemas.examples import example_event
 from schemas.risk import Level
 from schemas.topics import Topics
 from services.broker.settings import KafkaSettings
 from services.cli import main
 from services.evaluation.changes import Change, Scope
+from services.evaluation.compare_report import side_text
 from services.evaluation.policy_compare import Crossings, compare, level_days, steps
-from services.scoring.policy import DEFAULT_POLICY
+from services.evaluation.what_if import what_if
+from services.scoring.policy import DEFAULT_POLICY, parse_policy
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 END = T0 + timedelta(days=10)
@@ -289,3 +294,43 @@ def test_the_readme_example_runs_and_shows_the_changed_rule(tmp_path: Path) -> N
         "enter_rate: 3"
     )
     assert "repeated_missed_time_critical_visits" in run.stdout and "my-area-1" in run.stdout
+
+
+HOLD_POLICY = """
+version: hold-{hold}
+retention_days: 400
+out_of_order_tolerance_minutes: 60
+min_days_at_level: 14
+levels:
+  major: {{meaning: Unsafe., actions: [{{action: Act, lead: Safeguarding}}]}}
+  moderate: {{meaning: At risk., actions: [{{action: Act, lead: Safeguarding}}]}}
+  minor: {{meaning: Safe., actions: [{{action: Act, lead: Contracts}}]}}
+triggers:
+  - id: serious_abuse_or_neglect
+    description: A concern related to serious abuse or neglect
+    level: major
+    hold_days: {hold}
+    when: [{{type: safeguarding_concern, serious: true}}]
+"""
+
+
+def test_what_if_replays_both_policies_and_lets_the_clock_run_to_until() -> None:
+    home = Location(
+        location_id=B, service_type="care_home", capacity=40, provider_id="1-000111222", host_authority="E10000030"
+    )
+    data = {"abuse_type": "neglect", "serious": True, "linked_death": False}
+    raw = example_event("safeguarding_concern", event_id="sg-1", location_id=B, time=T0, data=data)
+    events = [EventParser(future_tolerance=timedelta(days=3650)).parse_obj(raw)]
+    old, new = (parse_policy(HOLD_POLICY.format(hold=hold)) for hold in (90, 30))
+
+    # Up to the last event both hold the Major it raised: nothing differs yet.
+    assert what_if({B: home}, events, old, new).comparison.differences == []
+
+    result = what_if({B: home}, events, old, new, until=T0 + timedelta(days=120))
+    [d] = result.comparison.differences
+    assert (d.time, d.old_level, d.new_level) == (T0 + timedelta(days=30), Level.major, Level.none)
+    assert d.old_change is not None and d.old_change.time == T0 + timedelta(days=90)
+    days_old, days_new = result.comparison.summary.days_old, result.comparison.summary.days_new
+    assert (days_old[Level.major], days_new[Level.major]) == (pytest.approx(90.0), pytest.approx(30.0))
+    assert side_text(d.new_level, d.new_change, d.time) == "none (falls from Major)"
+    assert side_text(d.old_level, d.old_change, d.time) == "Major; falls to none on 2025-04-01 00:00"

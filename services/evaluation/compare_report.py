@@ -30,8 +30,11 @@ def _when(at: datetime) -> str:
     return at.strftime("%Y-%m-%d %H:%M")
 
 
-def _rules(change: Change) -> str:
-    return ", ".join(change.rules) if change.rules else "no rule at that level"
+def _by(change: Change) -> str:
+    """The rules that set the change's level; a fall to none has none to name."""
+    if change.new is Level.none:
+        return ""
+    return " by " + (", ".join(change.rules) if change.rules else "no rule at that level")
 
 
 def side_text(level: Level, change: Change | None, at: datetime) -> str:
@@ -41,10 +44,8 @@ def side_text(level: Level, change: Change | None, at: datetime) -> str:
         return f"{level.label}; no further change"
     verb = "rises" if change.escalation else "falls"
     if change.time == at:
-        if change.new is Level.none:
-            return f"none (falls from {change.old.label})"
-        return f"{change.new.label} ({verb} from {change.old.label}) by {_rules(change)}"
-    return f"{level.label}; {verb} to {change.new.label} on {_when(change.time)} by {_rules(change)}"
+        return f"{change.new.label} ({verb} from {change.old.label}){_by(change)}"
+    return f"{level.label}; {verb} to {change.new.label} on {_when(change.time)}{_by(change)}"
 
 
 def _days(days: Mapping[Level, float]) -> list[str]:
