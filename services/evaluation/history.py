@@ -14,6 +14,7 @@ The shell of the what-if: all its I/O is here.
 """
 
 import heapq
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -112,7 +113,9 @@ class _Record:
     value: bytes | None
 
 
-def _read_topic(kafka: KafkaSettings, topic: str, poll_ms: int = 500) -> dict[int, list[_Record]]:
+def _read_topic(
+    kafka: KafkaSettings, topic: str, poll_ms: int = 500, stall_s: float = 60.0
+) -> dict[int, list[_Record]]:
     """Every record of a topic, per partition, from the beginning to the end offsets it had
     when reading started (records written meanwhile are left for another run)."""
     from kafka import KafkaConsumer, TopicPartition
@@ -138,12 +141,17 @@ def _read_topic(kafka: KafkaSettings, topic: str, poll_ms: int = 500) -> dict[in
         ends = consumer.end_offsets(assigned)
         out: dict[int, list[_Record]] = {tp.partition: [] for tp in assigned}
         pending = {tp for tp in assigned if consumer.position(tp) < ends[tp]}
+        progress = time.monotonic()
         while pending:
             for tp, batch in consumer.poll(timeout_ms=poll_ms).items():
+                progress = time.monotonic()
                 for record in batch:
                     if record.offset < ends[tp]:
                         out[tp.partition].append(_Record(record.timestamp, record.key, record.value))
             pending = {tp for tp in pending if consumer.position(tp) < ends[tp]}
+            if pending and time.monotonic() - progress > stall_s:
+                # A broker gone away would otherwise keep the command polling for ever.
+                raise HistoryError(f"reading topic {topic} stalled: nothing came for {stall_s:.0f} s")
         return out
     except KafkaError as exc:
         raise HistoryError(f"cannot read topic {topic}: {exc}") from exc
