@@ -5,6 +5,7 @@ All three libraries get the same `ssl.SSLContext`, built here, so certificate ch
 cannot differ between the ingest producer, the scorer and the alert consumer.
 """
 
+import logging
 import ssl
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -31,6 +32,18 @@ class RedactedStr(str):
 
     def __repr__(self) -> str:
         return "'**********'"
+
+
+# At debug level these log every request, and the raw bytes sent: a PLAIN login's password
+# among them. With SASL in use they never go below INFO, whatever the root logger says.
+WIRE_DUMP_LOGGERS = ("kafka.net.connection", "kafka.protocol.parser", "aiokafka.conn")
+
+
+def _keep_wire_dumps_out_of_logs() -> None:
+    for name in WIRE_DUMP_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() < logging.INFO:
+            logger.setLevel(logging.INFO)
 
 
 @dataclass(frozen=True)
@@ -82,6 +95,7 @@ class KafkaSecurity:
     def _sasl(self) -> dict[str, Any]:
         if not self.uses_sasl:
             return {}
+        _keep_wire_dumps_out_of_logs()
         assert self.sasl_username is not None and self.sasl_password is not None  # KafkaSettings validated
         return {
             "sasl_mechanism": self.sasl_mechanism,
