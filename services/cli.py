@@ -15,8 +15,12 @@ def _kafka_settings() -> KafkaSettings:
     try:
         return KafkaSettings()
     except ValidationError as exc:
-        # The settings' own message names the variables; pydantic's framing adds nothing.
-        raise SystemExit("error: " + "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
+        # Each problem with the variable it is about; never the value (it may be a password).
+        problems = [
+            ": ".join([*(str(part) for part in e["loc"]), e["msg"].removeprefix("Value error, ")])
+            for e in exc.errors(include_input=False)
+        ]
+        raise SystemExit("error: " + "; ".join(problems)) from None
 
 
 def cmd_kafka(args: argparse.Namespace) -> int:

@@ -286,6 +286,13 @@ def test_settings_refuse_contradictions_and_never_show_the_password(tmp_path: Pa
         assert expected in str(raised.value), (expected, str(raised.value))
         assert WRONG_PASSWORD not in str(raised.value)
 
+    # A command stops at once with the same message, not a traceback, and without the password.
+    refused = caresignal("topics", "create", env=cases["needs KAFKA_SASL_USERNAME"])
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert "needs KAFKA_SASL_USERNAME" in refused.stderr and WRONG_PASSWORD not in refused.stderr
+    unknown = caresignal("topics", "create", env={"KAFKA_SECURITY_PROTOCOL": "TLS"})
+    assert unknown.returncode != 0 and "KAFKA_SECURITY_PROTOCOL: Input should be" in unknown.stderr
+
     # The development default is unchanged: PLAINTEXT, no credentials for any library.
     plain = KafkaSettings()
     assert plain.security.kafka_python() == {"security_protocol": "PLAINTEXT"}
