@@ -375,7 +375,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except Exception as exc:
+        # Imported here: most commands never touch Kafka and should not pay for its client.
+        from services.broker.connection_check import KafkaConnectionFailed
+
+        if isinstance(exc, KafkaConnectionFailed):  # e.g. an importer given a wrong password
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        raise
     return code
 
 

@@ -198,6 +198,11 @@ def test_a_wrong_password_is_named_as_an_authentication_failure_quickly(
     assert "Traceback" not in topics.stderr and WRONG_PASSWORD not in topics.stdout + topics.stderr
     assert time.monotonic() - started < 20
 
+    # An importer too.
+    imported = caresignal("directory", "import", str(ROOT / "deploy" / "compose" / "demo-locations.csv"), env=wrong)
+    assert imported.returncode == 1 and "Traceback" not in imported.stderr
+    assert "authentication failed" in imported.stderr
+
     # PLAIN, as a managed service would use it: `kafka status` says why it cannot answer.
     status = caresignal("kafka", "status", env=cluster.env("PLAIN", password=WRONG_PASSWORD))
     assert status.returncode == 1
