@@ -3,7 +3,8 @@
 # Maven (the local Kafka broker), plus whatever the caller names: `kcat` (a Kafka client
 # no one here wrote), `postgresql` (the tests' real database server), `docker-compose`
 # (a compose implementation whose parser checks docker-compose.yml), `wrk`, `npm` (the
-# risk board's GOV.UK Frontend), `chromium` (the board's browser tests drive /usr/bin/chromium).
+# risk board's GOV.UK Frontend), `chromium` (the board's browser tests drive /usr/bin/chromium),
+# `prometheus` (promtool checks the rules; the live monitoring test runs its server).
 set -euo pipefail
 missing=()
 command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
@@ -15,6 +16,7 @@ for pkg in "$@"; do
     docker-compose) command -v docker-compose >/dev/null || missing+=(docker-compose) ;;
     npm) command -v npm >/dev/null || missing+=(npm) ;;
     chromium) [ -x /usr/bin/chromium ] || missing+=(chromium) ;;
+    prometheus) command -v promtool >/dev/null && command -v prometheus >/dev/null || missing+=(prometheus) ;;
     *) dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg") ;;
   esac
 done

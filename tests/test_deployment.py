@@ -372,6 +372,35 @@ def test_the_services_listen_where_compose_publishes_them() -> None:
     assert every["alerts"]["depends_on"]["postgres"]["condition"] == "service_healthy"
 
 
+def test_prometheus_and_grafana_are_provisioned_from_deploy_and_scrape_the_compose_services() -> None:
+    every = services()
+    prometheus, grafana = every["prometheus"], every["grafana"]
+    assert prometheus["image"].startswith("prom/prometheus:") and grafana["image"].startswith("grafana/grafana:")
+    assert prometheus["ports"] == ["127.0.0.1:9090:9090"] and grafana["ports"] == ["127.0.0.1:3000:3000"]
+    binds = {m.target: m for s in (prometheus, grafana) for m in mounts(s) if not m.named}
+    for mount in binds.values():
+        assert (ROOT / mount.source).is_dir() and mount.read_only, mount
+    # Where the images and the provisioning files look.
+    config_dir = ROOT / binds["/etc/prometheus"].source  # the image's --config.file is in it
+    config = yaml.safe_load((config_dir / "prometheus.yml").read_text())
+    assert all(list(config_dir.glob(pattern)) for pattern in config["rule_files"]), config["rule_files"]
+    scraped = {
+        job["job_name"]: [t for c in job["static_configs"] for t in c["targets"]] for job in config["scrape_configs"]
+    }
+    ports = {
+        "ingest": env(every["ingest"])["CARESIGNAL_INGEST_PORT"],
+        "scoring": env(every["scoring"])["CARESIGNAL_SCORING_WEB_PORT"],
+        "alerts": env(every["alerts"])["CARESIGNAL_ALERTS_PORT"],
+    }
+    assert scraped == {name: [f"{name}:{port}"] for name, port in ports.items()}
+    provisioning = ROOT / binds["/etc/grafana/provisioning"].source
+    (source,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())["datasources"]
+    assert source["url"] == "http://prometheus:9090"
+    (provider,) = yaml.safe_load((provisioning / "dashboards" / "caresignal.yml").read_text())["providers"]
+    dashboards = ROOT / binds[provider["options"]["path"]].source
+    assert list(dashboards.glob("*.json")), "no dashboard where the provider looks"
+
+
 def test_the_readme_names_the_key_files_the_first_run_writes() -> None:
     readme = (ROOT / "README.md").read_text()
     written = {

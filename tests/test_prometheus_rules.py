@@ -99,7 +99,7 @@ def test_the_dashboard_is_provisioned_from_the_prometheus_data_source() -> None:
     assert source["type"] == "prometheus" and source["url"] == "http://prometheus:9090"
     providers = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "caresignal.yml").read_text())
     (provider,) = providers["providers"]
-    assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
+    assert provider["options"]["path"] == "/etc/grafana/dashboards"
     assert DASHBOARDS
     for path in DASHBOARDS:
         dashboard = json.loads(path.read_text())
