@@ -171,6 +171,16 @@ def unproven(prometheus: PrometheusServer) -> list[str]:
         result = prometheus.query(panel.expr)
         if not has_data(result):
             problems.append(f"panel {panel.panel!r} ({panel.expr}): no data: {result}")
+    # Once everything sent is processed, each service's own lag is 0 (not 1: offsets are
+    # counted as Kafka does, the end offset being the next record's).
+    for lag in (
+        'caresignal:scoring_consumer_lag:sum{topic="events"}',
+        'caresignal:scoring_consumer_lag:sum{topic="risk_changes"}',
+        'caresignal:alerts_consumer_lag:sum{topic="risk_changes"}',
+    ):
+        values = [float(sample["value"][1]) for sample in prometheus.query(lag)]
+        if values != [0.0]:
+            problems.append(f"{lag} is {values} with everything processed")
     firing = {a["labels"]["alertname"] for a in prometheus.api("alerts")["alerts"] if a["state"] == "firing"}
     if firing != EXPECTED_PAGES:
         problems.append(f"pages firing: {sorted(firing)}, expected {sorted(EXPECTED_PAGES)}")
