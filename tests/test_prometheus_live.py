@@ -211,6 +211,7 @@ def services(
 def test_prometheus_scrapes_every_service_and_every_rule_and_panel_query_returns_data(
     services: tuple[IngestProcess, ScorerProcess, AlertsProcess], peers: Peers, tmp_path: Path
 ) -> None:
+    prometheus_binary()  # fail at once, not after starting the services, if it is missing
     ingest, scorer, alerts = services
     prometheus = PrometheusServer(tmp_path / "prometheus-run")
     prometheus.workdir.mkdir()
