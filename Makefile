@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: setup run-setup broker-deps system-deps python-deps node-deps run test lint typecheck unit bench bench-ingest bench-scoring bench-alerts kafka-start kafka-stop postgres-start postgres-stop schemas clean
+.PHONY: setup run-setup broker-deps system-deps python-deps node-deps run test lint typecheck unit bench bench-ingest bench-scoring bench-alerts bench-pipeline kafka-start kafka-stop postgres-start postgres-stop schemas clean
 
 # Everything `make test` needs. `make run` needs less (run-setup): no PostgreSQL, kcat
 # or docker-compose, which only the tests use.
@@ -67,6 +67,12 @@ bench-scoring: run-setup
 bench-alerts: run-setup
 	@$(RUN) caresignal kafka start
 	$(RUN) python bench/alerts.py
+
+# About 30 minutes: a ramp to the maximum sustainable rate, then 10 minutes at 50 % and at
+# 80 % of it (BENCH_ARGS="--minutes 2" for a short run). Not part of `bench`.
+bench-pipeline: run-setup
+	@$(RUN) caresignal kafka start
+	$(RUN) python bench/pipeline.py $(BENCH_ARGS)
 
 kafka-start: run-setup
 	@$(RUN) caresignal kafka start

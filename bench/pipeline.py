@@ -1,0 +1,550 @@
+"""End to end under a steady load: ingest -> scorer -> alerts -> webhook receiver, open loop.
+
+Every part is the real process: `caresignal ingest` (one API key per simulated source),
+`caresignal scorer` (its own app id and state directory), `caresignal alerts` (its own
+SQLite database, a webhook contact for every authority, the shipped delivery timings),
+and bench/alerts.py's raw ASGI webhook receiver in a process of its own. Each phase gets
+fresh topics under its own prefix (CARESIGNAL_TOPIC_PREFIX) on the dev broker and deletes
+them (and the scorer's internal topics) at the end.
+
+Load: a simulated national world (`caresignal simulate`'s generator, 25,000 locations,
+195 authorities, EventStream in arrival order, its duplicates kept) is sent one event per
+POST /v1/events at a fixed rate by an open loop (bench/open_loop.py: requests leave at
+their scheduled time over 32 keep-alive connections, whatever the answers). Each event
+is re-timed to its scheduled send time (microseconds, unique, so that a level change's
+`decided_at` names the event that caused it; a resent duplicate keeps its first time),
+so the load is live; the mix of types, locations, sources, payloads and duplicates is the
+simulator's, its reporting delays are not kept.
+
+Measured:
+- ingest HTTP latency: from the scheduled send time to the answer (so a request waiting
+  for a free connection counts; coordinated omission is avoided);
+- end to end, for every webhook of a level change an event caused: from the event's
+  Kafka record timestamp (CreateTime, set by ingest's producer at `send()`, after the
+  request was parsed and admitted: it leaves out ingest's parsing and uvicorn's queue,
+  which the ingest latency above shows) to the webhook's arrival at the receiver (same
+  host, same clock). The event is found by the change's `decided_at`, which for a change
+  the event caused is the event's own time;
+- every second: the scorer's and alerts' consumer lag and the alerts outbox depth (their
+  /metrics), and the RSS of every process (/proc/<pid>/status).
+
+Sustainable (the ramp): a rate is sustainable when, over a step of --step-seconds at that
+rate, in the step's second half: (1) every request was answered and none with 503 or a
+lost connection; (2) the generator kept to the rate (>= 97 % of the requests due were
+answered by the step's end + 5 s); (3) ingest HTTP latency p99 <= 1 s; (4) each queue -
+the scorer's event lag, alerts' risk-change lag, the alerts outbox - is bounded: the mean
+of its last 3 samples <= max(20, 2 s x its input rate) and its least-squares slope <=
+max(0.5, 5 % of its input rate) per second (inputs: the event rate, the scorer's level
+change rate, the webhook rate). The ramp multiplies the rate by 1.5 from --start-rate
+until a step fails, lets the pipeline drain, tries the midpoint once, and reports the
+highest sustainable rate. Then, with fresh topics and processes for each, --minutes at
+50 % and at 80 % of it.
+
+Run on demand: `make bench-pipeline` (`--minutes 2` for a short run, `--max-rate N` to
+skip the ramp).
+"""
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.alerts import Receiver, new_secret, pct, production_delivery_settings  # noqa: E402
+from bench.open_loop import OpenLoop, Sent, post_request  # noqa: E402
+from bench.pipeline_report import cpu_use, end_to_end, ingest_lines, memory_growth, ms, over_time  # noqa: E402
+from bench.pipeline_samples import Sample, Sampler, Urls  # noqa: E402
+from schemas.topics import Topics  # noqa: E402
+from services.alerts.routing import alert_id_for  # noqa: E402
+from services.apikeys import hash_key  # noqa: E402
+from services.broker.local import LocalBroker  # noqa: E402
+from services.broker.settings import KafkaSettings  # noqa: E402
+from services.broker.topics import create_topics  # noqa: E402
+from services.simulator.config import SimulationConfig  # noqa: E402
+from services.simulator.generator import EventStream, all_sources  # noqa: E402
+from services.simulator.population import Population  # noqa: E402
+from services.simulator.run import build_world  # noqa: E402
+from services.simulator.sinks import KafkaSink  # noqa: E402
+from tests.ingest_process import IngestProcess  # noqa: E402
+from tests.service_process import AlertsProcess, ScorerProcess  # noqa: E402
+
+CONNECTIONS = 32
+WARMUP_S = 30.0
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+US = timedelta(microseconds=1)
+
+
+# --- the load -----------------------------------------------------------------------
+
+
+class Load:
+    """The simulated world's events, re-timed to their send time, as ingest requests."""
+
+    def __init__(self, seed: int, host: str) -> None:
+        config = SimulationConfig(seed=seed, scale="national", days=365)
+        self.population, plan = build_world(config)
+        self.sources = all_sources(self.population)
+        self.keys = {source: f"cs_bench_{uuid.uuid4().hex}" for source in self.sources}
+        self._events: Iterator[dict[str, Any]] = iter(EventStream(config, self.population, plan))
+        self._host = host
+        self._times: dict[tuple[str, str], int] = {}
+        self._last_us = 0
+
+    def key_file(self) -> str:
+        entries = []
+        for n, (source, types) in enumerate(sorted(self.sources.items())):
+            names = ", ".join(f'"{t}"' for t in sorted(types))
+            entries.append(
+                f'[[key]]\nname = "bench-{n}"\nsha256 = "{hash_key(self.keys[source])}"\n'
+                f'source = "{source}"\nevent_types = [{names}]\n'
+            )
+        return "\n".join(entries)
+
+    def render(self, due: float) -> bytes | None:
+        event = next(self._events, None)
+        if event is None:
+            return None
+        ident = (event["source"], event["id"])
+        at_us = self._times.get(ident)
+        if at_us is None:  # a resend keeps the time it was first sent with
+            at_us = self._last_us = max(int(due * 1_000_000), self._last_us + 1)
+            self._times[ident] = at_us
+        at = (EPOCH + at_us * US).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        body = json.dumps({**event, "time": at}, separators=(",", ":")).encode()
+        return post_request(self._host, "/v1/events", self.keys[event["source"]], body)
+
+
+def to_us(iso: str) -> int:
+    return (datetime.fromisoformat(iso) - EPOCH) // US
+
+
+# --- the pipeline -------------------------------------------------------------------
+
+
+def contacts(population: Population, receiver_url: str) -> str:
+    doc = {
+        "authorities": {
+            a.ons_code: {
+                "webhooks": [
+                    {
+                        "id": f"hook-{a.ons_code.lower()}",
+                        "url": f"{receiver_url}/hooks/{a.ons_code}",
+                        "secret": new_secret(),
+                        "min_level": "minor",
+                    }
+                ]
+            }
+            for a in population.authorities
+        }
+    }
+    return json.dumps(doc)  # JSON is YAML
+
+
+def start_receiver(port: int) -> Receiver:
+    process = subprocess.Popen([sys.executable, str(ROOT / "bench" / "alerts.py"), "--serve-receiver", str(port)])
+    receiver = Receiver(f"http://127.0.0.1:{port}", process)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            receiver.count()
+            return receiver
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise RuntimeError("the webhook receiver did not come up")
+
+
+@dataclass
+class Pipeline:
+    kafka: KafkaSettings
+    load: Load
+    work: Path
+    phase: int
+    prefix: str = field(default_factory=lambda: f"benchpl{uuid.uuid4().hex[:6]}")
+    ingest: IngestProcess | None = None
+    scorer: ScorerProcess | None = None
+    alerts: AlertsProcess | None = None
+    receiver: Receiver | None = None
+
+    @property
+    def topics(self) -> Topics:
+        return Topics.with_prefix(self.prefix)
+
+    @property
+    def app_id(self) -> str:
+        return f"{self.prefix}-scorer"
+
+    def start(self) -> None:
+        bootstrap = self.kafka.bootstrap_servers
+        create_topics(bootstrap, self.topics)
+        sink = KafkaSink(bootstrap, self.topics)
+        try:
+            sink.directory(self.load.population)
+        finally:
+            sink.close()
+        # Ports of this bench's own range (6300-6399, 8300-8399), one set per phase.
+        http, other = 8300 + 10 * self.phase, 6300 + 10 * self.phase
+        self.receiver = start_receiver(other + 1)
+        for name in ("ingest", "scorer", "alerts"):
+            (self.work / name).mkdir(parents=True)
+        self.scorer = ScorerProcess(
+            topic_prefix=self.prefix, workdir=self.work / "scorer", port=other, app_id=self.app_id
+        )
+        self.alerts = AlertsProcess(
+            topic_prefix=self.prefix,
+            workdir=self.work / "alerts",
+            port=http + 1,
+            smtp_port=other + 2,  # closed; no email contact points
+            group=f"{self.prefix}-alerts",
+            settings=production_delivery_settings(),
+        )
+        self.alerts.contacts_file.write_text(contacts(self.load.population, self.receiver.url))
+        self.alerts.keys_file.write_text(
+            f'[[key]]\nname = "bench"\nsha256 = "{hash_key("cs_bench_" + uuid.uuid4().hex)}"\noperator = true\n'
+        )
+        self.ingest = IngestProcess(topic_prefix=self.prefix, workdir=self.work / "ingest", port=http)
+        self.ingest.keys_file.write_text(self.load.key_file())
+        self.scorer.start()
+        self.alerts.start()
+        self.ingest.start()
+
+    def urls(self) -> Urls:
+        assert self.scorer is not None and self.alerts is not None and self.receiver is not None
+        return Urls(self.scorer.url, self.alerts.url, self.receiver.url)
+
+    def pids(self) -> dict[str, int]:
+        out = {}
+        for name, service in (("ingest", self.ingest), ("scorer", self.scorer), ("alerts", self.alerts)):
+            if service is not None and service.process is not None:
+                out[name] = service.process.pid
+        if self.receiver is not None:
+            out["receiver"] = self.receiver.process.pid
+        return out
+
+    def stop(self) -> None:
+        for service in (self.ingest, self.alerts, self.scorer):
+            if service is not None:
+                service.stop()
+        if self.receiver is not None:
+            self.receiver.stop()
+        delete_topics(self.kafka.bootstrap_servers, (self.prefix, self.app_id))
+
+
+def delete_topics(bootstrap: str, prefixes: tuple[str, ...]) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="caresignal-bench-pipeline")
+    try:
+        doomed = [t for t in admin.list_topics() if t.startswith(prefixes)]
+        if doomed:
+            admin.delete_topics(doomed)
+    finally:
+        admin.close()
+
+
+# --- judging a step -----------------------------------------------------------------
+
+
+def slope(points: list[tuple[float, float]]) -> float:
+    points = [(x, y) for x, y in points if not math.isnan(y)]
+    if len(points) < 3:
+        return 0.0
+    mx = sum(x for x, _ in points) / len(points)
+    my = sum(y for _, y in points) / len(points)
+    den = sum((x - mx) ** 2 for x, _ in points)
+    return sum((x - mx) * (y - my) for x, y in points) / den if den else 0.0
+
+
+def rate_of(samples: list[Sample], attr: str) -> float:
+    if len(samples) < 2 or samples[-1].at == samples[0].at:
+        return 0.0
+    first, last = getattr(samples[0], attr), getattr(samples[-1], attr)
+    return max(0.0, (last - first) / (samples[-1].at - samples[0].at)) if not math.isnan(first + last) else 0.0
+
+
+@dataclass
+class Verdict:
+    rate: float
+    ok: bool
+    answered: int
+    due: int
+    failures: int
+    p50_ms: float
+    p99_ms: float
+    queues: dict[str, tuple[float, float, float]]  # name -> (end depth, slope/s, bound)
+    why: list[str]
+
+    def line(self) -> str:
+        queues = ", ".join(f"{k} {d:.0f} ({s:+.1f}/s)" for k, (d, s, _) in self.queues.items())
+        return (
+            f"{self.rate:7.1f} ev/s: {'sustainable' if self.ok else 'NOT sustainable'}; "
+            f"answered {self.answered}/{self.due}, {self.failures} failed; ingest p50 {self.p50_ms:.0f} ms, "
+            f"p99 {self.p99_ms:.0f} ms; queues at end {queues}" + (f" -- {'; '.join(self.why)}" if self.why else "")
+        )
+
+
+def judge(rate: float, sent: list[Sent], samples: list[Sample], start: float, end: float) -> Verdict:
+    half = start + (end - start) / 2
+    second = [s for s in sent if s.scheduled >= half]
+    answered = [s for s in second if s.done and s.done <= end + 5]
+    failures = sum(1 for s in second if s.done and s.status in (0, 503))
+    latencies = [(s.done - s.scheduled) * 1000 for s in second if s.done]
+    window = [s for s in samples if half <= s.at <= end + 0.5]
+    why: list[str] = []
+    if failures:
+        why.append(f"{failures} requests failed (503 or no answer)")
+    due = len(second)
+    if due == 0 or len(answered) < 0.97 * rate * (end - half):
+        why.append(f"only {len(answered)} of {rate * (end - half):.0f} due requests answered in time")
+    p99 = pct(latencies, 99)
+    if not latencies or p99 > 1000:
+        why.append(f"ingest p99 {p99:.0f} ms > 1 s")
+    inputs = {
+        "scorer lag": ("scorer_lag", rate),
+        "alerts lag": ("alerts_lag", rate_of(window, "changes")),
+        "outbox": ("outbox", rate_of(window, "webhooks")),
+    }
+    queues = {}
+    for name, (attr, input_rate) in inputs.items():
+        tail = [getattr(s, attr) for s in window[-3:]]
+        depth = sum(tail) / len(tail) if tail else math.nan
+        grow = slope([(s.at, getattr(s, attr)) for s in window])
+        bound = max(20.0, 2 * input_rate)
+        queues[name] = (depth, grow, bound)
+        if math.isnan(depth) or depth > bound:
+            why.append(f"{name} {depth:.0f} > {bound:.0f}")
+        if grow > max(0.5, 0.05 * input_rate):
+            why.append(f"{name} grows {grow:.1f}/s")
+    return Verdict(rate, not why, len(answered), due, failures, pct(latencies, 50), p99, queues, why)
+
+
+# --- a phase ------------------------------------------------------------------------
+
+
+async def ramp(pipeline: Pipeline, start_rate: float, step_s: float) -> tuple[float, list[Verdict]]:
+    loop = OpenLoop("127.0.0.1", pipeline.ingest.port if pipeline.ingest else 0, CONNECTIONS)
+    sampler = Sampler(pipeline.urls(), pipeline.pids)
+    sampling = asyncio.create_task(sampler.run())
+    verdicts: list[Verdict] = []
+    good, bad = 0.0, math.inf
+    rate = start_rate
+    try:
+        while True:
+            started = time.time()
+            sent = await loop.run(rate, step_s, pipeline.load.render)
+            ended = time.time()
+            await asyncio.sleep(1.0)
+            verdict = judge(rate, sent, sampler.samples, started, ended)
+            verdicts.append(verdict)
+            print("  " + verdict.line(), flush=True)
+            if verdict.ok:
+                good = max(good, rate)
+            else:
+                bad = min(bad, rate)
+            if bad is math.inf:
+                rate *= 1.5
+                continue
+            if len([v for v in verdicts if not v.ok]) > 1 or bad / good < 1.2 or good == 0:
+                break
+            await loop.settle()
+            drained = await sampler.drain(180)
+            print(f"  (drained in {drained:.0f} s)", flush=True)
+            rate = round((good + bad) / 2, 1)
+    finally:
+        sampler.stop()
+        await sampling
+        await loop.settle(10)
+    return good, verdicts
+
+
+@dataclass
+class RunResult:
+    rate: float
+    seconds: float
+    sent: list[Sent]
+    samples: list[Sample]
+    webhooks: list[tuple[float, str, str, str]]
+    started: float
+    ended: float
+    drain_s: float
+
+
+async def steady(pipeline: Pipeline, rate: float, seconds: float) -> RunResult:
+    loop = OpenLoop("127.0.0.1", pipeline.ingest.port if pipeline.ingest else 0, CONNECTIONS)
+    sampler = Sampler(pipeline.urls(), pipeline.pids)
+    sampling = asyncio.create_task(sampler.run())
+    started = time.time()
+    try:
+        sent = await loop.run(rate, seconds, pipeline.load.render)
+        ended = time.time()
+        await loop.settle()
+    finally:
+        sampler.stop()
+        await sampling
+    drain_s = await sampler.drain(300)
+    return RunResult(rate, seconds, sent, sampler.samples, sampler.webhooks, started, ended, drain_s)
+
+
+# --- reading back what happened -----------------------------------------------------
+
+
+def read_topic(bootstrap: str, topic: str) -> list[Any]:
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed", group_id=None
+    )
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        records: list[Any] = []
+        deadline = time.monotonic() + 300
+        while any(consumer.position(tp) < ends[tp] for tp in partitions) and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=1000, max_records=10_000).values():
+                records.extend(batch)
+        return records
+    finally:
+        consumer.close()
+
+
+@dataclass
+class Changes:
+    by_alert: dict[str, tuple[int, int, str]]  # alert id -> (decided_at us, record ms, scope)
+    count: dict[str, int]
+
+
+def read_changes(bootstrap: str, topics: Topics) -> Changes:
+    by_alert: dict[str, tuple[int, int, str]] = {}
+    count: dict[str, int] = {}
+    for record in read_topic(bootstrap, topics.risk_changes):
+        change = json.loads(record.value)
+        by_alert[alert_id_for(change["change_id"])] = (to_us(change["decided_at"]), record.timestamp, change["scope"])
+        count[change["scope"]] = count.get(change["scope"], 0) + 1
+    return Changes(by_alert, count)
+
+
+def event_times(bootstrap: str, topics: Topics) -> dict[int, int]:
+    """Event time (us, unique per event) -> its record's CreateTime (ms), first write."""
+    out: dict[int, int] = {}
+    for record in read_topic(bootstrap, topics.events):
+        at = record.value.find(b'"time":"')
+        if at < 0:
+            continue
+        t = to_us(record.value[at + 8 : record.value.index(b'"', at + 8)].decode())
+        out[t] = min(out.get(t, record.timestamp), record.timestamp)
+    return out
+
+
+# --- main ---------------------------------------------------------------------------
+
+PROCESSES = ["ingest", "scorer", "alerts", "receiver"]
+
+
+def commit() -> str:
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return head.stdout.strip() or "unknown"
+
+
+def report(pipeline: Pipeline, run: RunResult, load_share: float) -> list[str]:
+    bootstrap = pipeline.kafka.bootstrap_servers
+    changes = read_changes(bootstrap, pipeline.topics)
+    created = event_times(bootstrap, pipeline.topics)
+    window = (run.started + WARMUP_S, run.ended)
+    e2e = end_to_end(run.webhooks, changes.by_alert, created, window)
+    lines = [
+        f"### {load_share:.0%} load: {run.rate:g} events/s for {run.seconds / 60:g} min (commit {commit()}, "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC)",
+        "",
+        "| measure | figure |",
+        "|---|---|",
+        f"| events sent | {len(run.sent):,} ({len(run.sent) / (run.ended - run.started):.1f}/s achieved) |",
+        *ingest_lines(run.sent, window),
+        f"| level changes published | {', '.join(f'{k} {v:,}' for k, v in sorted(changes.count.items()))} |",
+        f"| webhooks received | {e2e.webhooks:,} ({e2e.matched:,} for changes caused by an event after warm-up; "
+        f"{e2e.unmatched:,} for changes no event caused directly) |",
+        f"| **end to end p50 / p99: event record (CreateTime at ingest) -> webhook received** | "
+        f"**{ms(e2e.latency_ms)} ms** (max {max(e2e.latency_ms, default=math.nan):,.0f}) |",
+        f"| of which scorer: event record -> level change record, p50 / p99 | {ms(e2e.scorer_ms)} ms |",
+        f"| of which alerts: level change record -> webhook received, p50 / p99 | {ms(e2e.alerts_ms)} ms |",
+        f"| queues drained after the load stopped | in {run.drain_s:.0f} s |",
+        "",
+        *over_time(run.samples, run.started, PROCESSES),
+        "",
+        memory_growth(run.samples, run.started, run.ended, PROCESSES),
+        "",
+        cpu_use(run.samples, run.started + WARMUP_S, run.ended),
+    ]
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=10.0, help="length of each steady run")
+    parser.add_argument("--max-rate", type=float, help="skip the ramp: the maximum sustainable rate (events/s)")
+    parser.add_argument("--start-rate", type=float, default=20.0, help="the ramp's first rate")
+    parser.add_argument("--step-seconds", type=float, default=45.0, help="the length of each ramp step")
+    parser.add_argument("--loads", default="0.5,0.8", help="shares of the maximum to run steadily at")
+    parser.add_argument("--seed", type=int, default=7, help="the simulated world's seed")
+    args = parser.parse_args()
+
+    kafka = KafkaSettings()
+    if not kafka.external:
+        LocalBroker(kafka.kafka_home, kafka.kafka_port, kafka.kafka_controller_port, kafka.kafka_heap).start()
+    work = Path(tempfile.mkdtemp(prefix="caresignal-bench-pipeline-"))
+    print(f"commit {commit()}, {os.cpu_count()} cores, work directory {work}", flush=True)
+    out: list[str] = []
+    try:
+        max_rate = args.max_rate
+        if max_rate is None:
+            print(f"ramp: steps of {args.step_seconds:g} s from {args.start_rate:g} events/s", flush=True)
+            pipeline = Pipeline(kafka, Load(args.seed, "127.0.0.1"), work / "ramp", phase=0)
+            try:
+                pipeline.start()
+                max_rate, verdicts = asyncio.run(ramp(pipeline, args.start_rate, args.step_seconds))
+            finally:
+                pipeline.stop()
+            out += [
+                "### Ramp",
+                "",
+                *(f"- {v.line()}" for v in verdicts),
+                "",
+                f"Maximum sustainable: **{max_rate:g} events/s**",
+                "",
+            ]
+            if max_rate <= 0:
+                print("\n".join(out))
+                return 1
+        for phase, share in enumerate(float(x) for x in args.loads.split(",")):
+            rate = round(max_rate * share, 1)
+            print(f"steady: {rate:g} events/s ({share:.0%} of {max_rate:g}) for {args.minutes:g} min", flush=True)
+            pipeline = Pipeline(kafka, Load(args.seed, "127.0.0.1"), work / f"load{phase}", phase=phase + 1)
+            try:
+                pipeline.start()
+                run = asyncio.run(steady(pipeline, rate, args.minutes * 60))
+                lines = report(pipeline, run, share)
+            finally:
+                pipeline.stop()
+            print("\n".join(lines), flush=True)
+            out += [*lines, ""]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print("\n" + "\n".join(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
