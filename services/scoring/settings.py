@@ -30,4 +30,12 @@ class ScoringSettings(BaseSettings):
     # Decoded location states kept in memory beside the state table (each a few tens of
     # KB with a year of history); the least recently scored are decoded again when needed.
     state_cache_size: int = Field(default=20_000, ge=0)
+    # How long the broker waits for a silent worker before giving its partitions to
+    # another: after a crash (kill -9, OOM), a restarted worker waits this long before it
+    # scores again. Heartbeats go every 3 s, so no less than 6.
+    session_timeout_s: float = Field(default=60.0, ge=6)
+    # Other workers keeping a copy of each partition's tables, so that one taking the
+    # partition over (a worker left or crashed) scores at once instead of first reading
+    # the changelog; each copy costs that worker the disk and the changelog reads.
+    standby_replicas: int = Field(default=1, ge=0)
     log_level: Literal["debug", "info", "warn", "error"] = "info"

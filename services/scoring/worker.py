@@ -99,6 +99,7 @@ class Scorer:
             processing_guarantee="at_least_once",
             consumer_auto_offset_reset="earliest",
             producer_acks=-1,
+            broker_session_timeout=s.session_timeout_s,
             table_standby_replicas=0,
         )
         raw: dict[str, Any] = {

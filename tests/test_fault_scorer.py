@@ -1,0 +1,94 @@
+"""kill -9 of the scorer at random points under a steady load through ingest, cycle after
+cycle: against the oracle (the pure replay of the events sent), no level change is lost,
+none is published under a second id, and a change published again is the same change."""
+
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.broker.settings import KafkaSettings
+from services.ingest.app import create_app
+from services.ingest.auth import ApiKeyRegistry
+from services.ingest.settings import IngestSettings
+from tests.faults import (
+    INGEST_HEADERS,
+    FaultScorer,
+    IngestLoad,
+    Tally,
+    all_published,
+    audit_changes,
+    expected_changes,
+    fault_scorer,
+    location_record,
+    make_world,
+    read_changes,
+    record,
+    scale,
+    wait_for_directory,
+)
+
+pytestmark = pytest.mark.integration
+
+RATE = 40.0  # events per second, in batches of 10
+
+
+@pytest.fixture
+def scorer(test_kafka_settings: KafkaSettings, tmp_path: Path) -> Iterator[FaultScorer]:
+    process = fault_scorer(tmp_path, test_kafka_settings.topic_prefix)
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def test_scorer_killed_repeatedly_under_load_loses_and_duplicates_no_change(
+    scorer: FaultScorer, test_kafka_settings: KafkaSettings, api_keys: ApiKeyRegistry
+) -> None:
+    cycles = scale().scorer_kills
+    rng = random.Random(cycles)
+    world = make_world(seed=11, locations=scale().locations, days=scale().days, per_location_day=0.3)
+    started = time.monotonic()
+    with TestClient(create_app(IngestSettings(), test_kafka_settings, api_keys)) as ingest:
+        for location_id, location in world.locations.items():
+            put = ingest.put(f"/v1/locations/{location_id}", json=location_record(location), headers=INGEST_HEADERS)
+            assert put.status_code == 200, put.text
+        scorer.start()
+        wait_for_directory(scorer.url, world.locations)
+        load = IngestLoad(ingest, world.events, rate=RATE, batch=10).start()
+        restarts = []
+        for _ in range(cycles):
+            time.sleep(rng.uniform(0.5, 4.0))
+            assert load.running, f"the world's events ran out before every kill (restarts took {restarts} s)"
+            scorer.kill()
+            killed = time.monotonic()
+            scorer.start()
+            restarts.append(round(time.monotonic() - killed, 1))
+        time.sleep(1.0)
+        load.stop()
+        assert load.error is None, load.error
+
+    expected = expected_changes(world, load.accepted)
+    assert len(expected.changes) >= 20, "too few changes for the faults to matter"
+    bootstrap = test_kafka_settings.bootstrap_servers
+    values = read_changes(bootstrap, test_kafka_settings.topics.risk_changes, all_published(expected.changes), 240)
+    audit = audit_changes(expected.changes, values)
+    record(
+        Tally(
+            "scorer kill -9",
+            cycles,
+            len(load.accepted),
+            len(expected.changes),
+            0,
+            len(audit.lost),
+            audit.duplicated,
+            time.monotonic() - started,
+            f"{audit.repeats} identical re-publications; restarts {min(restarts)}-{max(restarts)} s",
+        )
+    )
+    assert audit.lost == [], f"level changes lost: {audit.lost[:10]}"
+    assert audit.extra == [], f"changes the oracle never decided (a decision under a second id?): {audit.extra[:10]}"
+    assert audit.conflicting == [], f"one change id with other content: {audit.conflicting[:10]}"
