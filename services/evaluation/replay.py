@@ -22,6 +22,7 @@ partitions as the broker delivers them, the replay takes arrival order. Per-loca
 results do not depend on it, except through peer sums (a known limit of the worker too).
 """
 
+import functools
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -50,8 +51,10 @@ class ScoringModel:
     """The model's two entry points: the engine's by default; the equivalence tests and
     the benchmark pass the reference model (`services.scoring.oracle`) to compare."""
 
-    assess: Callable[..., Any] = scoring_model.assess
-    tick: Callable[..., Any] = scoring_model.tick
+    # The replay keeps only the newest state of each location: the engine may change a
+    # state's timeline in place rather than copy it.
+    assess: Callable[..., Any] = field(default=functools.partial(scoring_model.assess, consume=True))
+    tick: Callable[..., Any] = field(default=functools.partial(scoring_model.tick, consume=True))
 
 
 @dataclass

@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from schemas.directory import Location
-from schemas.risk import EvidenceRef, Level, LevelName, RuleFiring
+from schemas.risk import EvidenceRef, LevelName, RuleFiring
 from services.scoring.evidence import classify
 from services.scoring.policy import Policy
 from services.scoring.rules.accumulation import Accumulated
@@ -140,11 +140,11 @@ def step(
     """Evaluate every rule family at time t over the evidence up to t, with hysteresis.
     The hits (the reasons' raw material) are kept only when `explain`."""
     observed_days = (t - first_seen) / US_PER_DAY if first_seen is not None else 0.0
-    s = Step(t, timeline, previous, location, observed_days, peers, own_peer_rates)
+    s = Step(t, timeline, previous, location, observed_days, peers, own_peer_rates, explain)
     for evaluator in c.evaluators:
         evaluator.evaluate(s)
     hits = s.hits
-    target = max((h.level for h in hits), default=Level.none)
+    target = s.top
     level, since = previous.level, previous.since
     if target > level:
         level, since = target, t

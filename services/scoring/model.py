@@ -12,7 +12,8 @@ history is not rewritten for them.
 States are values: `assess` and `tick` return a new state and never change the one given.
 """
 
-from dataclasses import dataclass, field, replace
+import copy
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
@@ -80,6 +81,14 @@ class LocationState:
         return reasons(self.current.hits, self.timeline)
 
 
+def _evolve(state: LocationState, **changes: object) -> LocationState:
+    """A copy of the state with these fields changed (dataclasses.replace re-runs the
+    constructor and costs several times more; the model makes a few per event)."""
+    new = copy.copy(state)
+    new.__dict__.update(changes)
+    return new
+
+
 # reused_id: an event id (of its source) already kept, with other content.
 Status = Literal["applied", "duplicate", "late", "expired", "reused_id"]
 
@@ -111,7 +120,7 @@ def _ensure_policy(state: LocationState, c: Compiled) -> LocationState:
     if state.policy_version == c.policy.version:
         return state
     # A new policy version re-reads the kept evidence with the new rules.
-    return replace(state, policy_version=c.policy.version, timeline=rebuild(c, state.timeline.items))
+    return _evolve(state, policy_version=c.policy.version, timeline=rebuild(c, state.timeline.items))
 
 
 def _advance(
@@ -149,7 +158,7 @@ def _advance(
         tick_times=state.tick_times,
     )
     pending = [t for t in state.tick_times if t > watermark]
-    return replace(state, clock_us=clock, watermark_us=watermark, committed=committed, tick_times=pending), current
+    return _evolve(state, clock_us=clock, watermark_us=watermark, committed=committed, tick_times=pending), current
 
 
 def _finish(
@@ -179,7 +188,7 @@ def _finish(
         seq += 1
         why = reasons(current.hits, state.timeline)
         change = level_change(state.location_id, location, before.current.level, current, why, c.policy, seq, backfill)
-    state = replace(state, current=current, change_seq=seq, peer_rates=peer_rates)
+    state = _evolve(state, current=current, change_seq=seq, peer_rates=peer_rates)
     return Outcome(state=state, status=status, change=change, peer_updates=peer_updates)
 
 
@@ -192,6 +201,7 @@ def assess(
     *,
     stream_clock: datetime | None = None,
     backfill: bool = False,
+    consume: bool = False,
 ) -> Outcome:
     """Apply one event to a location's state.
 
@@ -199,6 +209,8 @@ def assess(
     or time signal seen there): an event older than the retention is expired against it
     too, not only against the location's own clock, which a new location does not have.
     `backfill`: the event loads history; the changes it causes say so.
+    `consume`: the caller hands the state over and will not use it again, so its
+    timeline is changed in place rather than copied (a copy costs more than the rules).
     """
     c = compiled(policy)
     peers = peers or {}
@@ -221,7 +233,7 @@ def assess(
 
     facts = event.data.model_dump(mode="json", exclude={"person_ref"}, exclude_none=True)
     tags, weight, concern = c.classify(short, facts)
-    timeline = before.timeline.copy()
+    timeline = before.timeline if consume else before.timeline.copy()
     timeline.add(Item(t, event.source, event.id, short, facts, digest, tags, weight, concern))
     timeline.drop_before(clock - c.retention_us, clock - c.rating_retention_us)
     timeline.keep_last(policy.max_evidence_per_location)
@@ -231,7 +243,7 @@ def assess(
     first_seen = before.first_seen_us
     if short != "cqc_rating":
         first_seen = min(first_seen, t) if first_seen is not None else t
-    staged = replace(before, timeline=timeline, first_seen_us=first_seen, backfill=backfill)
+    staged = _evolve(before, timeline=timeline, first_seen_us=first_seen, backfill=backfill)
     advanced, current = _advance(staged, clock, c, location, peers)
     return _finish(before, advanced, current, c, location, status, backfill)
 
@@ -242,8 +254,11 @@ def tick(
     now: datetime,
     policy: Policy,
     peers: PeerView | None = None,
+    *,
+    consume: bool = False,
 ) -> Outcome:
-    """Let event time pass with no new event: windows slide, scores decay, holds expire."""
+    """Let event time pass with no new event: windows slide, scores decay, holds expire.
+    `consume` as for `assess`."""
     c = compiled(policy)
     peers = peers or {}
     before = _ensure_policy(state, c)
@@ -252,9 +267,9 @@ def tick(
         return Outcome(state=before, status="duplicate")
     timeline = before.timeline
     if timeline.times and timeline.times[0] < at - c.retention_us:
-        timeline = timeline.copy()
+        timeline = timeline if consume else timeline.copy()
         timeline.drop_before(at - c.retention_us, at - c.rating_retention_us)
-    staged = replace(before, timeline=timeline, tick_times=[*before.tick_times, at])
+    staged = _evolve(before, timeline=timeline, tick_times=[*before.tick_times, at])
     advanced, current = _advance(staged, at, c, location, peers)
     return _finish(before, advanced, current, c, location, "applied", before.backfill)
 

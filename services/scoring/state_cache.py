@@ -31,6 +31,19 @@ class StateCache:
         self._keep(location_id, raw, state)
         return state
 
+    def take(self, location_id: str, raw: bytes | None) -> LocationState | None:
+        """As `read`, for a caller that will change the state in place: the entry is
+        removed, so that a failure half-way can never leave a changed state cached beside
+        the bytes it no longer matches. `write` (or `put_back`) keeps it again."""
+        state = self.read(location_id, raw)
+        self._entries.pop(location_id, None)
+        return state
+
+    def put_back(self, location_id: str, raw: bytes | None, state: LocationState | None) -> None:
+        """Keep an unchanged state taken with `take` (its event was not applied)."""
+        if raw and state is not None:
+            self._keep(location_id, raw, state)
+
     def write(self, location_id: str, state: LocationState) -> bytes:
         """The bytes to store for this state; the cache remembers them with it."""
         raw = self._encode(state)

@@ -125,7 +125,7 @@ class Timeline:
         if item.weight > 0 and self.half_life_us is not None:
             self._add_weighted(item)
         if item.type == "cqc_rating":
-            bisect.insort_right(self.ratings, item, key=lambda r: r.time)
+            bisect.insort_right(self.ratings, item, key=_order)
 
     def _add_weighted(self, item: Item) -> None:
         assert self.half_life_us is not None

@@ -11,7 +11,7 @@ import faust
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from faust.exceptions import SameNode
-from faust.types.tables import CollectionT
+from faust.types import TopicT
 from faust.web import Request, Response, View
 from faust.web.exceptions import ServiceUnavailable
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -37,17 +37,15 @@ def unavailable(view: View, detail: str) -> Response:
     return view.json({"detail": detail}, status=503, headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
-async def changelog_known(app: faust.App, table: CollectionT) -> bool:
-    """Whether the producer's metadata lists the table's changelog topic, after asking for it.
+async def topic_known(app: faust.App, topic: str) -> bool:
+    """Whether the producer's metadata lists the topic, after asking for it.
 
     faust's router finds a key's worker through the producer's partitioner, which is
     handed the topic's partitions from the producer's cached cluster metadata. Once the
     producer sends to a topic its cache does not list, aiokafka refreshes only the topics
-    it has sent to, and the changelogs drop out: aiokafka then calls `list(None)`, a
-    TypeError (500) until the table is next written. Asking for the topic adds it to the
-    producer's metadata for good.
+    it has sent to, and the others drop out: aiokafka then calls `list(None)`, a
+    TypeError (500). Asking for the topic adds it to the producer's metadata for good.
     """
-    topic = table.changelog_topic.get_topic_name()
     producer: AIOKafkaProducer = app.producer._ensure_producer()  # type: ignore[attr-defined]
     if producer.client.cluster.partitions_for_topic(topic) is not None:
         return True
@@ -60,17 +58,25 @@ async def changelog_known(app: faust.App, table: CollectionT) -> bool:
     return True
 
 
-def table_route(app: faust.App, table: CollectionT, match_info: str) -> Callable[[Handler], Handler]:
-    """faust's `app.table_route` that answers 503 with Retry-After, never 500, while the
-    worker holding the key cannot be found yet."""
+def table_route(app: faust.App, topic: TopicT, match_info: str) -> Callable[[Handler], Handler]:
+    """Forwards the request to the worker that consumes the key's partition of `topic`
+    (whose tables hold the key), answering 503 with Retry-After, never 500, while that
+    worker cannot be found yet.
+
+    Not faust's `app.table_route`: it hashes the key as the table's changelog serializes
+    it (JSON, quoted), while a table's rows lie on the partition of the record that wrote
+    them, murmur2 of the raw key; with several workers it sent most requests to a worker
+    that does not hold the location (404).
+    """
 
     def decorator(handler: Handler) -> Handler:
         @wraps(handler)
         async def get(view: View, request: Request, *args: Any, **kwargs: Any) -> Response:
-            if not await changelog_known(app, table):
-                return unavailable(view, f"the worker holding this key is not known yet ({table.name})")
+            if not await topic_known(app, topic.get_topic_name()):
+                return unavailable(view, f"the worker holding this key is not known yet ({topic.get_topic_name()})")
             try:
-                return await app.router.route_req(table.name, request.match_info[match_info], view.web, request)
+                key = request.match_info[match_info].encode()
+                return await app.router.route_topic_req(topic, key, view.web, request)
             except SameNode:
                 return await handler(view, request, *args, **kwargs)
             except ServiceUnavailable:
@@ -85,7 +91,7 @@ def register_views(app: faust.App, scorer: "Scorer") -> None:
     @app.page("/v1/locations/{location_id}/risk")
     class LocationRisk(View):
         # Routed to the worker that holds the location's partition.
-        @table_route(app, scorer.states, "location_id")
+        @table_route(app, scorer.events_topic, "location_id")
         async def get(self, request: Request, location_id: str) -> Response:
             state = scorer.cache.read(location_id, scorer.states.get(location_id))
             if state is None:
@@ -95,7 +101,7 @@ def register_views(app: faust.App, scorer: "Scorer") -> None:
     @app.page("/v1/directory/locations/{location_id}")
     class DirectoryRecord(View):
         # What the scorer knows of a location: its rates and roll-up depend on it.
-        @table_route(app, scorer.locations, "location_id")
+        @table_route(app, scorer.locations_topic, "location_id")
         async def get(self, request: Request, location_id: str) -> Response:
             raw = scorer.locations.get(location_id)
             if not raw:

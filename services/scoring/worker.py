@@ -100,7 +100,8 @@ class Scorer:
             consumer_auto_offset_reset="earliest",
             producer_acks=-1,
             broker_session_timeout=s.session_timeout_s,
-            table_standby_replicas=0,
+            # A worker taking a partition over has its tables already, not a changelog to read.
+            table_standby_replicas=s.standby_replicas,
         )
         raw: dict[str, Any] = {
             "key_type": bytes,
@@ -109,7 +110,7 @@ class Scorer:
             "value_serializer": "raw",
         }
         self.events_topic = events_topic = app.topic(self.topics.events, **raw)
-        locations_topic = app.topic(self.topics.locations, **raw)
+        self.locations_topic = locations_topic = app.topic(self.topics.locations, **raw)
         self.changes_topic = app.topic(self.topics.risk_changes, **raw)
         self.dead_letter_topic = app.topic(self.topics.dead_letter, **raw)
         # faust picks table serializers from the types: bytes values are stored raw (the
@@ -229,7 +230,8 @@ class Scorer:
                 await self.dead_letter(event, "key_mismatch", "record key is not the event's subject (location ID)")
                 continue
             partition = event.message.partition
-            state = self.cache.read(parsed.subject, self.states.get(parsed.subject))
+            raw = self.states.get(parsed.subject)
+            state = self.cache.take(parsed.subject, raw)
             location = self._location(parsed.subject)
             outcome = assess(
                 state,
@@ -239,7 +241,10 @@ class Scorer:
                 self._peer_view(location),
                 stream_clock=self._stream_clock(partition),
                 backfill=_header(event, BACKFILL_HEADER) == b"1" or self._replayed(event),
+                consume=True,
             )
+            if outcome.status not in ("applied", "late"):
+                self.cache.put_back(parsed.subject, raw, state)  # not applied: unchanged
             self.metrics.events.labels(parsed.short_type, outcome.status).inc()
             if outcome.status in ("late", "expired"):
                 self.metrics.late_events.labels(outcome.status).inc()
@@ -337,11 +342,14 @@ class Scorer:
 
     async def _tick(self, partition: int, now: datetime, due: Callable[[str], bool]) -> None:
         for location_id in elevated_due(self.index.levels, partition, partition_of, due):
-            state = self.cache.read(location_id, self.states.get(location_id))
+            raw = self.states.get(location_id)
+            state = self.cache.take(location_id, raw)
             if state is None:
                 continue
             location = self._location(location_id)
-            outcome = tick(state, location, now, self.policy, self._peer_view(location))
+            outcome = tick(state, location, now, self.policy, self._peer_view(location), consume=True)
+            if outcome.status != "applied":
+                self.cache.put_back(location_id, raw, state)
             if outcome.status == "applied":
                 await self._write(location_id, outcome, partition)
 

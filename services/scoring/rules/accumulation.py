@@ -30,5 +30,7 @@ class Accumulated:
         step.score = score
         step.accumulation_band = band
         if band > Level.none:
-            description = f"{rule.description} (score {score:.1f}{self._unit})"
-            step.hits.append(Hit(rule.id, "accumulation", band, description, score, "weighted", 0, start, t))
+            step.fire(band)
+            if step.explain:
+                description = f"{rule.description} (score {score:.1f}{self._unit})"
+                step.hits.append(Hit(rule.id, "accumulation", band, description, score, "weighted", 0, start, t))

@@ -62,11 +62,19 @@ class Step:
     observed_days: float
     peers: PeerView
     own_peer_rates: Mapping[str, tuple[str, float]]
+    # Only an explained step keeps its hits (and builds their descriptions): the steps of
+    # a replay before the last need only the highest level and the active rules.
+    explain: bool = False
+    top: Level = Level.none
     hits: list[Hit] = field(default_factory=list)
     active: set[str] = field(default_factory=set)
     accumulation_band: Level = Level.none
     triangulation_level: Level = Level.none
     score: float = 0.0
+
+    def fire(self, level: Level) -> None:
+        if level > self.top:
+            self.top = level
 
     @property
     def capacity(self) -> int | None:

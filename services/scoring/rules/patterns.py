@@ -1,6 +1,7 @@
 """Patterns: a count of a kind of event in a window, absolute or per capacity, with
 hysteresis (a pattern that is active stays so down to its exit threshold)."""
 
+from bisect import bisect_right
 from collections.abc import Mapping
 
 from schemas.risk import Level
@@ -12,21 +13,32 @@ from services.scoring.timeline import days_us
 class Patterns:
     def __init__(self, patterns: list[Pattern], bits: Mapping[str, int]) -> None:
         self._rules = [(r, bits[r.id], days_us(r.window_days), Level[r.level]) for r in patterns]
+        # Thresholds depend only on the capacity: worked out once per size.
+        self._thresholds: dict[int | None, list[tuple[int, int]]] = {}
+
+    def _for(self, capacity: int | None) -> list[tuple[int, int]]:
+        found = self._thresholds.get(capacity)
+        if found is None:
+            found = [(r.enter_threshold(capacity), r.exit_threshold(capacity)) for r, _, _, _ in self._rules]
+            self._thresholds[capacity] = found
+        return found
 
     def evaluate(self, step: Step) -> None:
-        t, timeline, capacity = step.t, step.timeline, step.capacity
-        for rule, bit, window, level in self._rules:
-            count = timeline.tagged(bit, t - window, t)
-            if not count:
+        t, by_rule, active = step.t, step.timeline.by_rule, step.previous.active
+        thresholds = self._for(step.capacity)
+        for (rule, bit, window, level), (enter, leave) in zip(self._rules, thresholds, strict=True):
+            times = by_rule[bit]
+            if len(times) < leave:
                 continue
-            enter = rule.enter_threshold(capacity)
-            was = rule.id in step.previous.active
-            if count >= enter or (was and count >= rule.exit_threshold(capacity)):
+            count = bisect_right(times, t) - bisect_right(times, t - window)
+            if count >= enter or (count >= leave and rule.id in active):
                 step.active.add(rule.id)
-                description = rule.description
-                if rule.per_capacity is not None:
-                    description += (
-                        f" ({count} in {rule.window_days:g} days; the threshold for its size is {enter}: "
-                        f"{rule.enter_rate:g} per {rule.per_capacity:g}, at least {rule.enter_count})"
-                    )
-                step.hits.append(Hit(rule.id, "pattern", level, description, count, "tag", bit, t - window, t))
+                step.fire(level)
+                if step.explain:
+                    description = rule.description
+                    if rule.per_capacity is not None:
+                        description += (
+                            f" ({count} in {rule.window_days:g} days; the threshold for its size is {enter}: "
+                            f"{rule.enter_rate:g} per {rule.per_capacity:g}, at least {rule.enter_count})"
+                        )
+                    step.hits.append(Hit(rule.id, "pattern", level, description, count, "tag", bit, t - window, t))

@@ -27,6 +27,11 @@ class Peers:
             return
         t, timeline, kind = step.t, step.timeline, location.service_type.value
         for rule, bit, window, level in self._rules:
+            count = timeline.tagged(bit, t - window, t)
+            can_be_low = rule.low_z is not None and step.observed_days >= rule.min_history_days
+            # With no event, a rate of 0 is never unusually high (high_z > 0).
+            if count == 0 and not can_be_low:
+                continue
             own = step.own_peer_rates.get(rule.id)
             stats = step.peers.get((rule.id, kind), PeerStats())
             others = stats.without(own[1] if own and own[0] == kind else None)
@@ -34,21 +39,22 @@ class Peers:
             if others.n < rule.min_peers or summary is None or summary[1] <= 0:
                 continue
             mean, sd = summary
-            count = timeline.tagged(bit, t - window, t)
             rate = count / location.capacity * rule.per_capacity
             z = (rate - mean) / sd
             was = rule.id in step.previous.active
             high = count >= rule.min_count and (z >= rule.high_z or (was and z >= rule.high_z - rule.exit_margin))
             low = (
-                rule.low_z is not None
-                and step.observed_days >= rule.min_history_days
+                can_be_low
+                and rule.low_z is not None
                 and (z <= rule.low_z or (was and z <= rule.low_z + rule.exit_margin))
             )
             if high or low:
                 step.active.add(rule.id)
-                side = "unusually high" if high else "unusually low (possible under-reporting)"
-                description = (
-                    f"{rule.description}: {side}, {rate:.2f} per {rule.per_capacity:g} "
-                    f"against a mean of {mean:.2f} over {others.n} peers (z={z:.2f})"
-                )
-                step.hits.append(Hit(rule.id, "peer", level, description, z, "tag", bit, t - window, t))
+                step.fire(level)
+                if step.explain:
+                    side = "unusually high" if high else "unusually low (possible under-reporting)"
+                    description = (
+                        f"{rule.description}: {side}, {rate:.2f} per {rule.per_capacity:g} "
+                        f"against a mean of {mean:.2f} over {others.n} peers (z={z:.2f})"
+                    )
+                    step.hits.append(Hit(rule.id, "peer", level, description, z, "tag", bit, t - window, t))

@@ -22,28 +22,18 @@ class Rated:
         rated = sorted((r for r in step.timeline.ratings if start < r.time <= t), key=_published)
         if not rated:
             return
-        if rated[-1].facts.get("overall") == "inadequate":
-            step.hits.append(
-                Hit(
-                    rule.inadequate_id,
-                    "rating",
-                    Level[rule.inadequate_level],
-                    "Rated Inadequate by CQC",
-                    None,
-                    "named",
-                    named=((rated[-1].source, rated[-1].id),),
-                )
-            )
+        latest = rated[-1]
+        if latest.facts.get("overall") == "inadequate":
+            self._fire(step, rule.inadequate_id, rule.inadequate_level, "Rated Inadequate by CQC", [latest])
         last = rated[-rule.repeat_ri_count :]
         if len(last) == rule.repeat_ri_count and all(r.facts.get("overall") == "requires_improvement" for r in last):
-            step.hits.append(
-                Hit(
-                    rule.repeat_ri_id,
-                    "rating",
-                    Level[rule.repeat_ri_level],
-                    f"Rated Requires improvement {rule.repeat_ri_count} times in a row",
-                    None,
-                    "named",
-                    named=tuple((r.source, r.id) for r in last),
-                )
-            )
+            description = f"Rated Requires improvement {rule.repeat_ri_count} times in a row"
+            self._fire(step, rule.repeat_ri_id, rule.repeat_ri_level, description, last)
+
+    @staticmethod
+    def _fire(step: Step, rule_id: str, level_name: str, description: str, items: list[Item]) -> None:
+        level = Level[level_name]
+        step.fire(level)
+        if step.explain:
+            named = tuple((r.source, r.id) for r in items)
+            step.hits.append(Hit(rule_id, "rating", level, description, None, "named", named=named))

@@ -33,7 +33,7 @@ class Rises:
     def evaluate(self, step: Step) -> None:
         t, timeline = step.t, step.timeline
         for rule, bit, recent_span, level in self._rules:
-            if step.observed_days < rule.min_history_days:
+            if not timeline.by_rule[bit] or step.observed_days < rule.min_history_days:
                 continue
             baseline_days = min(rule.baseline_days, step.observed_days - rule.recent_days)
             if baseline_days <= 0:
@@ -51,8 +51,10 @@ class Rises:
             p = poisson_upper_tail(recent, expected)
             if (recent >= rule.min_recent_count and p < rule.enter_p) or (was and p < rule.exit_p):
                 step.active.add(rule.id)
-                description = (
-                    f"{rule.description} ({recent} in {rule.recent_days:g} days against "
-                    f"{expected:.1f} expected; p={p:.4f})"
-                )
-                step.hits.append(Hit(rule.id, "rise", level, description, p, "tag", bit, recent_start, t))
+                step.fire(level)
+                if step.explain:
+                    description = (
+                        f"{rule.description} ({recent} in {rule.recent_days:g} days against "
+                        f"{expected:.1f} expected; p={p:.4f})"
+                    )
+                    step.hits.append(Hit(rule.id, "rise", level, description, p, "tag", bit, recent_start, t))

@@ -39,7 +39,9 @@ class Triangulated:
                 level = max(level, step_level)
         step.triangulation_level = level
         if level > Level.none:
-            description = f"{rule.description}: {len(kinds)} kinds ({', '.join(kinds)})" + (
-                f", each with at least {needed} concerns for its size" if needed > 1 else ""
-            )
-            step.hits.append(Hit(rule.id, "triangulation", level, description, len(kinds), "concerns", 0, start, t))
+            step.fire(level)
+            if step.explain:
+                description = f"{rule.description}: {len(kinds)} kinds ({', '.join(kinds)})" + (
+                    f", each with at least {needed} concerns for its size" if needed > 1 else ""
+                )
+                step.hits.append(Hit(rule.id, "triangulation", level, description, len(kinds), "concerns", 0, start, t))

@@ -1,5 +1,6 @@
 """Triggers: one event of a kind sets a level by itself and holds it for `hold_days`."""
 
+from bisect import bisect_right
 from collections.abc import Mapping
 
 from schemas.risk import Level
@@ -13,8 +14,14 @@ class Triggers:
         self._rules = [(r, bits[r.id], days_us(r.hold_days), Level[r.level]) for r in triggers]
 
     def evaluate(self, step: Step) -> None:
-        t, timeline = step.t, step.timeline
+        t, by_rule = step.t, step.timeline.by_rule
         for rule, bit, hold, level in self._rules:
-            count = timeline.tagged(bit, t - hold, t)
-            if count:
+            times = by_rule[bit]
+            # Any event of the kind in (t - hold, t]: the newest at or before t is inside.
+            at = bisect_right(times, t)
+            if not at or times[at - 1] <= t - hold:
+                continue
+            step.fire(level)
+            if step.explain:
+                count = at - bisect_right(times, t - hold)
                 step.hits.append(Hit(rule.id, "trigger", level, rule.description, count, "tag", bit, t - hold, t))
