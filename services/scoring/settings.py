@@ -34,4 +34,8 @@ class ScoringSettings(BaseSettings):
     # another: after a crash (kill -9, OOM), a restarted worker waits this long before it
     # scores again. Heartbeats go every 3 s, so no less than 6.
     session_timeout_s: float = Field(default=60.0, ge=6)
+    # Other workers keeping a copy of each partition's tables, so that one taking the
+    # partition over (a worker left or crashed) scores at once instead of first reading
+    # the changelog; each copy costs that worker the disk and the changelog reads.
+    standby_replicas: int = Field(default=1, ge=0)
     log_level: Literal["debug", "info", "warn", "error"] = "info"
