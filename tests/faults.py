@@ -13,6 +13,7 @@ depend on its partition's order only, which the sender keeps) and sends no wall-
 time signals, so its results are a function of the input.
 """
 
+import json
 import os
 import random
 import threading
@@ -31,9 +32,10 @@ from schemas.directory import Location
 from schemas.examples import example_event
 from schemas.risk import LevelChange
 from schemas.topics import Topics
+from services.alerts.routing import alert_id_for
 from services.evaluation.replay import Replay
 from services.scoring.policy import Policy, parse_policy
-from tests.alert_peers import AUTHORITIES
+from tests.alert_peers import AUTHORITIES, OPERATOR_KEY
 from tests.conftest import KEYS
 from tests.receivers import WebhookReceiver
 from tests.test_evaluation_pipeline import PIPELINE_POLICY, QuietScorer
@@ -321,79 +323,88 @@ class Poster(Protocol):
 
 
 @dataclass
-class IngestLoad:
-    """Sends events to ingest at a steady rate from a thread of its own, as a well-behaved
-    client: each request is resent until it is accepted (202) before the next is sent, so
-    every location's events reach their partition in the order sent."""
+class Paced:
+    """Sends items at a steady rate from a thread of its own, `batch` at a time, until they
+    run out or `stop()`; `sent` holds what `send` completed, in order."""
 
-    client: Poster
-    events: Sequence[dict[str, Any]]
-    rate: float  # events per second
+    send: Callable[[list[Any]], None]
+    items: Sequence[Any]
+    rate: float  # items per second
     batch: int = 1
-    retry_pause_s: float = 0.2
-    accepted: list[dict[str, Any]] = field(default_factory=list)
-    statuses: Counter[int] = field(default_factory=Counter)
+    sent: list[Any] = field(default_factory=list)
     stop_requested: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
     _thread: threading.Thread | None = None
 
-    def start(self) -> "IngestLoad":
-        self._thread = threading.Thread(target=self._run, name="ingest-load", daemon=True)
+    def start(self) -> "Paced":
+        self._thread = threading.Thread(target=self._run, name="paced-load", daemon=True)
         self._thread.start()
         return self
-
-    def _post(self, chunk: list[dict[str, Any]]) -> None:
-        while True:
-            if self.batch == 1:
-                response = self.client.post("/v1/events", json=chunk[0], headers=INGEST_HEADERS)
-            else:
-                response = self.client.post("/v1/events/batch", json=chunk, headers=INGEST_HEADERS)
-            self.statuses[response.status_code] += 1
-            if response.status_code == 202:
-                self.accepted.extend(chunk)
-                return
-            if response.status_code not in (207, 503):
-                raise AssertionError(f"ingest answered {response.status_code}: {response.text[:500]}")
-            # Partly or not stored: the whole request again (ids make resends harmless).
-            time.sleep(self.retry_pause_s)
 
     def _run(self) -> None:
         started = time.monotonic()
         try:
-            for sent in range(0, len(self.events), self.batch):
+            for at in range(0, len(self.items), self.batch):
                 if self.stop_requested.is_set():
                     return
-                self._post(list(self.events[sent : sent + self.batch]))
-                ahead = started + (sent + self.batch) / self.rate - time.monotonic()
+                chunk = list(self.items[at : at + self.batch])
+                self.send(chunk)
+                self.sent.extend(chunk)
+                ahead = started + (at + self.batch) / self.rate - time.monotonic()
                 if ahead > 0:
                     time.sleep(ahead)
-        except BaseException as exc:  # reported by join(): a thread's exception is otherwise lost
+        except BaseException as exc:  # re-raised by stop(): a thread's exception is otherwise lost
             self.error = exc
 
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def join(self, timeout_s: float = 600) -> None:
-        assert self._thread is not None
-        self._thread.join(timeout_s)
-        if self._thread.is_alive():
-            raise AssertionError(f"the load did not finish in {timeout_s} s ({len(self.accepted)} accepted)")
+    def stop(self, timeout_s: float = 120) -> None:
+        self.stop_requested.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            assert not self._thread.is_alive(), f"the load did not stop in {timeout_s} s"
         if self.error is not None:
             raise self.error
 
-    def stop(self) -> None:
-        self.stop_requested.set()
-        if self._thread is not None:
-            self._thread.join(120)
+
+@dataclass
+class IngestClient:
+    """A well-behaved ingest client: a request is resent until it is accepted (202)
+    before the next is sent, so that every location's events reach their partition in
+    the order sent; resends are harmless, the scorer knows an event by its id."""
+
+    client: Poster
+    retry_pause_s: float = 0.2
+    statuses: Counter[int] = field(default_factory=Counter)
+
+    def send(self, chunk: list[dict[str, Any]]) -> None:
+        while True:
+            if len(chunk) == 1:
+                response = self.client.post("/v1/events", json=chunk[0], headers=INGEST_HEADERS)
+            else:
+                response = self.client.post("/v1/events/batch", json=chunk, headers=INGEST_HEADERS)
+            self.statuses[response.status_code] += 1
+            if response.status_code == 202:
+                return
+            if response.status_code not in (207, 503):
+                raise AssertionError(f"ingest answered {response.status_code}: {response.text[:500]}")
+            # Partly or not stored: the whole request again.
+            time.sleep(self.retry_pause_s)
+
+
+def ingest_load(
+    client: Poster, events: Sequence[dict[str, Any]], rate: float, batch: int
+) -> tuple[Paced, IngestClient]:
+    sender = IngestClient(client)
+    return Paced(sender.send, events, rate, batch).start(), sender
 
 
 # --- topics written directly (the alert service's input) --------------------------
 
 
 def publish_directory(producer: KafkaProducer, topics: Topics, world: World) -> None:
-    import json
-
     for location in world.locations.values():
         value = json.dumps(location_record(location)).encode()
         producer.send(topics.locations, key=location.location_id.encode(), value=value)
@@ -401,6 +412,27 @@ def publish_directory(producer: KafkaProducer, topics: Topics, world: World) -> 
         record = {"authority": authority, "location_id": location_id, "people_placed": 2, "status": "active"}
         producer.send(topics.placements, key=f"{location_id}/{authority}".encode(), value=json.dumps(record).encode())
     producer.flush()
+
+
+def change_sender(producer: KafkaProducer, topic: str) -> Callable[[list[LevelChange]], None]:
+    """Publishes level changes as the scorer does: keyed by subject, acknowledged."""
+
+    def send(changes: list[LevelChange]) -> None:
+        for change in changes:
+            producer.send(topic, key=change.key.encode(), value=change.model_dump_json().encode())
+        producer.flush()
+
+    return send
+
+
+def alert_state(url: str, change_id: str, authority: str) -> list[dict[str, Any]]:
+    """The webhook deliveries to one authority of the alert a change became."""
+    headers = {"Authorization": f"Bearer {OPERATOR_KEY}"}
+    response = httpx.get(f"{url}/v1/alerts/{alert_id_for(change_id)}", headers=headers, timeout=10)
+    if response.status_code == 404:
+        return []
+    response.raise_for_status()
+    return [d for d in response.json()["deliveries"] if d["authority"] == authority and d["channel"] == "webhook"]
 
 
 # --- the scorer under test ----------------------------------------------------------
