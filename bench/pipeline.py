@@ -69,7 +69,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.alerts import Receiver, new_secret, pct, production_delivery_settings  # noqa: E402
 from bench.open_loop import OpenLoop, Sent, post_request  # noqa: E402
-from bench.pipeline_report import cpu_use, end_to_end, ingest_lines, memory_growth, ms, over_time  # noqa: E402
+from bench.pipeline_report import cpu_use, end_to_end, histogram_summary, ingest_lines, memory_growth, ms, over_time  # noqa: E402
 from bench.pipeline_samples import Sample, Sampler, Urls  # noqa: E402
 from schemas.topics import Topics  # noqa: E402
 from services.alerts.routing import alert_id_for  # noqa: E402
@@ -455,18 +455,40 @@ PROCESSES = ["ingest", "scorer", "alerts", "receiver"]
 
 
 def commit() -> str:
+    """HEAD, and whether the services the processes run had uncommitted edits (a shared tree)."""
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    return head.stdout.strip() or "unknown"
+    dirty = subprocess.run(["git", "status", "--short", "services"], cwd=ROOT, capture_output=True, text=True)
+    edits = " + uncommitted edits in services/" if dirty.stdout.strip() else ""
+    return (head.stdout.strip() or "unknown") + edits
 
 
-def report(pipeline: Pipeline, run: RunResult, load_share: float) -> list[str]:
+def own_histograms(pipeline: Pipeline) -> list[str]:
+    """What the services measure themselves, over the whole run (warm-up included)."""
+    assert pipeline.ingest is not None and pipeline.scorer is not None and pipeline.alerts is not None
+    wanted = (
+        ("ingest: waiting for Kafka's acknowledgement", pipeline.ingest.url, "caresignal_ingest_produce_seconds"),
+        ("scorer: one event, state load to state write", pipeline.scorer.url, "caresignal_scoring_processing_seconds"),
+        ("alerts: change published -> delivered", pipeline.alerts.url, "caresignal_alerts_delivery_latency_seconds"),
+    )
+    lines = []
+    for what, url, name in wanted:
+        try:
+            text = httpx.get(f"{url}/metrics", timeout=10).text
+        except httpx.HTTPError as exc:
+            text = ""
+            what += f" (scrape failed: {exc})"
+        lines.append(f"| {what} (the service's own histogram) | {histogram_summary(text, name)} |")
+    return lines
+
+
+def report(pipeline: Pipeline, run: RunResult, load_share: float, code: str) -> list[str]:
     bootstrap = pipeline.kafka.bootstrap_servers
     changes = read_changes(bootstrap, pipeline.topics)
     created = event_times(bootstrap, pipeline.topics)
     window = (run.started + WARMUP_S, run.ended)
     e2e = end_to_end(run.webhooks, changes.by_alert, created, window)
     lines = [
-        f"### {load_share:.0%} load: {run.rate:g} events/s for {run.seconds / 60:g} min (commit {commit()}, "
+        f"### {load_share:.0%} load: {run.rate:g} events/s for {run.seconds / 60:g} min (code: {code}, "
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC)",
         "",
         "| measure | figure |",
@@ -481,6 +503,7 @@ def report(pipeline: Pipeline, run: RunResult, load_share: float) -> list[str]:
         f"| of which scorer: event record -> level change record, p50 / p99 | {ms(e2e.scorer_ms)} ms |",
         f"| of which alerts: level change record -> webhook received, p50 / p99 | {ms(e2e.alerts_ms)} ms |",
         f"| queues drained after the load stopped | in {run.drain_s:.0f} s |",
+        *own_histograms(pipeline),
         "",
         *over_time(run.samples, run.started, PROCESSES),
         "",
@@ -505,7 +528,7 @@ def main() -> int:
     if not kafka.external:
         LocalBroker(kafka.kafka_home, kafka.kafka_port, kafka.kafka_controller_port, kafka.kafka_heap).start()
     work = Path(tempfile.mkdtemp(prefix="caresignal-bench-pipeline-"))
-    print(f"commit {commit()}, {os.cpu_count()} cores, work directory {work}", flush=True)
+    print(f"code: {commit()}, {os.cpu_count()} cores, work directory {work}", flush=True)
     out: list[str] = []
     try:
         max_rate = args.max_rate
@@ -533,9 +556,10 @@ def main() -> int:
             print(f"steady: {rate:g} events/s ({share:.0%} of {max_rate:g}) for {args.minutes:g} min", flush=True)
             pipeline = Pipeline(kafka, Load(args.seed, "127.0.0.1"), work / f"load{phase}", phase=phase + 1)
             try:
+                code = commit()
                 pipeline.start()
                 run = asyncio.run(steady(pipeline, rate, args.minutes * 60))
-                lines = report(pipeline, run, share)
+                lines = report(pipeline, run, share, code)
             finally:
                 pipeline.stop()
             print("\n".join(lines), flush=True)

@@ -122,3 +122,27 @@ def cpu_use(samples: list[Sample], start: float, end: float) -> str:
         f"CPU while the load ran, in cores: {', '.join(parts)}; the whole machine "
         f"{cores * busy / max(1, total):.2f} of {cores} (the rest: the Kafka broker and other work on the machine)"
     )
+
+
+def histogram_summary(text: str, name: str) -> str:
+    """A service's own histogram over the whole run (every label summed): mean, and the
+    bucket bounds holding p50 and p99 (Prometheus-style, no interpolation)."""
+    buckets: dict[float, float] = {}
+    count = total = 0.0
+    for line in text.splitlines():
+        if line.startswith(f"{name}_bucket{{"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            upper = math.inf if le == "+Inf" else float(le)
+            buckets[upper] = buckets.get(upper, 0.0) + float(line.rsplit(" ", 1)[1])
+        elif line.startswith(f"{name}_count"):
+            count += float(line.rsplit(" ", 1)[1])
+        elif line.startswith(f"{name}_sum"):
+            total += float(line.rsplit(" ", 1)[1])
+    if not count:
+        return "no samples"
+
+    def bound(q: float) -> str:
+        le = next(b for b, c in sorted(buckets.items()) if c >= q * count)
+        return "> last bucket" if math.isinf(le) else f"<= {le * 1000:g} ms"
+
+    return f"mean {total / count * 1000:.1f} ms, p50 {bound(0.5)}, p99 {bound(0.99)} ({count:,.0f} samples)"
