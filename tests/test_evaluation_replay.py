@@ -115,7 +115,7 @@ def direct(events: list[dict[str, Any]], policy: Policy) -> list[Change]:
 
 def test_replay_gives_the_changes_of_the_model_called_directly(policy: Policy) -> None:
     events = tiny_stream()
-    result = replay(locations(), events, policy, tick_hours=1e6, signal_hours=None, organisations=False)
+    result = replay(locations(), events, policy, ticks=False, signal_hours=None, organisations=False)
     expected = direct(events, policy)
     assert result.changes == expected
     assert [(c.subject, c.new) for c in expected][:2] == [(HOME, Level.major), (AGENCY, Level.moderate)]
@@ -132,9 +132,10 @@ def test_time_signals_let_a_quiet_location_fall(policy: Policy) -> None:
     assert [level for level, _ in agency] == [Level.moderate]  # no event on its partition: held
     fallen = [(c.new, c.time) for c in signalled.changes if c.subject == AGENCY]
     assert [level for level, _ in fallen] == [Level.moderate, Level.none]
-    # Below the exit count once its second miss is 28 days old (day 29); the emulated clock
-    # is the stream's event time, which next moves with the complaint of day 31.
-    assert fallen[1][1] == T0 + timedelta(days=31)
+    # Below the exit count once its second miss is 28 days old (day 29): planned for then,
+    # and ticked at that time once the emulated clock (the stream's event time) passes it,
+    # with the complaint of day 31.
+    assert fallen[1][1] == T0 + timedelta(days=29)
     assert signalled.signals > 0 and signalled.ticks > 0
 
 

@@ -7,13 +7,14 @@ What it reproduces of the worker, step for step:
   time signal seen on that partition before the event;
 - peer sums are the worker's per-partition rows (`services.scoring.peers`), read for
   every partition, so a location's peers are every location of its type;
-- each partition's tick schedule (`services.scoring.ticks.TickSchedule`) re-evaluates the
-  partition's elevated locations every `tick_hours` of its event time;
+- each partition's tick schedule (`services.scoring.ticks.TickSchedule`): a location above
+  none is re-evaluated at the time its level could next change (`model.next_due`), once
+  the partition's clock (events and time signals) has reached it;
 - time signals: the worker's leader sends the wall-clock time to every partition each
   minute. A replay has no wall clock; it emulates one with the stream's own time (the
   latest event time seen on any partition), sending a signal to every partition each
   time that time enters a new `signal_hours` slot. As in the worker, a signal advances the
-  partition's schedule and ticks, at once, elevated locations left a tick interval behind;
+  partition's clock, and locations due by then are ticked;
 - the organisation roll-up (`services.scoring.organisation.roll_up`) of the location
   changes, in the order they were decided.
 
@@ -35,13 +36,13 @@ from schemas.events import Event, EventParser
 from schemas.risk import Level, LevelChange, LevelName
 from services.evaluation.changes import Change, from_level_change
 from services.scoring import model as scoring_model
-from services.scoring.model import LocationState, Outcome
+from services.scoring.model import LocationState, Outcome, next_due
 from services.scoring.organisation import OrganisationState, roll_up
 from services.scoring.peers import apply_peer_updates, peer_view
 from services.scoring.policy import Policy
 from services.scoring.routing import PARTITIONS, partition_of
 from services.scoring.rules.peer_stats import PeerStats
-from services.scoring.ticks import TickSchedule, elevated_due, left_behind
+from services.scoring.ticks import TickSchedule
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -75,7 +76,7 @@ class Replay:
         locations: Mapping[str, Location],
         policy: Policy,
         *,
-        tick_hours: float = 6.0,
+        ticks: bool = True,
         signal_hours: float | None = 1.0,
         partitions: int = PARTITIONS,
         own_partitions: frozenset[int] | None = None,
@@ -84,12 +85,12 @@ class Replay:
         self.model = model or ScoringModel()
         self.locations = locations
         self.policy = policy
-        self.interval = timedelta(hours=tick_hours)
+        self.ticks = ticks
         self.signal_slot = timedelta(hours=signal_hours) if signal_hours else None
         self.partitions = partitions
         self.own = own_partitions if own_partitions is not None else frozenset(range(partitions))
         self.parser = EventParser(future_tolerance=timedelta(days=3650))
-        self.schedule = TickSchedule(self.interval)
+        self.schedule = TickSchedule()
         self.states: dict[str, LocationState] = {}
         self.peers: dict[str, bytes | None] = {}
         # The worker's LevelIndex: every written location's level and clock, in the order
@@ -101,6 +102,10 @@ class Replay:
         self._last_signal: datetime | None = None
         self.result = ReplayResult(changes=[])
         self.level_changes: list[LevelChange] = []
+        # What the model was asked, in order: ("event", event, partition) and ("tick",
+        # location, time, partition). `follow` asks another model the same (the
+        # equivalence tests: tick times come from the engine's own states).
+        self.calls: list[tuple[Any, ...]] | None = None
 
     def partition(self, location_id: str) -> int:
         cached = self._partition.get(location_id)
@@ -120,6 +125,9 @@ class Replay:
         if outcome.state.clock is not None:
             self.clocks[location_id] = outcome.state.clock
         self.levels[location_id] = outcome.state.current.level
+        if self.ticks and isinstance(outcome.state, LocationState):
+            due = next_due(outcome.state, self.locations.get(location_id), self.policy)
+            self.schedule.plan(partition, location_id, due)
 
     # --- the worker's _score, _maybe_tick, _time_signal and _tick ------------------------
 
@@ -139,6 +147,13 @@ class Replay:
                 return
         self.result.events += 1
         self._emulate_signals(parsed.time)
+        clock = self.apply_event(parsed, partition)
+        self._advance(partition, clock)
+
+    def apply_event(self, parsed: Event, partition: int) -> datetime | None:
+        """Assess one event and write what it changed; the location's clock after it."""
+        if self.calls is not None:
+            self.calls.append(("event", parsed, partition))
         location = self.locations.get(parsed.subject)
         outcome = self.model.assess(
             self.states.get(parsed.subject),
@@ -150,18 +165,36 @@ class Replay:
         )
         self.result.statuses[outcome.status] += 1
         if outcome.status == "reused_id":
-            return  # dead-lettered by the worker, and no tick
+            return None  # dead-lettered by the worker, and no tick
         if outcome.status in ("applied", "late"):
             self._write(parsed.subject, outcome, partition)
-        self._maybe_tick(partition, outcome.state.clock)
+        clock: datetime | None = outcome.state.clock
+        return clock
+
+    def apply_tick(self, location_id: str, at: datetime, partition: int) -> None:
+        if self.calls is not None:
+            self.calls.append(("tick", location_id, at, partition))
+        state = self.states.get(location_id)
+        if state is None:
+            return
+        location = self.locations.get(location_id)
+        outcome = self.model.tick(state, location, at, self.policy, self._peer_view(location))
+        self.result.ticks += 1
+        if outcome.status == "applied":
+            self._write(location_id, outcome, partition)
+
+    def follow(self, calls: Iterable[tuple[Any, ...]]) -> None:
+        """Ask this replay's model exactly what another replay asked its model."""
+        for call in calls:
+            if call[0] == "event":
+                self.apply_event(call[1], call[2])
+            else:
+                self.apply_tick(call[1], call[2], call[3])
 
     def signal(self, partition: int, at: datetime) -> None:
         """A time signal on one partition, handled as the worker's `_time_signal`."""
         self.result.signals += 1
-        self._maybe_tick(partition, at)
-        now = self.schedule.clock(partition)
-        assert now is not None
-        self._tick(partition, now, left_behind(self.clocks, now, self.interval))
+        self._advance(partition, at)
 
     def run_clock_until(self, until: datetime) -> None:
         """Let the emulated wall clock run on after the last event (signals only)."""
@@ -194,21 +227,13 @@ class Replay:
         for partition in sorted(self.own):
             self.signal(partition, at)
 
-    def _maybe_tick(self, partition: int, clock: datetime | None) -> None:
-        now = self.schedule.advance(partition, clock)
-        if now is not None:
-            self._tick(partition, now, lambda location_id: True)
-
-    def _tick(self, partition: int, now: datetime, due: Callable[[str], bool]) -> None:
-        for location_id in elevated_due(self.levels, partition, self.partition, due):
-            state = self.states.get(location_id)
-            if state is None:
-                continue
-            location = self.locations.get(location_id)
-            outcome = self.model.tick(state, location, now, self.policy, self._peer_view(location))
-            self.result.ticks += 1
-            if outcome.status == "applied":
-                self._write(location_id, outcome, partition)
+    def _advance(self, partition: int, clock: datetime | None) -> None:
+        """The worker's `_advance`: the partition's clock moves on, and every location
+        due by then is ticked at its due time, in time order (a tick may plan the
+        location again within the same advance)."""
+        self.schedule.advance(partition, clock)
+        while (due := self.schedule.next_due(partition)) is not None:
+            self.apply_tick(due[0], due[1], partition)
 
 
 def organisation_changes(changes: Iterable[LevelChange], policy: Policy) -> list[Change]:
@@ -251,7 +276,7 @@ def replay(
     events: Iterable[Mapping[str, Any] | Event],
     policy: Policy,
     *,
-    tick_hours: float = 6.0,
+    ticks: bool = True,
     signal_hours: float | None = 1.0,
     until: datetime | None = None,
     own_partitions: frozenset[int] | None = None,
@@ -264,7 +289,7 @@ def replay(
     engine = Replay(
         locations,
         policy,
-        tick_hours=tick_hours,
+        ticks=ticks,
         signal_hours=signal_hours,
         own_partitions=own_partitions,
         model=model,

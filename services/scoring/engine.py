@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from schemas.directory import Location
-from schemas.risk import EvidenceRef, LevelName, RuleFiring
+from schemas.risk import EvidenceRef, Level, LevelName, RuleFiring
 from services.scoring.evidence import classify
 from services.scoring.policy import Policy
 from services.scoring.rules.accumulation import Accumulated
@@ -20,7 +20,7 @@ from services.scoring.rules.ratings import Rated
 from services.scoring.rules.rises import Rises
 from services.scoring.rules.triangulation import Triangulated, kind_index
 from services.scoring.rules.triggers import Triggers
-from services.scoring.timeline import US_PER_DAY, Item, Timeline, from_us
+from services.scoring.timeline import US_PER_DAY, Item, Timeline, days_us, from_us
 
 MAX_EVIDENCE_REFS = 20
 # A CQC rating stands until the next one, often more than a year later: ratings are kept,
@@ -53,6 +53,7 @@ class Compiled:
     rating_retention_us: int
     tolerance_us: int
     half_life_us: float | None
+    min_at_level_us: int
     _classified: dict[Any, tuple[int, float, bool]] = field(default_factory=dict)
 
     def classify(self, event_type: str, facts: dict[str, Any]) -> tuple[int, float, bool]:
@@ -110,6 +111,7 @@ def compile_policy(policy: Policy) -> Compiled:
         rating_retention_us=retention_us * RATING_RETENTION_FACTOR,
         tolerance_us=policy.tolerance // _US,
         half_life_us=acc.half_life_days * US_PER_DAY if acc is not None else None,
+        min_at_level_us=days_us(policy.min_days_at_level),
     )
 
 
@@ -209,6 +211,30 @@ def replay(
     for index, t in enumerate(step_times):
         history = step(c, history, t, timeline, location, first_seen, peers, peer_rates, final and index == last)
     return history
+
+
+def due(
+    c: Compiled,
+    current: History,
+    t: int,
+    timeline: Timeline,
+    location: Location | None,
+    first_seen: int | None,
+    peers: PeerView,
+    own_peer_rates: Mapping[str, tuple[str, float]],
+) -> int | None:
+    """The earliest time after t at which a location at a level above none could change
+    level with no new event: a rule's window passing its oldest event, the score decaying
+    through its band's threshold, the minimum time at the level running out. None for a
+    location at none (nothing but an event raises a level from none)."""
+    if current.level is Level.none:
+        return None
+    observed_days = (t - first_seen) / US_PER_DAY if first_seen is not None else 0.0
+    s = Step(t, timeline, current, location, observed_days, peers, own_peer_rates)
+    times = [e.due(s) for e in c.evaluators]
+    if current.since is not None:
+        times.append(current.since + c.min_at_level_us)
+    return min((x for x in times if x is not None and x > t), default=None)
 
 
 def _items(hit: Hit, timeline: Timeline) -> list[Item]:

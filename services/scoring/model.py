@@ -20,7 +20,7 @@ from typing import Literal
 from schemas.directory import Location
 from schemas.events import Event
 from schemas.risk import Level, LevelChange, LevelName, RuleFiring
-from services.scoring.engine import Compiled, compiled, reasons, replay
+from services.scoring.engine import Compiled, compiled, due, reasons, replay
 from services.scoring.evidence import content_digest
 from services.scoring.policy import Policy
 from services.scoring.rules.base import History, PeerView
@@ -272,6 +272,22 @@ def tick(
     staged = _evolve(before, timeline=timeline, tick_times=[*before.tick_times, at])
     advanced, current = _advance(staged, at, c, location, peers)
     return _finish(before, advanced, current, c, location, "applied", before.backfill)
+
+
+def next_due(
+    state: LocationState, location: Location | None, policy: Policy, peers: PeerView | None = None
+) -> datetime | None:
+    """When to tick this location next: the earliest event time at which its level could
+    change with no new event (None: only an event can change it)."""
+    if state.clock_us is None:
+        return None
+    c = compiled(policy)
+    if state.policy_version != policy.version:
+        return from_us(state.clock_us + 1)  # a new policy: re-read at once
+    at = due(
+        c, state.current, state.clock_us, state.timeline, location, state.first_seen_us, peers or {}, state.peer_rates
+    )
+    return None if at is None else from_us(at)
 
 
 def change_id(subject: str, policy_version: str, seq: int) -> str:

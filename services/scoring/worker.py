@@ -28,7 +28,7 @@ from services.broker.settings import KafkaSettings
 from services.scoring.ledger import PublishedLedger
 from services.scoring.level_index import LevelIndex
 from services.scoring.metrics import ScoringMetrics
-from services.scoring.model import Outcome, assess, tick
+from services.scoring.model import Outcome, assess, next_due, tick
 from services.scoring.organisation import OrganisationState, roll_up
 from services.scoring.peers import apply_peer_updates, peer_view
 from services.scoring.policy import Policy
@@ -37,7 +37,7 @@ from services.scoring.rules.peer_stats import PeerStats
 from services.scoring.settings import ScoringSettings
 from services.scoring.state_cache import StateCache
 from services.scoring.state_codec import decode_state, encode_state
-from services.scoring.ticks import TickSchedule, elevated_due, left_behind
+from services.scoring.ticks import TickSchedule
 from services.scoring.views import register_views
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,8 @@ class Scorer:
         self.parser = EventParser(future_tolerance=timedelta(days=3650))
         self.index = LevelIndex(self.metrics)
         self.ledger = PublishedLedger(self.kafka.bootstrap_servers, self.topics.risk_changes, self.kafka.security)
-        self.ticks = TickSchedule(timedelta(hours=self.settings.tick_hours))
+        self.ticks = TickSchedule()
+        self._planned: set[int] = set()
         self.cache = StateCache(
             lambda raw: decode_state(raw, self.policy), encode_state, self.settings.state_cache_size
         )
@@ -110,6 +111,8 @@ class Scorer:
             "value_serializer": "raw",
         }
         self.events_topic = events_topic = app.topic(self.topics.events, **raw)
+        # faust-streaming types a signal receiver more narrowly than it calls one.
+        app.on_partitions_revoked.connect(self._partitions_revoked)  # type: ignore[arg-type]
         self.locations_topic = locations_topic = app.topic(self.topics.locations, **raw)
         self.changes_topic = app.topic(self.topics.risk_changes, **raw)
         self.dead_letter_topic = app.topic(self.topics.dead_letter, **raw)
@@ -177,10 +180,29 @@ class Scorer:
         if self.index.loaded:
             return
         for key, raw in self.states.items():
-            if raw:
-                state = decode_state(raw, self.policy)
+            state = self.cache.read(key, raw)
+            if state is not None:
                 self.index.set(key, state.current.level, state.clock)
         self.index.loaded = True
+
+    def _ensure_planned(self, partition: int) -> None:
+        """Plan the ticks of a partition's raised locations when it is first scored here
+        (at start, or taken over from another worker in a rebalance)."""
+        if partition in self._planned:
+            return
+        for key, raw in self.states.items():
+            if partition_of(key) == partition and (state := self.cache.read(key, raw)) is not None:
+                self.ticks.plan(partition, key, next_due(state, self._location(key), self.policy))
+        self._planned.add(partition)
+
+    async def _partitions_revoked(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        # Faust sends (app, revoked); another worker scores them now, and plans their
+        # ticks from their states.
+        revoked: set[Any] = args[0] if args else kwargs.get("revoked", set())
+        for tp in revoked:
+            if tp.topic == self.topics.events:
+                self.ticks.forget(tp.partition)
+                self._planned.discard(tp.partition)
 
     async def _write(self, location_id: str, outcome: Outcome, partition: int) -> None:
         if outcome.change is not None:
@@ -190,6 +212,7 @@ class Scorer:
         self.states[location_id] = self.cache.write(location_id, outcome.state)
         apply_peer_updates(self.peers, outcome.peer_updates, partition)
         self.index.set(location_id, outcome.state.current.level, outcome.state.clock)
+        self.ticks.plan(partition, location_id, next_due(outcome.state, self._location(location_id), self.policy))
 
     async def _publish(self, change: LevelChange) -> None:
         if not self.republish:
@@ -216,6 +239,7 @@ class Scorer:
         async for event in stream.events():
             started = self.now()
             self.ensure_index()
+            self._ensure_planned(event.message.partition)
             if is_time_signal(event.key):
                 await self._time_signal(event)
                 continue
@@ -329,29 +353,25 @@ class Scorer:
         now = self.ticks.clock(partition)
         assert now is not None
         self.partition_clocks[str(partition)] = json.dumps({"clock": now.isoformat()}).encode()
-        # The partition's schedule ticks every elevated location once per interval of its
-        # event time; a location whose own clock that time has left further behind (no
-        # event for it since) is ticked at the signal's time now, not up to an interval later.
-        await self._tick(partition, now, left_behind(self.index.clocks, now, timedelta(hours=self.settings.tick_hours)))
 
     async def _maybe_tick(self, partition: int, clock: datetime | None) -> None:
-        """Re-evaluate this partition's elevated locations as its event time moves on."""
-        now = self.ticks.advance(partition, clock)
-        if now is not None:
-            await self._tick(partition, now, lambda location_id: True)
+        """The partition's clock moves on: tick every location due by then at its due
+        time, in time order (`model.next_due` plans the next one after each write)."""
+        self.ticks.advance(partition, clock)
+        while (due := self.ticks.next_due(partition)) is not None:
+            await self._tick(partition, *due)
 
-    async def _tick(self, partition: int, now: datetime, due: Callable[[str], bool]) -> None:
-        for location_id in elevated_due(self.index.levels, partition, partition_of, due):
-            raw = self.states.get(location_id)
-            state = self.cache.take(location_id, raw)
-            if state is None:
-                continue
-            location = self._location(location_id)
-            outcome = tick(state, location, now, self.policy, self._peer_view(location), consume=True)
-            if outcome.status != "applied":
-                self.cache.put_back(location_id, raw, state)
-            if outcome.status == "applied":
-                await self._write(location_id, outcome, partition)
+    async def _tick(self, partition: int, location_id: str, at: datetime) -> None:
+        raw = self.states.get(location_id)
+        state = self.cache.take(location_id, raw)
+        if state is None:
+            return
+        location = self._location(location_id)
+        outcome = tick(state, location, at, self.policy, self._peer_view(location), consume=True)
+        if outcome.status == "applied":
+            await self._write(location_id, outcome, partition)
+        else:
+            self.cache.put_back(location_id, raw, state)
 
     async def _organisations(self, stream: faust.StreamT[bytes]) -> None:
         def provider_of(value: bytes) -> bytes:

@@ -1,9 +1,11 @@
 """Accumulation: low-level concerns weighted and halving with age, per capacity, in bands
 with hysteresis; capped at the policy's `max_level` (Minor unless it says otherwise)."""
 
+import math
+
 from schemas.risk import Level, LevelName
 from services.scoring.policy import Accumulation
-from services.scoring.rules.base import Hit, Step
+from services.scoring.rules.base import Hit, Step, next_edge
 
 
 class Accumulated:
@@ -13,6 +15,23 @@ class Accumulated:
         self._max = Level[rule.max_level]
         self._enter = [(Level[name], value) for name, value in rule.enter.items()]
         self._unit = f" per {rule.per_capacity:g} beds or people" if rule.per_capacity is not None else ""
+
+    def due(self, step: Step) -> int | None:
+        """When the decaying score falls through the threshold that holds its band; the
+        oldest weighted event leaving the retention (a step down of the score)."""
+        timeline, t = step.timeline, step.t
+        edges = [next_edge(timeline.weighted, t, self._retention)]
+        band = step.previous.accumulation_band
+        score = step.previous.score
+        threshold = self._rule.enter.get(LevelName(band.name)) if band > Level.none else None
+        if threshold is not None and score > 0 and timeline.half_life_us is not None:
+            floor = threshold * self._rule.exit_ratio
+            if score >= floor:
+                half_lives = math.log2(score / floor)
+                # At least a minute on: the stored score is rounded, so the fall can come
+                # a moment after the time worked out from it.
+                edges.append(t + max(60_000_000, math.ceil(half_lives * timeline.half_life_us)))
+        return min((e for e in edges if e is not None), default=None)
 
     def evaluate(self, step: Step) -> None:
         rule, t = self._rule, step.t

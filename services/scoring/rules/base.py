@@ -2,6 +2,7 @@
 themselves only when asked (building reasons for every step would cost more than
 evaluating the rules)."""
 
+from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -81,6 +82,24 @@ class Step:
         return self.location.capacity if self.location is not None else None
 
 
+# A time from which a family's answer may change with no new event, when it may change
+# at every moment (continuous): the scheduler re-evaluates after this long at the latest.
+CONTINUOUS_US = 86_400_000_000
+
+
+def next_edge(times: list[int], t: int, window: int) -> int | None:
+    """When the oldest of these times inside (t - window, t] leaves the window."""
+    at = bisect_right(times, t - window)
+    if at < len(times) and times[at] <= t:
+        return times[at] + window
+    return None
+
+
 class Evaluator(Protocol):
     def evaluate(self, step: Step) -> None:
         """Add the family's hits (and any state it carries) to the step."""
+
+    def due(self, step: Step) -> int | None:
+        """The earliest time after `step.t` at which this family's answer could change
+        with no new event (a window's edge passing its oldest event, a score decaying
+        through a threshold); None if it cannot."""

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from schemas.risk import Level
 from services.scoring.policy import Pattern
-from services.scoring.rules.base import Hit, Step
+from services.scoring.rules.base import Hit, Step, next_edge
 from services.scoring.timeline import days_us
 
 
@@ -22,6 +22,11 @@ class Patterns:
             found = [(r.enter_threshold(capacity), r.exit_threshold(capacity)) for r, _, _, _ in self._rules]
             self._thresholds[capacity] = found
         return found
+
+    def due(self, step: Step) -> int | None:
+        by_rule = step.timeline.by_rule
+        edges = (next_edge(by_rule[bit], step.t, window) for _, bit, window, _ in self._rules)
+        return min((e for e in edges if e is not None), default=None)
 
     def evaluate(self, step: Step) -> None:
         t, by_rule, active = step.t, step.timeline.by_rule, step.previous.active

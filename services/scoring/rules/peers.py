@@ -5,7 +5,7 @@ from collections.abc import Mapping
 
 from schemas.risk import Level
 from services.scoring.policy import Peer
-from services.scoring.rules.base import Hit, Step
+from services.scoring.rules.base import CONTINUOUS_US, Hit, Step, next_edge
 from services.scoring.rules.peer_stats import PeerStats
 from services.scoring.timeline import Timeline, days_us
 
@@ -20,6 +20,13 @@ class Peers:
             (rule.id, timeline.tagged(bit, t - window, t) / capacity * rule.per_capacity)
             for rule, bit, window, _ in self._rules
         ]
+
+    def due(self, step: Step) -> int | None:
+        edges = [next_edge(step.timeline.by_rule[bit], step.t, window) for _, bit, window, _ in self._rules]
+        if any(rule.id in step.previous.active for rule, _, _, _ in self._rules):
+            # The peers' rates move with their own events, not this location's.
+            edges.append(step.t + CONTINUOUS_US)
+        return min((e for e in edges if e is not None), default=None)
 
     def evaluate(self, step: Step) -> None:
         location = step.location

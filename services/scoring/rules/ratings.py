@@ -16,6 +16,11 @@ class Rated:
         self._rule = rule
         self._lookback = lookback_us
 
+    def due(self, step: Step) -> int | None:
+        start = step.t - self._lookback
+        inside = [r.time for r in step.timeline.ratings if start < r.time <= step.t]
+        return min(inside) + self._lookback if inside else None
+
     def evaluate(self, step: Step) -> None:
         rule, t = self._rule, step.t
         start = t - self._lookback

@@ -5,7 +5,7 @@ from collections.abc import Mapping
 
 from schemas.risk import Level
 from services.scoring.policy import Rise
-from services.scoring.rules.base import Hit, Step
+from services.scoring.rules.base import CONTINUOUS_US, Hit, Step, next_edge
 from services.scoring.timeline import days_us
 
 
@@ -29,6 +29,22 @@ def poisson_upper_tail(observed: int, expected: float) -> float:
 class Rises:
     def __init__(self, rises: list[Rise], bits: Mapping[str, int]) -> None:
         self._rules = [(r, bits[r.id], days_us(r.recent_days), Level[r.level]) for r in rises]
+
+    def due(self, step: Step) -> int | None:
+        t, by_rule = step.t, step.timeline.by_rule
+        edges: list[int | None] = []
+        for rule, bit, recent_span, _ in self._rules:
+            times = by_rule[bit]
+            if not times:
+                continue
+            baseline_days = min(rule.baseline_days, step.observed_days - rule.recent_days)
+            if baseline_days < rule.baseline_days:
+                # The baseline grows with the location's history: the test moves every day.
+                edges.append(t + CONTINUOUS_US)
+            edges.append(next_edge(times, t, recent_span))
+            if baseline_days > 0:
+                edges.append(next_edge(times, t - recent_span, days_us(baseline_days)))
+        return min((e for e in edges if e is not None), default=None)
 
     def evaluate(self, step: Step) -> None:
         t, timeline = step.t, step.timeline

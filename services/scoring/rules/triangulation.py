@@ -3,7 +3,7 @@ kind counting once it has enough concerns for the service's size."""
 
 from schemas.risk import Level
 from services.scoring.policy import Triangulation
-from services.scoring.rules.base import Hit, Step
+from services.scoring.rules.base import Hit, Step, next_edge
 from services.scoring.timeline import days_us
 
 
@@ -21,6 +21,10 @@ class Triangulated:
         self._window = days_us(rule.window_days)
         self._kinds, _ = kind_index(rule)
         self._steps = [(s.min_kinds, Level[s.level]) for s in rule.steps]
+
+    def due(self, step: Step) -> int | None:
+        edges = (next_edge(times, step.t, self._window) for times in step.timeline.by_kind)
+        return min((e for e in edges if e is not None), default=None)
 
     def evaluate(self, step: Step) -> None:
         rule, t, timeline = self._rule, step.t, step.timeline

@@ -5,13 +5,18 @@ from collections.abc import Mapping
 
 from schemas.risk import Level
 from services.scoring.policy import Trigger
-from services.scoring.rules.base import Hit, Step
+from services.scoring.rules.base import Hit, Step, next_edge
 from services.scoring.timeline import days_us
 
 
 class Triggers:
     def __init__(self, triggers: list[Trigger], bits: Mapping[str, int]) -> None:
         self._rules = [(r, bits[r.id], days_us(r.hold_days), Level[r.level]) for r in triggers]
+
+    def due(self, step: Step) -> int | None:
+        by_rule = step.timeline.by_rule
+        edges = (next_edge(by_rule[bit], step.t, hold) for _, bit, hold, _ in self._rules)
+        return min((e for e in edges if e is not None), default=None)
 
     def evaluate(self, step: Step) -> None:
         t, by_rule = step.t, step.timeline.by_rule
