@@ -138,11 +138,14 @@ def step(
     peers: PeerView,
     own_peer_rates: Mapping[str, tuple[str, float]],
     explain: bool,
+    memo: dict[object, Any] | None = None,
 ) -> History:
     """Evaluate every rule family at time t over the evidence up to t, with hysteresis.
     The hits (the reasons' raw material) are kept only when `explain`."""
     observed_days = (t - first_seen) / US_PER_DAY if first_seen is not None else 0.0
-    s = Step(t, timeline, previous, location, observed_days, peers, own_peer_rates, explain)
+    s = Step(
+        t, timeline, previous, location, observed_days, peers, own_peer_rates, explain, {} if memo is None else memo
+    )
     for evaluator in c.evaluators:
         evaluator.evaluate(s)
     hits = s.hits
@@ -192,6 +195,7 @@ def replay(
     *,
     final: bool,
     tick_times: Sequence[int] = (),
+    memo: dict[object, Any] | None = None,
 ) -> History:
     """Step at every evidence and tick time in (start, end], in time order; with `final`,
     also at `end` itself, explaining that last step.
@@ -209,7 +213,7 @@ def replay(
         step_times = times
     last = len(step_times) - 1
     for index, t in enumerate(step_times):
-        history = step(c, history, t, timeline, location, first_seen, peers, peer_rates, final and index == last)
+        history = step(c, history, t, timeline, location, first_seen, peers, peer_rates, final and index == last, memo)
     return history
 
 

@@ -15,7 +15,7 @@ States are values: `assess` and `tick` return a new state and never change the o
 import copy
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from schemas.directory import Location
 from schemas.events import Event
@@ -128,6 +128,7 @@ def _advance(
 ) -> tuple[LocationState, History]:
     watermark = clock - c.tolerance_us
     committed = state.committed
+    memo: dict[object, Any] = {}  # one peer view and own rates for every step of this call
     if state.watermark_us is None or watermark > state.watermark_us:
         committed = replay(
             c,
@@ -141,6 +142,7 @@ def _advance(
             state.peer_rates,
             final=False,
             tick_times=state.tick_times,
+            memo=memo,
         )
     else:
         watermark = state.watermark_us
@@ -156,6 +158,7 @@ def _advance(
         state.peer_rates,
         final=True,
         tick_times=state.tick_times,
+        memo=memo,
     )
     pending = [t for t in state.tick_times if t > watermark]
     return _evolve(state, clock_us=clock, watermark_us=watermark, committed=committed, tick_times=pending), current

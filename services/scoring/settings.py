@@ -21,9 +21,6 @@ class ScoringSettings(BaseSettings):
     data_dir: Path = PROJECT_ROOT / ".cache" / "scoring"
     # rocksdb:// in normal runs; memory:// only for unit tests.
     store: str = "rocksdb://"
-    # Event time between re-evaluations of elevated locations with no new events
-    # (windows slide, scores decay, holds expire).
-    tick_hours: float = Field(default=6.0, gt=0)
     # Wall-clock seconds between time signals to every partition of the event topic, so
     # that levels fall with time on partitions no event reaches; 0 sends none.
     clock_interval_s: float = Field(default=60.0, ge=0)

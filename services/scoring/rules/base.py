@@ -5,7 +5,7 @@ evaluating the rules)."""
 from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import msgspec
 
@@ -66,6 +66,8 @@ class Step:
     # Only an explained step keeps its hits (and builds their descriptions): the steps of
     # a replay before the last need only the highest level and the active rules.
     explain: bool = False
+    # Shared by every step of one assessment: what does not change between its steps.
+    memo: dict[object, Any] = field(default_factory=dict)
     top: Level = Level.none
     hits: list[Hit] = field(default_factory=list)
     active: set[str] = field(default_factory=set)

@@ -28,6 +28,20 @@ class Peers:
             edges.append(step.t + CONTINUOUS_US)
         return min((e for e in edges if e is not None), default=None)
 
+    def _summary(self, step: Step, rule_id: str, kind: str) -> tuple[int, float, float] | None:
+        """The other locations' (n, mean, sd): the same for every step of one assessment
+        (one peer view, one own contribution), so worked out once for it."""
+        key = ("peer", rule_id, kind)
+        if key in step.memo:
+            found: tuple[int, float, float] | None = step.memo[key]
+            return found
+        own = step.own_peer_rates.get(rule_id)
+        others = step.peers.get((rule_id, kind), PeerStats()).without(own[1] if own and own[0] == kind else None)
+        mean_sd = others.mean_sd()
+        summary = None if mean_sd is None else (others.n, mean_sd[0], mean_sd[1])
+        step.memo[key] = summary
+        return summary
+
     def evaluate(self, step: Step) -> None:
         location = step.location
         if location is None:
@@ -39,13 +53,10 @@ class Peers:
             # With no event, a rate of 0 is never unusually high (high_z > 0).
             if count == 0 and not can_be_low:
                 continue
-            own = step.own_peer_rates.get(rule.id)
-            stats = step.peers.get((rule.id, kind), PeerStats())
-            others = stats.without(own[1] if own and own[0] == kind else None)
-            summary = others.mean_sd()
-            if others.n < rule.min_peers or summary is None or summary[1] <= 0:
+            summary = self._summary(step, rule.id, kind)
+            if summary is None or summary[0] < rule.min_peers or summary[2] <= 0:
                 continue
-            mean, sd = summary
+            n, mean, sd = summary
             rate = count / location.capacity * rule.per_capacity
             z = (rate - mean) / sd
             was = rule.id in step.previous.active
@@ -62,6 +73,6 @@ class Peers:
                     side = "unusually high" if high else "unusually low (possible under-reporting)"
                     description = (
                         f"{rule.description}: {side}, {rate:.2f} per {rule.per_capacity:g} "
-                        f"against a mean of {mean:.2f} over {others.n} peers (z={z:.2f})"
+                        f"against a mean of {mean:.2f} over {n} peers (z={z:.2f})"
                     )
                     step.hits.append(Hit(rule.id, "peer", level, description, z, "tag", bit, t - window, t))

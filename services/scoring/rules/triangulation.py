@@ -1,6 +1,8 @@
 """Triangulation: concerns from several independent kinds of source in one window, each
 kind counting once it has enough concerns for the service's size."""
 
+from bisect import bisect_right
+
 from schemas.risk import Level
 from services.scoring.policy import Triangulation
 from services.scoring.rules.base import Hit, Step, next_edge
@@ -21,6 +23,7 @@ class Triangulated:
         self._window = days_us(rule.window_days)
         self._kinds, _ = kind_index(rule)
         self._steps = [(s.min_kinds, Level[s.level]) for s in rule.steps]
+        self._needed: dict[int | None, int] = {}
 
     def due(self, step: Step) -> int | None:
         edges = (next_edge(times, step.t, self._window) for times in step.timeline.by_kind)
@@ -29,11 +32,14 @@ class Triangulated:
     def evaluate(self, step: Step) -> None:
         rule, t, timeline = self._rule, step.t, step.timeline
         start = t - self._window
-        needed = rule.per_kind(step.capacity)
+        capacity = step.capacity
+        needed = self._needed.get(capacity)
+        if needed is None:
+            needed = self._needed[capacity] = rule.per_kind(capacity)
         kinds = [
             name
             for name, times in zip(self._kinds, timeline.by_kind, strict=True)
-            if times and timeline.count(times, start, t) >= needed
+            if len(times) >= needed and bisect_right(times, t) - bisect_right(times, start) >= needed
         ]
         level = Level.none
         for min_kinds, step_level in self._steps:
