@@ -105,6 +105,7 @@ class Load:
         self._events: Iterator[dict[str, Any]] = iter(EventStream(config, self.population, plan))
         self._host = host
         self._times: dict[tuple[str, str], int] = {}
+        self.subjects: set[str] = set()
         self._last_us = 0
 
     def key_file(self) -> str:
@@ -122,6 +123,7 @@ class Load:
         if event is None:
             return None
         ident = (event["source"], event["id"])
+        self.subjects.add(event["subject"])
         at_us = self._times.get(ident)
         if at_us is None:  # a resend keeps the time it was first sent with
             at_us = self._last_us = max(int(due * 1_000_000), self._last_us + 1)
@@ -337,7 +339,7 @@ def judge(rate: float, sent: list[Sent], samples: list[Sample], start: float, en
 
 async def ramp(pipeline: Pipeline, start_rate: float, step_s: float) -> tuple[float, list[Verdict]]:
     loop = OpenLoop("127.0.0.1", pipeline.ingest.port if pipeline.ingest else 0, CONNECTIONS)
-    sampler = Sampler(pipeline.urls(), pipeline.pids)
+    sampler = Sampler(pipeline.urls(), pipeline.pids, lambda: len(pipeline.load.subjects))
     sampling = asyncio.create_task(sampler.run())
     verdicts: list[Verdict] = []
     good, bad = 0.0, math.inf
@@ -385,7 +387,7 @@ class RunResult:
 
 async def steady(pipeline: Pipeline, rate: float, seconds: float) -> RunResult:
     loop = OpenLoop("127.0.0.1", pipeline.ingest.port if pipeline.ingest else 0, CONNECTIONS)
-    sampler = Sampler(pipeline.urls(), pipeline.pids)
+    sampler = Sampler(pipeline.urls(), pipeline.pids, lambda: len(pipeline.load.subjects))
     sampling = asyncio.create_task(sampler.run())
     started = time.time()
     try:

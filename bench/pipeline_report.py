@@ -67,13 +67,15 @@ def ingest_lines(sent: list[Sent], window: tuple[float, float]) -> list[str]:
 
 
 def over_time(samples: list[Sample], started: float, names: list[str]) -> list[str]:
-    """Per minute: the highest queue depths, and each process's RSS at the minute's end."""
+    """Per minute: the highest queue depths, each process's RSS at the minute's end, the
+    locations sent to so far, and how busy the whole machine was (other work included)."""
     lines = [
         "| minute | scorer lag (max) | alerts lag (max) | outbox (max) | "
         + " | ".join(f"RSS {n} MB" for n in names)
-        + " |",
-        "|---" * (4 + len(names)) + "|",
+        + " | locations so far | machine CPU busy (cores) |",
+        "|---" * (6 + len(names)) + "|",
     ]
+    cores = os.cpu_count() or 1
     minute = 0
     while True:
         inside = [s for s in samples if started + 60 * minute <= s.at < started + 60 * (minute + 1)]
@@ -84,12 +86,14 @@ def over_time(samples: list[Sample], started: float, names: list[str]) -> list[s
             for a in ("scorer_lag", "alerts_lag", "outbox")
         ]
         rss = [inside[-1].rss_mb.get(n, math.nan) for n in names]
+        busy = inside[-1].machine[0] - inside[0].machine[0]
+        total = inside[-1].machine[1] - inside[0].machine[1]
         lines.append(
             f"| {minute + 1} | "
             + " | ".join(f"{d:,.0f}" for d in depth)
             + " | "
             + " | ".join(f"{r:,.0f}" for r in rss)
-            + " |"
+            + f" | {inside[-1].locations:,} | {cores * busy / max(1, total):.2f} |"
         )
         minute += 1
     return lines

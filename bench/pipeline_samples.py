@@ -33,6 +33,7 @@ class Sample:
     rss_mb: dict[str, float]
     cpu_s: dict[str, float]  # user + system CPU time so far, per process
     machine: tuple[int, int]  # the whole machine's busy and total CPU time so far (jiffies)
+    locations: int  # distinct locations events were sent for so far
 
 
 def metric(text: str, prefix: str) -> float:
@@ -67,9 +68,10 @@ def machine_cpu() -> tuple[int, int]:
 
 
 class Sampler:
-    def __init__(self, urls: Urls, pids: Callable[[], dict[str, int]]) -> None:
+    def __init__(self, urls: Urls, pids: Callable[[], dict[str, int]], locations: Callable[[], int]) -> None:
         self.urls = urls
         self.pids = pids
+        self.locations = locations
         self.samples: list[Sample] = []
         self.webhooks: list[tuple[float, str, str, str]] = []
         self._stop = asyncio.Event()
@@ -99,6 +101,7 @@ class Sampler:
             rss_mb={name: rss_mb(pid) for name, pid in pids.items()},
             cpu_s={name: cpu_s(pid) for name, pid in pids.items()},
             machine=machine_cpu(),
+            locations=self.locations(),
         )
         self.samples.append(sample)
         return sample
