@@ -1,11 +1,18 @@
-"""A location's state as bytes: a typed, versioned binary encoding (msgspec MessagePack)
-of what the engine needs, behind a magic prefix that names the format.
+"""A location's state as bytes: a typed, versioned binary encoding (msgspec MessagePack,
+compressed with zlib at its fastest level) of what the engine needs, behind a magic
+prefix that names the format.
+
+Compressed because a year's evidence repeats its sources, types and fact names hundreds
+of times: a median state of ~23 KB of MessagePack is ~5 KB compressed, for ~0.1 ms per
+write (the table and its changelog carry every write).
 
 The indexes of the timeline are not stored: they are rebuilt from the items on decoding,
 so the stored form holds each event once. A state in the previous engine's JSON form
 (pydantic, before issue 11) is migrated when read; an unknown format is refused, never
 misread.
 """
+
+import zlib
 
 import msgspec
 from pydantic import ValidationError
@@ -17,7 +24,8 @@ from services.scoring.policy import Policy
 from services.scoring.rules.base import History, Hit
 from services.scoring.timeline import Item, to_us
 
-MAGIC = b"CSL\x01"
+MAGIC = b"CSL\x02"
+_UNCOMPRESSED = b"CSL\x01"  # the first binary form, without compression
 
 
 class StateFormatError(ValueError):
@@ -58,16 +66,17 @@ def encode_state(state: LocationState) -> bytes:
         peer_rates=state.peer_rates,
         backfill=state.backfill,
     )
-    return MAGIC + _ENCODER.encode(stored)
+    return MAGIC + zlib.compress(_ENCODER.encode(stored), 1)
 
 
 def decode_state(raw: bytes, policy: Policy) -> LocationState:
     """The state in these bytes, its timeline indexed for this policy (evidence kept under
     another policy version is classified again, as `assess` would)."""
-    if raw.startswith(MAGIC):
+    if raw.startswith((MAGIC, _UNCOMPRESSED)):
         try:
-            stored = _DECODER.decode(raw[len(MAGIC) :])
-        except msgspec.DecodeError as exc:
+            body = zlib.decompress(raw[len(MAGIC) :]) if raw.startswith(MAGIC) else raw[len(MAGIC) :]
+            stored = _DECODER.decode(body)
+        except (msgspec.DecodeError, zlib.error) as exc:
             raise StateFormatError(f"a damaged location state: {exc}") from exc
         return _from_stored(stored, policy)
     if raw.startswith(b"{"):
