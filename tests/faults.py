@@ -29,14 +29,17 @@ import httpx
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from schemas.directory import Location
+from schemas.events import SHORT_NAMES
 from schemas.examples import example_event
 from schemas.risk import LevelChange
 from schemas.topics import Topics
 from services.alerts.routing import alert_id_for
 from services.evaluation.replay import Replay
+from services.ingest.auth import ApiKeyEntry, append_key, hash_key
 from services.scoring.policy import Policy, parse_policy
 from tests.alert_peers import AUTHORITIES, OPERATOR_KEY
 from tests.conftest import KEYS
+from tests.ingest_process import IngestProcess
 from tests.receivers import WebhookReceiver
 from tests.test_evaluation_pipeline import PIPELINE_POLICY, QuietScorer
 
@@ -483,6 +486,29 @@ def wait_for_directory(url: str, location_ids: Iterable[str], timeout_s: float =
         if time.monotonic() > deadline:
             raise AssertionError(f"the scorer did not read {len(pending)} directory records in {timeout_s} s")
         time.sleep(0.2)
+
+
+@dataclass
+class FaultIngest(IngestProcess):
+    """`caresignal ingest` with the one key the fault tests send with, on any broker."""
+
+    kafka_port: int = 0
+    settings: dict[str, str] = field(default_factory=dict)
+
+    def env(self) -> dict[str, str]:
+        env = {**super().env(), **self.settings}
+        if self.kafka_port:
+            env["CARESIGNAL_KAFKA_PORT"] = str(self.kafka_port)
+        return env
+
+    def start(self, *extra: str, timeout_s: float = 120) -> None:
+        if not self.keys_file.exists():
+            key, source, _, _ = KEYS["all"]
+            entry = ApiKeyEntry(
+                name="faults", sha256=hash_key(key), source=source, event_types=sorted(SHORT_NAMES), directory=True
+            )
+            append_key(self.keys_file, entry)
+        super().start(*extra, timeout_s=timeout_s)
 
 
 # --- tallies ------------------------------------------------------------------------

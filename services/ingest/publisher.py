@@ -184,7 +184,26 @@ class KafkaPublisher:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(completion.done), timeout=self._timeout_s)
         timed_out = BrokerUnavailable(f"Kafka did not acknowledge within {self._timeout_s:g}s")
-        return [o if o is not None else timed_out for o in completion.outcomes]
+        outcomes = [o if o is not None else timed_out for o in completion.outcomes]
+        if any(isinstance(o, BrokerUnavailable) for o in outcomes):
+            await self._retire(producer)
+        return outcomes
+
+    async def _retire(self, producer: KafkaProducer) -> None:
+        """Replace a producer that failed to deliver: the next request connects afresh.
+
+        After a broker restart under load, kafka-python's idempotent producer, whose
+        records expired while the broker was down, never delivered again (every request
+        answered 503 while readyz said 200; tests/test_fault_broker.py). A new producer
+        starts a new idempotent session. Its unsent records are dropped: their callers
+        were told 503, and must not find them written much later.
+        """
+        async with self._connect_lock:
+            if self._producer is not producer:
+                return  # already replaced by a concurrent request
+            self._producer = None
+        loop = asyncio.get_running_loop()
+        loop.run_in_executor(None, _close_quietly, producer)
 
     async def ready(self, timeout_s: float = 3.0) -> bool:
         """True when the producer is connected and a broker answers a metadata request now."""
@@ -197,6 +216,13 @@ class KafkaPublisher:
         # metadata would not. Off the loop, on the default pool, so a slow probe never
         # holds up sends.
         return await loop.run_in_executor(None, broker_answers, self._bootstrap, timeout_s, self._security)
+
+
+def _close_quietly(producer: KafkaProducer) -> None:
+    try:
+        producer.close(timeout=0)
+    except KafkaError as exc:
+        log.warning("closing a failed producer: %s", exc)
 
 
 def _metadata_known(producer: KafkaProducer, topics: set[str]) -> bool:
