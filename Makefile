@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: setup run-setup broker-deps system-deps python-deps node-deps run test lint typecheck unit bench bench-ingest bench-scoring bench-alerts bench-pipeline kafka-start kafka-stop postgres-start postgres-stop schemas clean
+.PHONY: setup run-setup broker-deps system-deps python-deps node-deps run test soak lint typecheck unit bench bench-ingest bench-scoring bench-alerts bench-pipeline kafka-start kafka-stop postgres-start postgres-stop schemas clean
 
 # Everything `make test` needs. `make run` needs less (run-setup): no PostgreSQL, kcat
 # or docker-compose, which only the tests use.
@@ -41,7 +41,12 @@ run: run-setup
 	@bash deploy/run-local.sh
 
 test: setup lint typecheck
-	$(RUN) pytest -ra --durations=15
+	$(RUN) pytest -ra --durations=15 -m "not rebalance"
+
+# The fault tests' long forms (20 kill cycles each, minutes-long outages; `make test`
+# runs the short forms) and their summary table: docs/reliability.md.
+soak: setup
+	$(RUN) python -m tests.soak
 
 lint:
 	@$(RUN) ruff check .

@@ -23,6 +23,8 @@ FAULT_TESTS = [
     "tests/test_fault_broker.py",
     "tests/test_fault_receivers.py",
     "tests/test_fault_scoping.py",
+    # Workers joining and leaving under load (marked `rebalance`: not in `make test`).
+    "tests/test_scoring_workers.py",
 ]
 
 
@@ -37,12 +39,11 @@ class SummaryTable:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--short", action="store_true", help="the short forms, as in make test")
-    parser.add_argument("pytest_args", nargs="*", help="more pytest arguments (e.g. -k broker)")
-    args = parser.parse_args(argv)
+    args, pytest_args = parser.parse_known_args(argv)  # the rest goes to pytest (e.g. -k broker)
     if not args.short:
         os.environ[faults.SOAK_ENV] = "1"
     started = time.monotonic()
-    code = pytest.main(["-ra", "-p", "no:cacheprovider", *FAULT_TESTS, *args.pytest_args], plugins=[SummaryTable()])
+    code = pytest.main(["-ra", "-p", "no:cacheprovider", *FAULT_TESTS, *pytest_args], plugins=[SummaryTable()])
     print(f"soak: {time.monotonic() - started:.0f} s, pytest exit {int(code)}")
     return int(code)
 

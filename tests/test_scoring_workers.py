@@ -351,6 +351,7 @@ def test_two_workers_give_the_replays_changes(
     report("two workers", started, {**result, "applied": applied})
 
 
+@pytest.mark.rebalance
 def test_three_workers_joining_and_leaving_under_load_give_the_replays_changes(
     workers: list[Worker], scenario: Scenario, test_kafka_settings: KafkaSettings, topics: Topics
 ) -> None:
