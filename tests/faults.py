@@ -84,7 +84,7 @@ LONG = Scale(
     outage_s=20,
     receiver_down_s=180,
     retry_window_s=240,
-    locations=200,
+    locations=300,
     days=300,
 )
 

@@ -29,7 +29,7 @@ from tests.faults import (
 
 pytestmark = pytest.mark.integration
 
-RATE = 10.0  # level changes per second
+RATE = 6.0  # level changes per second
 
 
 @pytest.fixture
