@@ -58,7 +58,7 @@ def assert_names(message: str, line: int, *problems: str) -> None:
 def test_the_default_policy_loads_from_its_file_and_parses_the_same_from_text() -> None:
     assert isinstance(POLICY, Policy)
     assert parse_policy(TEXT, str(DEFAULT_POLICY)) == POLICY
-    assert POLICY.version == "default-2026.11.3"
+    assert POLICY.version == "default-2026.11.4"
 
 
 def test_the_default_policy_has_the_thresholds_the_model_tests_rely_on() -> None:

@@ -165,5 +165,5 @@ def test_duplicate_keys_are_refused_with_their_line(old: str, new: str, key: str
 
 
 def test_the_policy_version_must_fit_in_a_change_id() -> None:
-    broken = TEXT.replace('version: "default-2026.11.3"', 'version: "kent: 2026"', 1)
+    broken = TEXT.replace('version: "default-2026.11.4"', 'version: "kent: 2026"', 1)
     assert "area.yaml:" in refused(broken) and "version" in refused(broken)

@@ -502,6 +502,7 @@ TRI_PUBLIC = ("complaint", {"category": "care", "severity": "medium"})
 TRI_NHS = ("ccg_flag", {"concern": "clinical_quality", "severity": "low"})
 TRI_STAFF = ("whistleblowing", {"topic": "staffing", "key_questions": []})
 TRI_POLICE = ("police_flag", {"kind": "criminal_investigation", "care_related": True})
+TRI_COMMISSIONER = ("contract_monitoring", {"finding_level": "medium", "key_questions": ["safe"]})
 TRI_NHS_TOO = ("health_use", {"kind": "ae_attendance", "injury_type": "fall", "repeat_injury": True})
 
 
@@ -509,14 +510,16 @@ def tri(*kinds: tuple[str, dict[str, Any]], days: Sequence[float]) -> list[Event
     return [ev(kind, day(d), data) for (kind, data), d in zip(kinds, days, strict=True)]
 
 
-def test_concerns_from_three_kinds_of_source_triangulate_to_minor_and_four_to_moderate() -> None:
+def test_concerns_from_three_kinds_of_source_triangulate_to_minor_and_five_to_moderate() -> None:
     three, _ = run(tri(TRI_PUBLIC, TRI_NHS, TRI_STAFF, days=(0, 30, 60)))
     assert level(three) is Level.minor
     fired = reason(three, "triangulated_concern")
     assert fired.family == "triangulation" and fired.measure == 3
     assert "nhs_commissioner" in fired.description and "public" in fired.description
     four, _ = run(tri(TRI_PUBLIC, TRI_NHS, TRI_STAFF, TRI_POLICE, days=(0, 30, 60, 80)))
-    assert level(four) is Level.moderate and reason(four, "triangulated_concern").level == "moderate"
+    assert level(four) is Level.minor and reason(four, "triangulated_concern").measure == 4
+    five, _ = run(tri(TRI_PUBLIC, TRI_NHS, TRI_STAFF, TRI_POLICE, TRI_COMMISSIONER, days=(0, 30, 60, 80, 85)))
+    assert level(five) is Level.moderate and reason(five, "triangulated_concern").level == "moderate"
 
 
 def test_many_concerns_from_one_kind_of_source_do_not_triangulate() -> None:
