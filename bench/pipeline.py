@@ -62,17 +62,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.alerts import Receiver, new_secret, pct, production_delivery_settings  # noqa: E402
+from bench.alerts import Receiver, new_secret, production_delivery_settings  # noqa: E402
 from bench.open_loop import OpenLoop, Sent, post_request  # noqa: E402
+from bench.pipeline_readback import event_times, read_changes  # noqa: E402
 from bench.pipeline_report import cpu_use, end_to_end, histogram_summary, ingest_lines, memory_growth, ms, over_time  # noqa: E402
 from bench.pipeline_samples import Sample, Sampler, Urls  # noqa: E402
+from bench.pipeline_steps import Verdict, judge  # noqa: E402
 from schemas.topics import Topics  # noqa: E402
-from services.alerts.routing import alert_id_for  # noqa: E402
 from services.apikeys import hash_key  # noqa: E402
 from services.broker.local import LocalBroker  # noqa: E402
 from services.broker.settings import KafkaSettings  # noqa: E402
@@ -131,10 +132,6 @@ class Load:
         at = (EPOCH + at_us * US).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         body = json.dumps({**event, "time": at}, separators=(",", ":")).encode()
         return post_request(self._host, "/v1/events", self.keys[event["source"]], body)
-
-
-def to_us(iso: str) -> int:
-    return (datetime.fromisoformat(iso) - EPOCH) // US
 
 
 # --- the pipeline -------------------------------------------------------------------
@@ -258,82 +255,6 @@ def delete_topics(bootstrap: str, prefixes: tuple[str, ...]) -> None:
         admin.close()
 
 
-# --- judging a step -----------------------------------------------------------------
-
-
-def slope(points: list[tuple[float, float]]) -> float:
-    points = [(x, y) for x, y in points if not math.isnan(y)]
-    if len(points) < 3:
-        return 0.0
-    mx = sum(x for x, _ in points) / len(points)
-    my = sum(y for _, y in points) / len(points)
-    den = sum((x - mx) ** 2 for x, _ in points)
-    return sum((x - mx) * (y - my) for x, y in points) / den if den else 0.0
-
-
-def rate_of(samples: list[Sample], attr: str) -> float:
-    if len(samples) < 2 or samples[-1].at == samples[0].at:
-        return 0.0
-    first, last = getattr(samples[0], attr), getattr(samples[-1], attr)
-    return max(0.0, (last - first) / (samples[-1].at - samples[0].at)) if not math.isnan(first + last) else 0.0
-
-
-@dataclass
-class Verdict:
-    rate: float
-    ok: bool
-    answered: int
-    due: int
-    failures: int
-    p50_ms: float
-    p99_ms: float
-    queues: dict[str, tuple[float, float, float]]  # name -> (end depth, slope/s, bound)
-    why: list[str]
-
-    def line(self) -> str:
-        queues = ", ".join(f"{k} {d:.0f} ({s:+.1f}/s)" for k, (d, s, _) in self.queues.items())
-        return (
-            f"{self.rate:7.1f} ev/s: {'sustainable' if self.ok else 'NOT sustainable'}; "
-            f"answered {self.answered}/{self.due}, {self.failures} failed; ingest p50 {self.p50_ms:.0f} ms, "
-            f"p99 {self.p99_ms:.0f} ms; queues at end {queues}" + (f" -- {'; '.join(self.why)}" if self.why else "")
-        )
-
-
-def judge(rate: float, sent: list[Sent], samples: list[Sample], start: float, end: float) -> Verdict:
-    half = start + (end - start) / 2
-    second = [s for s in sent if s.scheduled >= half]
-    answered = [s for s in second if s.done and s.done <= end + 5]
-    failures = sum(1 for s in second if s.done and s.status in (0, 503))
-    latencies = [(s.done - s.scheduled) * 1000 for s in second if s.done]
-    window = [s for s in samples if half <= s.at <= end + 0.5]
-    why: list[str] = []
-    if failures:
-        why.append(f"{failures} requests failed (503 or no answer)")
-    due = len(second)
-    if due == 0 or len(answered) < 0.97 * rate * (end - half):
-        why.append(f"only {len(answered)} of {rate * (end - half):.0f} due requests answered in time")
-    p99 = pct(latencies, 99)
-    if not latencies or p99 > 1000:
-        why.append(f"ingest p99 {p99:.0f} ms > 1 s")
-    inputs = {
-        "scorer lag": ("scorer_lag", rate),
-        "alerts lag": ("alerts_lag", rate_of(window, "changes")),
-        "outbox": ("outbox", rate_of(window, "webhooks")),
-    }
-    queues = {}
-    for name, (attr, input_rate) in inputs.items():
-        tail = [getattr(s, attr) for s in window[-3:]]
-        depth = sum(tail) / len(tail) if tail else math.nan
-        grow = slope([(s.at, getattr(s, attr)) for s in window])
-        bound = max(20.0, 2 * input_rate)
-        queues[name] = (depth, grow, bound)
-        if math.isnan(depth) or depth > bound:
-            why.append(f"{name} {depth:.0f} > {bound:.0f}")
-        if grow > max(0.5, 0.05 * input_rate):
-            why.append(f"{name} grows {grow:.1f}/s")
-    return Verdict(rate, not why, len(answered), due, failures, pct(latencies, 50), p99, queues, why)
-
-
 # --- a phase ------------------------------------------------------------------------
 
 
@@ -399,56 +320,6 @@ async def steady(pipeline: Pipeline, rate: float, seconds: float) -> RunResult:
         await sampling
     drain_s = await sampler.drain(300)
     return RunResult(rate, seconds, sent, sampler.samples, sampler.webhooks, started, ended, drain_s)
-
-
-# --- reading back what happened -----------------------------------------------------
-
-
-def read_topic(bootstrap: str, topic: str) -> list[Any]:
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed", group_id=None
-    )
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        ends = consumer.end_offsets(partitions)
-        records: list[Any] = []
-        deadline = time.monotonic() + 300
-        while any(consumer.position(tp) < ends[tp] for tp in partitions) and time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=1000, max_records=10_000).values():
-                records.extend(batch)
-        return records
-    finally:
-        consumer.close()
-
-
-@dataclass
-class Changes:
-    by_alert: dict[str, tuple[int, int, str]]  # alert id -> (decided_at us, record ms, scope)
-    count: dict[str, int]
-
-
-def read_changes(bootstrap: str, topics: Topics) -> Changes:
-    by_alert: dict[str, tuple[int, int, str]] = {}
-    count: dict[str, int] = {}
-    for record in read_topic(bootstrap, topics.risk_changes):
-        change = json.loads(record.value)
-        by_alert[alert_id_for(change["change_id"])] = (to_us(change["decided_at"]), record.timestamp, change["scope"])
-        count[change["scope"]] = count.get(change["scope"], 0) + 1
-    return Changes(by_alert, count)
-
-
-def event_times(bootstrap: str, topics: Topics) -> dict[int, int]:
-    """Event time (us, unique per event) -> its record's CreateTime (ms), first write."""
-    out: dict[int, int] = {}
-    for record in read_topic(bootstrap, topics.events):
-        at = record.value.find(b'"time":"')
-        if at < 0:
-            continue
-        t = to_us(record.value[at + 8 : record.value.index(b'"', at + 8)].decode())
-        out[t] = min(out.get(t, record.timestamp), record.timestamp)
-    return out
 
 
 # --- main ---------------------------------------------------------------------------
