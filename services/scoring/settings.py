@@ -24,9 +24,10 @@ class ScoringSettings(BaseSettings):
     # Wall-clock seconds between time signals to every partition of the event topic, so
     # that levels fall with time on partitions no event reaches; 0 sends none.
     clock_interval_s: float = Field(default=60.0, ge=0)
-    # Decoded location states kept in memory beside the state table (each a few tens of
-    # KB with a year of history); the least recently scored are decoded again when needed.
-    state_cache_size: int = Field(default=20_000, ge=0)
+    # Decoded location states kept in memory beside the state table, the most recently
+    # scored kept: a busy location is seldom decoded again; memory grows ~10 KB per entry
+    # on the simulator's mix (measured by bench/pipeline.py) until the bound.
+    state_cache_size: int = Field(default=5_000, ge=0)
     # How long the broker waits for a silent worker before giving its partitions to
     # another: after a crash (kill -9, OOM), a restarted worker waits this long before it
     # scores again. Heartbeats go every 3 s, so no less than 6.
