@@ -14,18 +14,8 @@ from kafka import KafkaProducer
 
 from services.broker.settings import KafkaSettings
 from tests.alert_peers import AUTHORITIES, Peers, make_alerts
-from tests.faults import (
-    Paced,
-    Tally,
-    change_sender,
-    expected_changes,
-    expected_deliveries,
-    make_world,
-    publish_directory,
-    record,
-    scale,
-    wait_for_deliveries,
-)
+from tests.fault_drivers import Paced, change_sender, publish_directory
+from tests.faults import Tally, expected_changes, expected_deliveries, make_world, record, scale, wait_for_deliveries
 
 pytestmark = pytest.mark.integration
 

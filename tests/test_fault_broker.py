@@ -16,22 +16,18 @@ from schemas.topics import Topics
 from services.broker.local import LocalBroker
 from services.broker.settings import KafkaSettings
 from services.broker.topics import create_topics
+from tests.fault_drivers import FaultIngest, fault_scorer, ingest_load, scorer_metric, wait_for_directory
 from tests.faults import (
     INGEST_HEADERS,
-    FaultIngest,
     Tally,
     all_published,
     audit_changes,
     expected_changes,
-    fault_scorer,
-    ingest_load,
     location_record,
     make_world,
     read_changes,
     record,
     scale,
-    scorer_metric,
-    wait_for_directory,
 )
 from tests.service_process import free_port
 

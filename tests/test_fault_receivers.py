@@ -14,15 +14,13 @@ from kafka import KafkaProducer
 
 from services.broker.settings import KafkaSettings
 from tests.alert_peers import AUTHORITIES, HOST, PLACER_A, PLACER_B, THIRD, Peers, make_alerts
+from tests.fault_drivers import alert_state, change_sender, publish_directory
 from tests.faults import (
     Tally,
-    alert_state,
     audit_deliveries,
-    change_sender,
     expected_changes,
     expected_deliveries,
     make_world,
-    publish_directory,
     record,
     scale,
     wait_for_deliveries,

@@ -14,21 +14,18 @@ from services.broker.settings import KafkaSettings
 from services.ingest.app import create_app
 from services.ingest.auth import ApiKeyRegistry
 from services.ingest.settings import IngestSettings
+from tests.fault_drivers import FaultScorer, fault_scorer, ingest_load, wait_for_directory
 from tests.faults import (
     INGEST_HEADERS,
-    FaultScorer,
     Tally,
     all_published,
     audit_changes,
     expected_changes,
-    fault_scorer,
-    ingest_load,
     location_record,
     make_world,
     read_changes,
     record,
     scale,
-    wait_for_directory,
 )
 
 pytestmark = pytest.mark.integration
