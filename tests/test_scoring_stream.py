@@ -20,6 +20,7 @@ from services.broker.settings import KafkaSettings
 from services.scoring.routing import REROUTED_FROM_HEADER, partition_of
 from tests.conftest import consume_all
 from tests.service_process import ScorerProcess, committed_reader, read_until
+from tests.test_scoring_model import POLICY
 from tests.test_scoring_worker import VERSION, missed, serious
 
 pytestmark = pytest.mark.integration
@@ -166,7 +167,10 @@ def test_levels_fall_with_time_on_a_partition_no_event_reaches(
         (f"{location_id}:{VERSION}:2", "major", "none"),
     ]
     assert time.monotonic() - started < 30
-    assert found[1].decided_at >= NOW, "the fall is decided at the time signal's time, today"
+    # Decided when the hold ended (planned then, ticked once a time signal passed it), not
+    # at the signal's own time: the level falls when the policy says.
+    hold = next(t.hold_days for t in POLICY.triggers if t.id == "serious_abuse_or_neglect")
+    assert found[1].decided_at == NOW - timedelta(days=100) + timedelta(days=hold)
     risk = httpx.get(f"{scorer.url}/v1/locations/{location_id}/risk", timeout=10).json()
     assert risk["level"] == "none"
     assert metric(scorer.url, 'caresignal_scoring_time_signals_total{kind="sent"}')
