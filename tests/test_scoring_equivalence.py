@@ -23,9 +23,6 @@ from services.scoring import model, oracle
 from services.scoring.policy import DEFAULT_POLICY, parse_policy
 from services.scoring.rules.peer_stats import PeerStats, PeerUpdate
 from services.scoring.state_codec import decode_state, encode_state
-from services.scoring.state_split import Stored
-from services.scoring.state_split import read as split_read
-from services.scoring.state_split import write as split_write
 from services.simulator.config import SimulationConfig
 from services.simulator.generator import EventStream
 from services.simulator.run import build_world
@@ -137,8 +134,6 @@ def _run_both(
     fed: list[Event] = []
     policy = POLICY
     changes = 0
-    chunks: dict[str, bytes] = {}
-    stored: Stored | None = None
     for n, (kind, a, b) in enumerate(steps):
         if n == switch_policy_at:
             policy = STRICTER
@@ -166,16 +161,7 @@ def _run_both(
         assert new_state.clock == old_state.clock and new_state.watermark == old_state.watermark
         changes += got.change is not None
         if store_every and n % store_every == 0:
-            if n % (2 * store_every) == 0:
-                new_state = decode_state(encode_state(new_state), policy)  # the whole state at once
-            else:
-                # As the worker stores it: a header and the weeks that changed since the
-                # last write, read back whole.
-                written = split_write(new_state, stored)
-                chunks.update(written.chunks)
-                for key in written.obsolete:
-                    del chunks[key]
-                new_state, stored = split_read(written.header, chunks.get, policy)
+            new_state = decode_state(encode_state(new_state), policy)
     if new_state is not None and old_state is not None:
         assert new_state.reasons() == list(old_state.current.reasons)
         assert [(e.source, e.id) for e in new_state.evidence] == [(e.source, e.id) for e in old_state.evidence]

@@ -28,7 +28,7 @@ from services.broker.settings import KafkaSettings
 from services.scoring.ledger import PublishedLedger
 from services.scoring.level_index import LevelIndex
 from services.scoring.metrics import ScoringMetrics
-from services.scoring.model import LocationState, Outcome, assess, next_due, tick
+from services.scoring.model import Outcome, assess, next_due, tick
 from services.scoring.organisation import OrganisationState, roll_up
 from services.scoring.peers import apply_peer_updates, peer_view
 from services.scoring.policy import Policy
@@ -36,9 +36,7 @@ from services.scoring.routing import PARTITIONS, REROUTED_FROM_HEADER, partition
 from services.scoring.rules.peer_stats import PeerStats
 from services.scoring.settings import ScoringSettings
 from services.scoring.state_cache import StateCache
-from services.scoring.state_codec import decode_state
-from services.scoring.state_split import Stored, is_header
-from services.scoring.state_split import read as read_state
+from services.scoring.state_codec import decode_state, encode_state
 from services.scoring.ticks import TickSchedule
 from services.scoring.views import register_views
 
@@ -73,7 +71,9 @@ class Scorer:
         self.ledger = PublishedLedger(self.kafka.bootstrap_servers, self.topics.risk_changes, self.kafka.security)
         self.ticks = TickSchedule()
         self._planned: set[int] = set()
-        self.cache = StateCache(self._decode, self.settings.state_cache_size)
+        self.cache = StateCache(
+            lambda raw: decode_state(raw, self.policy), encode_state, self.settings.state_cache_size
+        )
         self.app = self._build()
         self.metrics.track_consumer_lag(self.app, self.topics)
 
@@ -120,9 +120,6 @@ class Scorer:
         # JSON that pydantic writes), str keys as JSON.
         tables: dict[str, Any] = {"partitions": PARTITIONS, "key_type": str, "value_type": bytes}
         self.states = app.Table("location-state", default=None, **tables)
-        # A location's kept events by week (services/scoring/state_split.py), written while
-        # its partition's event is processed, so their changelog is that partition's too.
-        self.evidence = app.Table("location-evidence", default=None, **tables)
         self.locations = app.Table("directory-locations", default=None, **tables)
         self.peers = app.GlobalTable("peer-sums", default=None, **tables)
         self.organisations = app.Table("organisation-state", default=None, **tables)
@@ -175,11 +172,6 @@ class Scorer:
     def _peer_view(self, location: Location | None) -> dict[tuple[str, str], PeerStats]:
         return peer_view(self.peers, self.policy, location, PARTITIONS)
 
-    def _decode(self, raw: bytes) -> tuple[LocationState, Stored | None]:
-        if is_header(raw):
-            return read_state(raw, self.evidence.get, self.policy)
-        return decode_state(raw, self.policy), None  # a whole state stored before the split
-
     def _location(self, location_id: str) -> Location | None:
         raw = self.locations.get(location_id)
         return Location.model_validate_json(raw) if raw else None
@@ -217,13 +209,7 @@ class Scorer:
             # Acknowledged before the state is written: a crash in between replays the
             # event and publishes the same change (same change_id) again; it is never lost.
             await self._publish(outcome.change)
-        written = self.cache.write(location_id, outcome.state)
-        # New chunks before the header that names them, the ones it no longer names after.
-        for key, chunk in written.chunks.items():
-            self.evidence[key] = chunk
-        self.states[location_id] = written.header
-        for key in written.obsolete:
-            self.evidence.pop(key, None)
+        self.states[location_id] = self.cache.write(location_id, outcome.state)
         apply_peer_updates(self.peers, outcome.peer_updates, partition)
         self.index.set(location_id, outcome.state.current.level, outcome.state.clock)
         self.ticks.plan(partition, location_id, next_due(outcome.state, self._location(location_id), self.policy))
