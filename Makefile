@@ -16,7 +16,7 @@ broker-deps:
 	@bash deploy/install-system-deps.sh
 
 system-deps:
-	@bash deploy/install-system-deps.sh kcat postgresql docker-compose chromium prometheus
+	@bash deploy/install-system-deps.sh kcat postgresql docker-compose chromium prometheus openssl
 
 # The risk board's front end (GOV.UK Frontend) and, for its browser tests, axe-core: from
 # the npm registry at the versions package-lock.json pins, into node_modules (not committed).

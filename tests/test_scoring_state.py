@@ -1,7 +1,6 @@
 """A location's stored state (format, migration, refusal of what it cannot read), the
 decoded-state cache beside the table, and the tick plan (`next_due`, `TickSchedule`)."""
 
-
 import pytest
 
 from schemas.risk import Level
