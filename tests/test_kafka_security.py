@@ -343,3 +343,9 @@ def test_the_client_libraries_debug_logs_do_not_print_the_password(
     assert "'sasl_plain_password': '**********'" in caplog.text
     assert f"Authenticated as {PLAIN_USER} via PLAIN" in caplog.text
     assert PLAIN_PASSWORD not in caplog.text
+
+
+async def test_the_connection_check_works_from_a_thread_that_runs_an_event_loop(kafka_settings: KafkaSettings) -> None:
+    # A synchronous caller driven from a loop (Playwright's sync API in the browser tests
+    # creates topics this way): asyncio.run would refuse a second loop in this thread.
+    assert connection_problem(kafka_settings.bootstrap_servers, kafka_settings.security) is None

@@ -9,6 +9,7 @@ authentication, the certificate, the protocol, or the address.
 
 import asyncio
 import ssl
+from concurrent.futures import ThreadPoolExecutor
 
 import kafka.errors
 from aiokafka.conn import create_conn
@@ -91,9 +92,17 @@ async def _first_success(bootstrap_servers: str, security: KafkaSecurity, timeou
 def connection_problem(bootstrap_servers: str, security: KafkaSecurity, timeout_s: float = 5.0) -> str | None:
     """None when a bootstrap address accepts us; otherwise what went wrong (never the password).
 
-    Blocking: call it from a thread, not from a running event loop.
+    Blocking. A caller whose thread already runs an event loop (a synchronous API driven
+    from a loop, e.g. Playwright's in the browser tests) gets its own thread for the check:
+    `asyncio.run` refuses to start a second loop in one thread.
     """
-    return asyncio.run(_first_success(bootstrap_servers, security, timeout_s))
+    check = _first_success(bootstrap_servers, security, timeout_s)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(check)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-connection-check") as pool:
+        return pool.submit(asyncio.run, check).result()
 
 
 def require_connection(bootstrap_servers: str, security: KafkaSecurity, timeout_s: float = 5.0) -> None:
