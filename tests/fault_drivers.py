@@ -156,8 +156,7 @@ class FaultScorer(QuietScorer):
     kafka_port: int = 0
 
     def env(self) -> dict[str, str]:
-        # A killed worker's partitions go to its successor after this long, not a minute.
-        env = {**super().env(), "CARESIGNAL_SCORING_SESSION_TIMEOUT_S": "8"}
+        env = super().env()
         if self.kafka_port:
             env["CARESIGNAL_KAFKA_PORT"] = str(self.kafka_port)
         return env

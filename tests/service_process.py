@@ -93,6 +93,9 @@ class ScorerProcess(ServiceProcess):
             "CARESIGNAL_SCORING_APP_ID": self.app_id,
             "CARESIGNAL_SCORING_WEB_PORT": str(self.port),
             "CARESIGNAL_SCORING_DATA_DIR": str(self.workdir / "data"),
+            # A killed or stopped worker's partitions go to its successor after this
+            # long, not the production minute: restarts in tests wait seconds, not 60.
+            "CARESIGNAL_SCORING_SESSION_TIMEOUT_S": "8",
         }
 
 
@@ -158,6 +161,8 @@ class AlertsProcess(ServiceProcess):
             "CARESIGNAL_ALERTS_BACKOFF_INITIAL_S": "0.5",
             "CARESIGNAL_ALERTS_BACKOFF_MAX_S": "2",
             "CARESIGNAL_ALERTS_CLAIM_LEASE_S": "5",
+            # A killed instance's partitions come back in seconds (the broker's minimum).
+            "CARESIGNAL_ALERTS_SESSION_TIMEOUT_S": "6",
             "CARESIGNAL_ALERTS_HTTP_TIMEOUT_S": "2",
             **self.settings,
         }

@@ -191,7 +191,7 @@ def test_kill_9_mid_stream_loses_and_repeats_no_level_change(
     test_kafka_settings: KafkaSettings,
     topics: Topics,
 ) -> None:
-    expected = produce_history(test_kafka_settings.bootstrap_servers, topics, locations=1500)
+    expected = produce_history(test_kafka_settings.bootstrap_servers, topics, locations=600)
     reader = committed_reader(test_kafka_settings.bootstrap_servers, topics.risk_changes)
     scorer.start()
     before_kill = read_until(reader, lambda v: len(v) >= 200, timeout_s=120)

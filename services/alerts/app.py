@@ -99,6 +99,7 @@ def build_runtime(settings: AlertsSettings, kafka: KafkaSettings | None, keys: A
             group_id=settings.consumer_group,
             contacts_poll_s=settings.contacts_poll_s,
             security=kafka.security,
+            session_timeout_s=settings.session_timeout_s,
         )
         notices = CurrentLevelNotices(store, contacts, metrics, settings.backfill_settle_s)
         consumer = ChangeConsumer(

@@ -82,6 +82,7 @@ class ConsumerConfig:
     contacts_poll_s: float
     max_batch: int = 200
     security: KafkaSecurity = field(default=PLAINTEXT)
+    session_timeout_s: float = 45.0
 
 
 class ChangeConsumer:
@@ -325,6 +326,9 @@ class ChangeConsumer:
             # group is assigned on ("No partition metadata"); the default 5-minute refresh
             # would leave the consumer idle that long before it rebalances.
             metadata_max_age_ms=5000,
+            session_timeout_ms=int(self.config.session_timeout_s * 1000),
+            # Kafka's advice: heartbeats at a third of the session at most.
+            heartbeat_interval_ms=int(self.config.session_timeout_s * 1000 / 3),
             **self.config.security.kafka_python(),
         )
         try:

@@ -23,6 +23,10 @@ class AlertsSettings(BaseSettings):
     contacts_poll_s: float = Field(default=2.0, gt=0)
     api_keys_file: Path = PROJECT_ROOT / ".cache" / "alerts-api-keys.toml"
     consumer_group: str = "caresignal-alerts"
+    # How long the broker waits for a silent member of the group before it hands the
+    # member's partitions on: a killed instance holds its partitions this long, and so
+    # does each instance killed while it was joining (Kafka's default, 45 s).
+    session_timeout_s: float = Field(default=45.0, ge=6)
     # Where people reach this service: messages link to its board pages under it.
     public_url: str = "http://127.0.0.1:8002"
     # The risk board: GOV.UK Frontend is served from here (`npm ci` installs it), and
