@@ -204,7 +204,7 @@ class Scorer:
                 self.ticks.forget(tp.partition)
                 self._planned.discard(tp.partition)
 
-    async def _write(self, location_id: str, outcome: Outcome, partition: int) -> None:
+    async def _write(self, location_id: str, location: Location | None, outcome: Outcome, partition: int) -> None:
         if outcome.change is not None:
             # Acknowledged before the state is written: a crash in between replays the
             # event and publishes the same change (same change_id) again; it is never lost.
@@ -212,7 +212,7 @@ class Scorer:
         self.states[location_id] = self.cache.write(location_id, outcome.state)
         apply_peer_updates(self.peers, outcome.peer_updates, partition)
         self.index.set(location_id, outcome.state.current.level, outcome.state.clock)
-        self.ticks.plan(partition, location_id, next_due(outcome.state, self._location(location_id), self.policy))
+        self.ticks.plan(partition, location_id, next_due(outcome.state, location, self.policy))
 
     async def _publish(self, change: LevelChange) -> None:
         if not self.republish:
@@ -281,7 +281,7 @@ class Scorer:
                 )
                 continue
             if outcome.status in ("applied", "late"):
-                await self._write(parsed.subject, outcome, partition)
+                await self._write(parsed.subject, location, outcome, partition)
             await self._maybe_tick(partition, outcome.state.clock)
             self.metrics.processing_seconds.observe(self.now() - started)
 
@@ -369,7 +369,7 @@ class Scorer:
         location = self._location(location_id)
         outcome = tick(state, location, at, self.policy, self._peer_view(location), consume=True)
         if outcome.status == "applied":
-            await self._write(location_id, outcome, partition)
+            await self._write(location_id, location, outcome, partition)
         else:
             self.cache.put_back(location_id, raw, state)
 
