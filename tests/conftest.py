@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from kafka import KafkaAdminClient, KafkaConsumer
 from kafka.errors import KafkaError
 
@@ -22,6 +23,13 @@ from services.broker.topics import create_topics
 from services.ingest.auth import ApiKeyEntry, ApiKeyRegistry, hash_key
 from tests.alert_peers import AUTHORITIES, Peers
 from tests.receivers import SmtpSink, WebhookReceiver, new_secret
+
+# In CI (a clean clone, no example database) property tests draw the same examples every
+# run, so that a red build is a regression and not a new random draw; on a developer's
+# machine they explore, and a failure found there is kept in .hypothesis/ and replayed.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 KEYS = {
     # name: (key, source, event types, may write the directory)

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import msgspec
+
 from schemas.directory import Location
 from schemas.risk import EvidenceRef, Level, LevelName, RuleFiring
 from services.scoring.evidence import classify
@@ -178,8 +180,16 @@ def step(
         triangulation_level=s.triangulation_level,
         at=t,
         score=round(s.score, 4),
-        hits=tuple(hits) if explain else (),
+        # Rounded as the score is: a decaying sum's last bits depend on the order its
+        # events arrived in, and the same events must give the same state.
+        hits=tuple(_rounded(h) for h in hits) if explain else (),
     )
+
+
+def _rounded(hit: Hit) -> Hit:
+    if hit.measure is None or hit.measure == round(hit.measure, 4):
+        return hit
+    return msgspec.structs.replace(hit, measure=round(hit.measure, 4))
 
 
 def replay(
