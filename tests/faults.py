@@ -62,8 +62,8 @@ SHORT = Scale(
     alerts_kills=3,
     broker_outages=1,
     outage_s=8,
-    receiver_down_s=20,
-    retry_window_s=35,
+    receiver_down_s=10,
+    retry_window_s=20,
     locations=60,
     days=200,
 )

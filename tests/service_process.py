@@ -93,9 +93,9 @@ class ScorerProcess(ServiceProcess):
             "CARESIGNAL_SCORING_APP_ID": self.app_id,
             "CARESIGNAL_SCORING_WEB_PORT": str(self.port),
             "CARESIGNAL_SCORING_DATA_DIR": str(self.workdir / "data"),
-            # A killed or stopped worker's partitions go to its successor after this
-            # long, not the production minute: restarts in tests wait seconds, not 60.
-            "CARESIGNAL_SCORING_SESSION_TIMEOUT_S": "8",
+            # A killed worker's partitions go to its successor after this long (the
+            # broker's minimum), not the production minute.
+            "CARESIGNAL_SCORING_SESSION_TIMEOUT_S": "6",
         }
 
 

@@ -101,6 +101,9 @@ class Scorer:
             consumer_auto_offset_reset="earliest",
             producer_acks=-1,
             broker_session_timeout=s.session_timeout_s,
+            # Kafka's advice: heartbeats at a third of the session at most (faust's 3 s
+            # default would be half of the broker's 6 s minimum).
+            broker_heartbeat_interval=min(3.0, s.session_timeout_s / 3),
             # A worker taking a partition over has its tables already, not a changelog to read.
             table_standby_replicas=s.standby_replicas,
         )
