@@ -38,6 +38,7 @@ from services.scoring.settings import ScoringSettings
 from services.scoring.state_cache import StateCache
 from services.scoring.state_codec import decode_state, encode_state
 from services.scoring.ticks import TickSchedule
+from services.scoring.transport import ScoringApp
 from services.scoring.views import register_views
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ class Scorer:
 
     def _build(self) -> faust.App:
         s = self.settings
-        app = faust.App(
+        app = ScoringApp(
             s.app_id,
             broker=f"kafka://{self.kafka.bootstrap_servers}",
             broker_credentials=self.kafka.security.faust_credentials(),
