@@ -62,7 +62,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from kafka import KafkaAdminClient
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -222,6 +222,12 @@ class Pipeline:
         self.scorer.start()
         self.alerts.start()
         self.ingest.start()
+        # The scorer reads the whole directory (25,000 locations, a table write each) when
+        # it starts: measured on its own, so that the load measures the steady state
+        # rather than events queued behind that, and judged with their locations known.
+        started = time.monotonic()
+        records = wait_directory_read(bootstrap, self.app_id, self.topics.locations)
+        print(f"directory: the scorer read {records:,} records in {time.monotonic() - started:.1f} s", flush=True)
 
     def urls(self) -> Urls:
         assert self.scorer is not None and self.alerts is not None and self.receiver is not None
@@ -243,6 +249,22 @@ class Pipeline:
         if self.receiver is not None:
             self.receiver.stop()
         delete_topics(self.kafka.bootstrap_servers, (self.prefix, self.app_id))
+
+
+def wait_directory_read(bootstrap: str, group: str, topic: str, timeout_s: float = 600) -> int:
+    """Until the scorer's group has committed the directory topic to its end; its size."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        ends = consumer.end_offsets(partitions)
+        deadline = time.monotonic() + timeout_s
+        while any((consumer.committed(tp) or 0) < end for tp, end in ends.items()):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the scorer had not read the directory after {timeout_s:.0f} s")
+            time.sleep(0.5)
+        return sum(ends.values())
+    finally:
+        consumer.close()
 
 
 def delete_topics(bootstrap: str, prefixes: tuple[str, ...]) -> None:
@@ -395,6 +417,9 @@ def main() -> int:
     parser.add_argument("--step-seconds", type=float, default=45.0, help="the length of each ramp step")
     parser.add_argument("--loads", default="0.5,0.8", help="shares of the maximum to run steadily at")
     parser.add_argument("--seed", type=int, default=7, help="the simulated world's seed")
+    parser.add_argument(
+        "--keep-work", action="store_true", help="keep the work directory (every process's log) after the run"
+    )
     args = parser.parse_args()
 
     kafka = KafkaSettings()
@@ -438,7 +463,10 @@ def main() -> int:
             print("\n".join(lines), flush=True)
             out += [*lines, ""]
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep_work:
+            print(f"work directory kept: {work}", flush=True)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     print("\n" + "\n".join(out))
     return 0
 
