@@ -166,8 +166,6 @@ class AlertsProcess(ServiceProcess):
             "CARESIGNAL_ALERTS_BACKOFF_INITIAL_S": "0.5",
             "CARESIGNAL_ALERTS_BACKOFF_MAX_S": "2",
             "CARESIGNAL_ALERTS_CLAIM_LEASE_S": "5",
-            # A killed instance's partitions come back in seconds (the broker's minimum).
-            "CARESIGNAL_ALERTS_SESSION_TIMEOUT_S": "6",
             "CARESIGNAL_ALERTS_HTTP_TIMEOUT_S": "2",
             **self.settings,
         }

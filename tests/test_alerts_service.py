@@ -427,7 +427,8 @@ def test_kill_9_mid_delivery_loses_nothing_and_sends_each_delivery_once(
     for loc in locations:
         feed.location(loc)
         feed.placement(PLACER_A, loc)
-    alerts = make_alerts(tmp_path, test_kafka_settings, peers, max_in_flight="4")
+    # A killed instance's partitions come back after 10 s, not the default 45.
+    alerts = make_alerts(tmp_path, test_kafka_settings, peers, max_in_flight="4", session_timeout_s="10")
     try:
         alerts.start()
         peers.hooks[HOST].set_delay(0.05)

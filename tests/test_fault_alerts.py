@@ -40,7 +40,9 @@ def test_alert_service_killed_repeatedly_under_load_delivers_everything_once(
     changes = list(expected_changes(world, world.events).changes.values())
     topics = test_kafka_settings.topics
     publish_directory(producer, topics, world)
-    alerts = make_alerts(tmp_path, test_kafka_settings, peers, max_in_flight="4")
+    # A killed instance's partitions come back after 10 s, not the default 45: three kills
+    # left ~80 s without deliveries (docs/reliability.md).
+    alerts = make_alerts(tmp_path, test_kafka_settings, peers, max_in_flight="4", session_timeout_s="10")
     started = time.monotonic()
     try:
         alerts.start()

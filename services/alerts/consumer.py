@@ -327,8 +327,9 @@ class ChangeConsumer:
             # would leave the consumer idle that long before it rebalances.
             metadata_max_age_ms=5000,
             session_timeout_ms=int(self.config.session_timeout_s * 1000),
-            # Kafka's advice: heartbeats at a third of the session at most.
-            heartbeat_interval_ms=int(self.config.session_timeout_s * 1000 / 3),
+            # Kafka's advice: heartbeats at a third of the session at most; kafka-python's
+            # 3 s when the session allows it.
+            heartbeat_interval_ms=int(min(3.0, self.config.session_timeout_s / 3) * 1000),
             **self.config.security.kafka_python(),
         )
         try:
