@@ -85,12 +85,7 @@ class ServiceProcess:
 
 @dataclass
 class ScorerProcess(ServiceProcess):
-    app_id: str = ""
-
-    def __post_init__(self) -> None:
-        # Named after the test's topic prefix: its changelog and assignor topics are then
-        # deleted with the test's own topics (tests/conftest.py).
-        self.app_id = self.app_id or f"{self.topic_prefix}-scorer-{uuid.uuid4().hex[:6]}"
+    app_id: str = field(default_factory=lambda: f"scorer-test-{uuid.uuid4().hex[:8]}")
 
     def env(self) -> dict[str, str]:
         return {

@@ -227,7 +227,7 @@ def test_make_run_is_a_demo_with_alerts_within_a_minute(
         test_kafka_settings,
         CARESIGNAL_TOPIC_PREFIX=prefix,
         CARESIGNAL_SCORING_DATA_DIR=str(tmp_path / "scoring"),
-        CARESIGNAL_SCORING_APP_ID=f"{prefix}-demo-{uuid.uuid4().hex[:6]}",
+        CARESIGNAL_SCORING_APP_ID=f"demo-{uuid.uuid4().hex[:8]}",
         CARESIGNAL_ALERTS_DATABASE_URL=f"sqlite:///{tmp_path / 'alerts.db'}",
         CARESIGNAL_ALERTS_CONSUMER_GROUP=f"demo-{uuid.uuid4().hex[:8]}",
     )
@@ -307,7 +307,7 @@ def test_a_service_that_dies_stops_the_others_and_make_run_fails(
         CARESIGNAL_INGEST_PORT=str(free_port()),
         CARESIGNAL_SCORING_WEB_PORT=str(free_port()),
         CARESIGNAL_SCORING_DATA_DIR=str(tmp_path / "scoring"),
-        CARESIGNAL_SCORING_APP_ID=f"{test_kafka_settings.topic_prefix}-quickstart-{uuid.uuid4().hex[:6]}",
+        CARESIGNAL_SCORING_APP_ID=f"quickstart-{uuid.uuid4().hex[:8]}",
         CARESIGNAL_ALERTS_PORT=str(free_port()),
         CARESIGNAL_ALERTS_SMTP_PORT=str(free_port()),
     )
@@ -346,7 +346,7 @@ def test_the_demo_stream_resumes_ends_without_stopping_the_services_and_is_not_s
         test_kafka_settings,
         CARESIGNAL_TOPIC_PREFIX=prefix,
         CARESIGNAL_SCORING_DATA_DIR=str(tmp_path / "scoring"),
-        CARESIGNAL_SCORING_APP_ID=f"{prefix}-demo-{uuid.uuid4().hex[:6]}",
+        CARESIGNAL_SCORING_APP_ID=f"demo-{uuid.uuid4().hex[:8]}",
         CARESIGNAL_ALERTS_DATABASE_URL=f"sqlite:///{tmp_path / 'alerts.db'}",
         CARESIGNAL_ALERTS_CONSUMER_GROUP=f"demo-{uuid.uuid4().hex[:8]}",
     )

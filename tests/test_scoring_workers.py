@@ -7,6 +7,7 @@ import json
 import signal
 import threading
 import time
+import warnings
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,7 +17,8 @@ from typing import Any
 
 import httpx
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
 
 from schemas.directory import Location
 from schemas.risk import LevelChange
@@ -137,7 +139,7 @@ def workers(test_kafka_settings: KafkaSettings, tmp_path: Path) -> Iterator[list
     data directory and port; started by the test, stopped afterwards."""
     policy_file = tmp_path / "policy.yaml"
     policy_file.write_text(POLICY)
-    app_id = f"{test_kafka_settings.topic_prefix}-scorers-{free_port()}"
+    app_id = f"scorers-test-{tmp_path.name[-12:]}-{free_port()}"
     made = []
     for n in range(3):
         (tmp_path / f"w{n}").mkdir()
@@ -152,9 +154,16 @@ def workers(test_kafka_settings: KafkaSettings, tmp_path: Path) -> Iterator[list
     try:
         yield made
     finally:
-        # Their topics (changelogs, the roll-up's repartition topic) go with the test's.
         for worker in made:
             worker.stop()
+        # Not one of the test's topics: faust makes it.
+        admin = KafkaAdminClient(bootstrap_servers=test_kafka_settings.bootstrap_servers)
+        try:
+            admin.delete_topics([repartition_topic(test_kafka_settings.topics)])
+        except KafkaError as exc:
+            warnings.warn(f"could not delete the roll-up's repartition topic: {exc}", stacklevel=1)
+        finally:
+            admin.close()
 
 
 def produce_directory(bootstrap: str, topics: Topics, population: Population) -> int:
