@@ -42,6 +42,7 @@ from services.alerts.routing import (
 from services.alerts.store import AlertStore, NewAlert
 from services.broker.connection_check import require_connection
 from services.broker.security import PLAINTEXT, KafkaSecurity
+from services.broker.settings import heartbeat_interval_s
 
 log = logging.getLogger("caresignal.alerts.consumer")
 
@@ -327,9 +328,7 @@ class ChangeConsumer:
             # would leave the consumer idle that long before it rebalances.
             metadata_max_age_ms=5000,
             session_timeout_ms=int(self.config.session_timeout_s * 1000),
-            # Kafka's advice: heartbeats at a third of the session at most; kafka-python's
-            # 3 s when the session allows it.
-            heartbeat_interval_ms=int(min(3.0, self.config.session_timeout_s / 3) * 1000),
+            heartbeat_interval_ms=int(heartbeat_interval_s(self.config.session_timeout_s) * 1000),
             **self.config.security.kafka_python(),
         )
         try:

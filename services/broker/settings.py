@@ -12,6 +12,12 @@ from services.broker.security import SASL_PROTOCOLS, TLS_PROTOCOLS, KafkaSecurit
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
+def heartbeat_interval_s(session_timeout_s: float) -> float:
+    """How often a consumer group member heartbeats: Kafka's advice is a third of the
+    session at most, and the clients' usual 3 s when the session allows it."""
+    return min(3.0, session_timeout_s / 3)
+
+
 def _env(name: str) -> AliasChoices:
     # The conventional KAFKA_* names, as managed Kafka services document them.
     return AliasChoices(name)

@@ -30,7 +30,7 @@ class ScoringSettings(BaseSettings):
     state_cache_size: int = Field(default=5_000, ge=0)
     # How long the broker waits for a silent worker before giving its partitions to
     # another: after a crash (kill -9, OOM), a restarted worker waits this long before it
-    # scores again. Heartbeats go every 3 s, so no less than 6.
+    # scores again. No less than 6 s, the broker's minimum (`heartbeat_interval_s`).
     session_timeout_s: float = Field(default=60.0, ge=6)
     # Other workers keeping a copy of each partition's tables, so that one taking the
     # partition over (a worker left or crashed) scores at once instead of first reading

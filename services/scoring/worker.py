@@ -24,7 +24,7 @@ from schemas.directory import Location
 from schemas.events import EventParser
 from schemas.risk import LevelChange
 from schemas.topics import BACKFILL_HEADER, Topics, dead_letter_headers
-from services.broker.settings import KafkaSettings
+from services.broker.settings import KafkaSettings, heartbeat_interval_s
 from services.scoring.ledger import PublishedLedger
 from services.scoring.level_index import LevelIndex
 from services.scoring.metrics import ScoringMetrics
@@ -102,9 +102,8 @@ class Scorer:
             consumer_auto_offset_reset="earliest",
             producer_acks=-1,
             broker_session_timeout=s.session_timeout_s,
-            # Kafka's advice: heartbeats at a third of the session at most (faust's 3 s
-            # default would be half of the broker's 6 s minimum).
-            broker_heartbeat_interval=min(3.0, s.session_timeout_s / 3),
+            # Faust's 3 s default would be half of the broker's 6 s minimum session.
+            broker_heartbeat_interval=heartbeat_interval_s(s.session_timeout_s),
             # A worker taking a partition over has its tables already, not a changelog to read.
             table_standby_replicas=s.standby_replicas,
         )
