@@ -62,7 +62,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -84,7 +84,7 @@ from services.simulator.population import Population  # noqa: E402
 from services.simulator.run import build_world  # noqa: E402
 from services.simulator.sinks import KafkaSink  # noqa: E402
 from tests.ingest_process import IngestProcess  # noqa: E402
-from tests.service_process import AlertsProcess, ScorerProcess  # noqa: E402
+from tests.service_process import AlertsProcess, ScorerProcess, wait_caught_up  # noqa: E402
 
 CONNECTIONS = 32
 WARMUP_S = 30.0
@@ -226,7 +226,8 @@ class Pipeline:
         # it starts: measured on its own, so that the load measures the steady state
         # rather than events queued behind that, and judged with their locations known.
         started = time.monotonic()
-        records = wait_directory_read(bootstrap, self.app_id, self.topics.locations)
+        wait_caught_up(bootstrap, self.app_id, self.topics.locations, timeout_s=600)
+        records = len(self.load.population.sites)
         print(f"directory: the scorer read {records:,} records in {time.monotonic() - started:.1f} s", flush=True)
 
     def urls(self) -> Urls:
@@ -249,22 +250,6 @@ class Pipeline:
         if self.receiver is not None:
             self.receiver.stop()
         delete_topics(self.kafka.bootstrap_servers, (self.prefix, self.app_id))
-
-
-def wait_directory_read(bootstrap: str, group: str, topic: str, timeout_s: float = 600) -> int:
-    """Until the scorer's group has committed the directory topic to its end; its size."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        ends = consumer.end_offsets(partitions)
-        deadline = time.monotonic() + timeout_s
-        while any((consumer.committed(tp) or 0) < end for tp, end in ends.items()):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the scorer had not read the directory after {timeout_s:.0f} s")
-            time.sleep(0.5)
-        return sum(ends.values())
-    finally:
-        consumer.close()
 
 
 def delete_topics(bootstrap: str, prefixes: tuple[str, ...]) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, TopicPartition
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -164,3 +164,24 @@ class AlertsProcess(ServiceProcess):
             "CARESIGNAL_ALERTS_HTTP_TIMEOUT_S": "2",
             **self.settings,
         }
+
+
+def group_lag(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    """Per partition, how many records of the topic the consumer group has not committed."""
+    # Never subscribes: it only reads the group's committed offsets, it does not join it.
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        ends = consumer.end_offsets(partitions)
+        return {tp.partition: end - (consumer.committed(tp) or 0) for tp, end in ends.items()}
+    finally:
+        consumer.close()
+
+
+def wait_caught_up(bootstrap: str, group: str, topic: str, timeout_s: float = 90) -> None:
+    deadline = time.monotonic() + timeout_s
+    lag = group_lag(bootstrap, group, topic)
+    while any(lag.values()):
+        assert time.monotonic() < deadline, f"group {group} behind on {topic} by partition: {lag}"
+        time.sleep(0.5)
+        lag = group_lag(bootstrap, group, topic)

@@ -32,7 +32,7 @@ from services.simulator.config import SimulationConfig
 from services.simulator.population import Population
 from services.simulator.run import simulate
 from services.simulator.sinks import encode
-from tests.service_process import ScorerProcess, free_port
+from tests.service_process import ScorerProcess, free_port, wait_caught_up
 from tests.test_evaluation_pipeline import PIPELINE_POLICY
 
 pytestmark = pytest.mark.integration
@@ -187,27 +187,6 @@ def produce_events(bootstrap: str, topics: Topics, events: list[dict[str, Any]],
         producer.send(topics.events, key=event["subject"].encode(), value=encode(event).encode())
     producer.flush()
     producer.close()
-
-
-def group_lag(bootstrap: str, group: str, topic: str) -> dict[int, int]:
-    """Per partition, how many records of the topic the consumer group has not committed."""
-    # Never subscribes: it only reads the group's committed offsets, it does not join it.
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        ends = consumer.end_offsets(partitions)
-        return {tp.partition: end - (consumer.committed(tp) or 0) for tp, end in ends.items()}
-    finally:
-        consumer.close()
-
-
-def wait_caught_up(bootstrap: str, group: str, topic: str, timeout_s: float = 90) -> None:
-    deadline = time.monotonic() + timeout_s
-    lag = group_lag(bootstrap, group, topic)
-    while any(lag.values()):
-        assert time.monotonic() < deadline, f"group {group} behind on {topic} by partition: {lag}"
-        time.sleep(0.5)
-        lag = group_lag(bootstrap, group, topic)
 
 
 def repartition_topic(topics: Topics) -> str:
