@@ -15,7 +15,7 @@ what `consumer_auto_offset_reset="earliest"` would have read, and one committed 
 The tables' changelog partitions are left as they were: the recovery positions them.
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from typing import Any
 
 import faust
@@ -25,7 +25,7 @@ from faust.types import TP, TransportT
 
 
 async def seek_to_committed_or_earliest(
-    consumer: AIOKafkaConsumer, changelog_topics: frozenset[str] | set[str]
+    consumer: AIOKafkaConsumer, changelog_topics: Set[str]
 ) -> Mapping[Any, int | None]:
     """Seek every assigned partition to its committed offset; a stream partition with
     none (or 0) to its first record. Runs on the consumer's own event loop."""
