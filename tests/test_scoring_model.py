@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from schemas.directory import Location, ServiceType
@@ -26,7 +26,6 @@ from services.scoring.policy import DEFAULT_POLICY, Policy, load_policy, parse_p
 from services.scoring.rules.base import History, PeerView
 from services.scoring.rules.peer_stats import PeerStats, PeerUpdate
 from services.scoring.rules.rises import poisson_upper_tail
-from services.scoring.timeline import from_us
 
 POLICY = load_policy(DEFAULT_POLICY)
 PARSER = EventParser()
@@ -850,17 +849,26 @@ def test_a_fall_found_by_a_tick_is_not_undone_by_the_next_event() -> None:
         max_size=10,
     )
 )
+# Found exploring (issue 16): the level rises on day 3 with four attendances in 30 days,
+# and the last tick (day 400.5) is more than the retention (400 days) after the first of
+# them, so the final state's evidence holds only three. The window is counted over the
+# events sent, not over what the retention kept.
+@example([(4, 1.0, 45.0)] + [(1, 0.05, 45.0)] * 7 + [(1, 0.05, 36.6)])
 def test_an_oscillating_input_does_not_make_the_level_flap(bursts: list[tuple[int, float, float]]) -> None:
     # Bursts of A&E attendances (a pure pattern: no weight, no triangulation) separated by
     # quiet gaps bring the 30-day count to the threshold and let it fall back, repeatedly.
     state: LocationState | None = None
     outcomes: list[Outcome] = []
-    at, n = 0.0, 0
+    at, sent = 0.0, []
     for size, spacing, gap in bursts:
         for _ in range(size):
-            outcome = assess(state, None, ev("health_use", day(at), AE_FALL, f"ae-{n}"), POLICY)
-            state, n, at = outcome.state, n + 1, at + spacing
+            event = ev("health_use", day(at), AE_FALL, f"ae-{len(sent)}")
+            outcome = assess(state, None, event, POLICY)
+            state, at = outcome.state, at + spacing
+            sent.append(event.time)
             outcomes.append(outcome)
+            if outcome.change is not None and outcome.change.direction == "escalation":
+                assert rules(outcome.state) == {"ae_attendances"}
         at += gap
         assert state is not None  # size >= 1: every burst has an event
         outcome = tick(state, None, day(at - 0.5), POLICY)
@@ -869,7 +877,6 @@ def test_an_oscillating_input_does_not_make_the_level_flap(bursts: list[tuple[in
     assert state is not None
     found = changes(outcomes)
     span_days = at
-    times = [from_us(e.time) for e in state.evidence]
     last: LevelChange | None = None
     for change in found:
         assert {change.old_level, change.new_level} == {"none", "minor"}
@@ -877,7 +884,7 @@ def test_an_oscillating_input_does_not_make_the_level_flap(bursts: list[tuple[in
             assert change.old_level == last.new_level
         if change.direction == "escalation":
             # From none only a pattern that enters can raise the level: four in 30 days.
-            window = [t for t in times if change.decided_at - timedelta(days=30) < t <= change.decided_at]
+            window = [t for t in sent if change.decided_at - timedelta(days=30) < t <= change.decided_at]
             assert len(window) >= 4
         if change.direction == "de-escalation":
             assert last is not None
