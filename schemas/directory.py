@@ -35,6 +35,9 @@ class Location(Contract):
     capacity: Annotated[int, Field(ge=1, le=100_000)]
     host_authority: OnsCode
     name: RegisteredName | None = None
+    # The provider organisation's registered (company) name, as the regulator lists it with
+    # each location: pages and emails name the organisation, not only its CQC provider ID.
+    provider_name: RegisteredName | None = None
     active: bool = True
 
     @property

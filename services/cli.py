@@ -120,6 +120,7 @@ def cmd_apikey(args: argparse.Namespace) -> int:
                 name=args.name,
                 sha256=hash_key(key),
                 source=args.source,
+                source_name=args.source_name,
                 event_types=types,
                 directory=args.directory,
                 backfill=args.backfill,
@@ -304,6 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--for", dest="service", choices=["ingest", "alerts"], default="ingest", help="which service (default ingest)"
     )
     create.add_argument("--source", help="ingest: the CloudEvents source this key may send as")
+    create.add_argument(
+        "--source-name", help="ingest: what people call the source (shown on the risk board and in alert emails)"
+    )
     create.add_argument("--types", help=f"comma-separated event types: {', '.join(sorted(SHORT_NAMES))}")
     create.add_argument("--all-types", action="store_true")
     create.add_argument("--directory", action="store_true", help="may write locations, placements, authorities")

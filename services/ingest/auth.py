@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from schemas.directory import RegisteredName
 from schemas.events import SHORT_NAMES, TYPE_BY_SHORT_NAME
 from schemas.identifiers import SourceId
 from services.apikeys import (
@@ -30,6 +31,9 @@ class ApiKeyEntry(BaseModel):
     name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
     source: SourceId
+    # What people call the source ("Kent County Council call monitoring"): the risk board
+    # and the alert emails show it instead of the source id (the alert service reads it).
+    source_name: RegisteredName | None = None
     event_types: list[str] = []
     directory: bool = False
     # May send events older than the ingest age limit (loading history); they are marked
@@ -106,11 +110,13 @@ def append_key(path: Path, entry: ApiKeyEntry) -> None:
     """Add an entry to the key file, refusing a duplicate name."""
     existing = ApiKeyRegistry.load(path).names() if path.exists() else set()
     types = ", ".join(f'"{t}"' for t in entry.event_types)
+    # A registered name has no quote or backslash: a TOML basic string holds it as it is.
+    label = f'source_name = "{entry.source_name}"\n' if entry.source_name else ""
     append_entry(
         path,
         existing,
         entry.name,
-        f'name = "{entry.name}"\nsha256 = "{entry.sha256}"\nsource = "{entry.source}"\n'
+        f'name = "{entry.name}"\nsha256 = "{entry.sha256}"\nsource = "{entry.source}"\n{label}'
         f"event_types = [{types}]\ndirectory = {'true' if entry.directory else 'false'}\n"
         f"backfill = {'true' if entry.backfill else 'false'}\n",
     )

@@ -1,10 +1,15 @@
 """`caresignal directory import-cqc FILE`: the regulator's monthly care directory
-(`HSCA_Active_Locations`, .ods or its CSV export) into Location records.
+(`HSCA_Active_Locations`, .ods, .xlsx or a CSV export of that sheet) into Location records.
 
 Kept: locations of the "Adult social care" inspection directorate that are not dormant and
-have a service type CareSignal scores. Read, and never stored: the `Registered manager`
-column (a person's name), addresses and postcodes, telephone numbers, web addresses; a
-Location has no field for any of them, and none is logged or printed.
+have a service type CareSignal scores. Only the columns below are read into a row: the
+`Registered manager` column (a person's name) only as filled or blank, and the rest of the
+file (the nominated individual's and partners' names, addresses, telephone numbers...) not
+at all, so none can be stored, logged or printed.
+
+A site registered by two providers has a row per registration, each with its own location
+ID, in the `HSCA_Active_Locations` sheet; the workbook's `Dual_Registration_Locations` sheet
+lists the same registrations again, so it is not read (that would import them twice).
 """
 
 import re
@@ -18,10 +23,11 @@ from pydantic import ValidationError
 from schemas.directory import Location, ServiceType
 from services.ingest.authority_names import AuthorityNames
 from services.ingest.directory_import import DirectoryImportError, RowProblem
-from services.ingest.spreadsheet import Row, column_key, read_table
+from services.ingest.spreadsheet import Column, Row, SpreadsheetError, read_table
 
 LOCATION_ID = "Location ID"
 PROVIDER_ID = "Provider ID"
+PROVIDER_NAME = "Provider Name"
 DORMANT = "Dormant (Y/N)"
 CARE_HOME = "Care home?"
 BEDS = "Care homes beds"
@@ -29,6 +35,7 @@ AUTHORITY = "Location Local Authority"
 DIRECTORATE = "Location Inspection Directorate"
 NAME = "Location Name"
 MANAGER = "Registered manager"
+DUAL = "Location Dual Registered"
 ADULT_SOCIAL_CARE = "adult social care"
 
 REQUIRED = {LOCATION_ID, PROVIDER_ID, DORMANT, BEDS, AUTHORITY, DIRECTORATE}
@@ -47,6 +54,25 @@ SERVICE_FLAGS: tuple[tuple[str, ServiceType], ...] = (
 )
 BED_BASED = {ServiceType.nursing_home, ServiceType.care_home}
 
+COLUMNS = (
+    Column(LOCATION_ID),
+    Column(PROVIDER_ID),
+    Column(PROVIDER_NAME),
+    Column(DORMANT),
+    Column(CARE_HOME),
+    Column(BEDS),
+    # Releases before 2017 called it "Local Authority".
+    Column(AUTHORITY, spellings=("Local Authority",)),
+    Column(DIRECTORATE),
+    Column(NAME),
+    # "Registered manager (note; where there is more than one manager at a location, ...)" in some releases.
+    Column(MANAGER, with_note=True, presence_only=True),
+    Column(DUAL),
+    *(Column(flag) for flag, _kind in SERVICE_FLAGS),
+)
+# The other table of the workbook, told apart by its own columns.
+DUAL_SHEET = (Column("Location ID"), Column("Linked Organisation ID"), Column("Relationship"))
+
 _NAME_QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u2013": "-", "\u2014": "-", "\u00a0": " "})
 _REGISTERED_NAME = re.compile(r"^[\w .,'&()/+-]+$")
 
@@ -55,9 +81,11 @@ _REGISTERED_NAME = re.compile(r"^[\w .,'&()/+-]+$")
 class Unmapped:
     line: int
     name: str
+    hint: str | None = None  # what to do, for the name of an authority abolished in a split
 
     def __str__(self) -> str:
-        return f"line {self.line}: local authority {self.name!r} is not in the ONS code list"
+        text = f"line {self.line}: local authority {self.name!r} is not in the ONS code list"
+        return f"{text}: {self.hint}" if self.hint else text
 
 
 @dataclass
@@ -70,9 +98,13 @@ class DirectoryImport:
     names_dropped: int = 0
     # How many kept locations list no registered manager: a count, never whose manager.
     without_manager: int = 0
+    # How many kept locations are one of a site's two registrations (each is kept: its own ID and provider).
+    dual_registered: int = 0
 
     def summary(self) -> str:
         parts = [f"kept {len(self.locations)} ({self.without_manager} with no registered manager listed)"]
+        if self.dual_registered:
+            parts.append(f"{self.dual_registered} of them registrations of a site registered by two providers")
         parts += [f"skipped {n} {why}" for why, n in sorted(self.skipped.items())]
         parts.append(f"unmapped authorities {len(self.unmapped)}")
         if self.default_capacity_used:
@@ -129,7 +161,7 @@ def map_rows(
         authority_name = row.get(AUTHORITY)
         host = authorities.code_for(authority_name) if authority_name else None
         if host is None:
-            result.unmapped.append(Unmapped(row.line, authority_name))
+            result.unmapped.append(Unmapped(row.line, authority_name, authorities.reorganised(authority_name)))
             continue
         beds = _beds(row.get(BEDS))
         if beds is None:
@@ -142,6 +174,10 @@ def map_rows(
             result.default_capacity_used += 1
         name = registered_name(row.get(NAME)) if keep_names else None
         if keep_names and row.get(NAME) and name is None:
+            result.names_dropped += 1
+        # The organisation's registered (company) name: what the board and emails call it.
+        provider_name = registered_name(row.get(PROVIDER_NAME)) if keep_names else None
+        if keep_names and row.get(PROVIDER_NAME) and provider_name is None:
             result.names_dropped += 1
         location_id = row.get(LOCATION_ID)
         if location_id in seen:
@@ -157,6 +193,7 @@ def map_rows(
                 capacity=capacity,
                 host_authority=host,
                 name=name,
+                provider_name=provider_name,
             )
         except ValidationError as exc:
             for err in exc.errors(include_input=False):
@@ -167,17 +204,34 @@ def map_rows(
             continue
         result.locations.append(location)
         result.without_manager += not manager_listed
+        result.dual_registered += bool(row.get(DUAL))
     return result
+
+
+def _is_the_dual_sheet(path: Path) -> bool:
+    try:
+        read_table(path, DUAL_SHEET, {c.name for c in DUAL_SHEET})
+    except SpreadsheetError:
+        return False
+    return True
 
 
 def read_directory(
     path: Path, authorities: AuthorityNames, default_capacity: int, keep_names: bool = True
 ) -> DirectoryImport:
-    header, rows = read_table(path, REQUIRED)
-    present = {column_key(h) for h in header}
-    if not any(column_key(flag) in present for flag, _kind in SERVICE_FLAGS):
+    try:
+        table = read_table(path, COLUMNS, REQUIRED)
+    except SpreadsheetError:
+        if _is_the_dual_sheet(path):
+            raise DirectoryImportError(
+                f"{path}: this is the Dual_Registration_Locations table (it has Linked Organisation ID and "
+                f"Relationship columns), whose registrations are rows of the HSCA_Active_Locations sheet too: "
+                f"import that sheet, or the whole workbook (.ods or .xlsx)"
+            ) from None
+        raise
+    if not any(flag in table.found for flag, _kind in SERVICE_FLAGS):
         # Without them every location would be skipped as "no scored service type".
         raise DirectoryImportError(
             f"{path}: none of the service type columns {[flag for flag, _kind in SERVICE_FLAGS]} is in the header"
         )
-    return map_rows(rows, authorities, default_capacity, keep_names)
+    return map_rows(table.rows, authorities, default_capacity, keep_names)

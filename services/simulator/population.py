@@ -145,6 +145,35 @@ def _place_name(rng: random.Random) -> str:
     return rng.choice(_NAME_HEADS) + rng.choice(_NAME_TAILS)
 
 
+_COMPANY_MIDDLES = ["", " Care", " Healthcare", " Homes", " Community", " Lifestyle", " Residential", " Support"]
+_COMPANY_ENDS = [" Ltd", " Limited", " Group Ltd", " Services Ltd", " Partnership LLP"]
+
+
+def _company(number: int) -> str:
+    parts = [_NAME_HEADS, _NAME_TAILS, _COMPANY_MIDDLES, _COMPANY_ENDS]
+    chosen = []
+    for words in parts:
+        chosen.append(words[number % len(words)])
+        number //= len(words)
+    return "".join(chosen)
+
+
+def _provider_name(provider_id: str, taken: set[str]) -> str:
+    """An invented company name, derived from the provider ID (not drawn from the run's random
+    stream, so that adding names left every seed's population and events as they were); the
+    next free combination when it is taken, a number once all are."""
+    number = int(provider_id.removeprefix("1-"))
+    combinations = len(_NAME_HEADS) * len(_NAME_TAILS) * len(_COMPANY_MIDDLES) * len(_COMPANY_ENDS)
+    for step in range(combinations):
+        name = _company(number + step)
+        if name not in taken:
+            taken.add(name)
+            return name
+    name = f"{_company(number)} ({len(taken) + 1})"
+    taken.add(name)
+    return name
+
+
 def _capacity(rng: random.Random, service: ServiceType) -> int:
     mean, sigma, low, high = CAPACITY[service]
     mu = math.log(mean) - sigma * sigma / 2  # so that the log-normal's mean is `mean`
@@ -221,8 +250,10 @@ def build_population(rng: random.Random, locations: int, authorities: int) -> Po
     sites: list[Site] = []
     organisations: dict[str, list[str]] = {}
     names: dict[str, int] = {}
+    company_names: set[str] = set()
     while len(sites) < locations:
         provider = _unique_cqc_id(rng, taken)
+        provider_name = _provider_name(provider, company_names)
         size = min(_org_size(rng), locations - len(sites))
         home = rng.choices(codes, weights=code_weights)[0]
         primary = _weighted(rng, SERVICE_MIX)
@@ -242,6 +273,7 @@ def build_population(rng: random.Random, locations: int, authorities: int) -> Po
                 capacity=_capacity(rng, service),
                 host_authority=host,
                 name=name,
+                provider_name=provider_name,
             )
             sites.append(Site(location=location, rating=_weighted(rng, RATING_MIX)))
             members.append(location.location_id)
