@@ -12,27 +12,19 @@ from schemas.topics import BACKFILL_HEADER, Topics
 from services.broker.settings import KafkaSettings
 from services.cli import main
 from services.ingest.admission import CLOUDEVENTS_CONTENT_TYPE
-from services.ingest.cqc_ratings import (
-    ALIASES,
-    REQUIRED,
-    SOURCE,
-    RatingsImport,
-    map_rows,
-    parse_date,
-    rating_records,
-)
-from services.ingest.spreadsheet import read_table
+from services.ingest.cqc_ratings import SERVICE_LEVEL, SOURCE, RatingsImport, parse_date, rating_records, read_ratings
 from services.scoring.routing import partition_of
+from tests import cqc_layouts as layouts
 from tests.conftest import consume_all
 from tests.ods_files import write_ods
+from tests.xlsx_files import write_xlsx
 
 RATINGS = Path(__file__).parent / "data" / "cqc" / "Latest_ratings.csv"
 NOW = datetime(2026, 11, 29, 12, tzinfo=UTC)
 
 
 def _import(path: Path = RATINGS) -> RatingsImport:
-    _header, rows = read_table(path, REQUIRED, ALIASES)
-    return map_rows(rows, now=NOW)
+    return read_ratings(path, now=NOW)
 
 
 def test_one_event_per_location_with_its_key_questions() -> None:
@@ -55,8 +47,10 @@ def test_one_event_per_location_with_its_key_questions() -> None:
     }
     assert by_location["1-101000002"].data.overall == "inadequate"
     assert result.not_rated == 1  # "Insufficient evidence to rate" overall
-    assert result.skipped_other_sector == 2  # the hospital's rows
-    assert result.skipped_service_level == 1  # a service's rating, not the location's
+    assert result.skipped == {
+        "of Location Type 'NHS Healthcare Organisation'": 2,  # the hospital's rows
+        SERVICE_LEVEL: 1,  # a service's rating, not the location's
+    }
     # What ingest would accept from a producer: the events are valid contract events.
     parser = EventParser()
     for event in result.events:
@@ -68,10 +62,10 @@ def test_reimport_gives_the_same_ids() -> None:
     assert first == [(e.id, e.model_dump_json()) for e in _import().events]
 
 
-def test_header_moved_and_named_domain(tmp_path: Path) -> None:
+def test_header_moved_and_named_key_question(tmp_path: Path) -> None:
     rows = list(csv.reader(RATINGS.open(newline="", encoding="utf-8")))
     header_at = next(i for i, r in enumerate(rows) if r and r[0] == "Location ID")
-    rows[header_at] = ["Domain" if h == "Key Question" else h for h in rows[header_at]]
+    rows[header_at] = ["Key Question" if h == "Domain" else h for h in rows[header_at]]
     moved = tmp_path / "moved.csv"
     with moved.open("w", newline="", encoding="utf-8") as fh:
         csv.writer(fh).writerows(rows[header_at:])
@@ -133,3 +127,83 @@ def test_import_publishes_events_like_ingest_and_reimport_is_idempotent(
         old = datetime.fromisoformat(event["time"]) < now - timedelta(days=400)
         assert (headers.get(BACKFILL_HEADER) == b"1") is old
         assert event["type"] == "uk.caresignal.cqc_rating.v1"
+
+
+def _published_rows(header: list[str]) -> list[list[str]]:
+    """Rows of the real ratings file's Locations sheet: every sector is in it."""
+    question = "Domain" if "Domain" in header else "Key Question"
+    social = {"Location Type": "Social Care Org", "Location Primary Inspection Category": "Residential social care"}
+    rows: list[dict[str, str]] = []
+
+    def rated(location: str, kind: dict[str, str], group: str, ratings: list[tuple[str, str]], when: str) -> None:
+        for key_question, rating in ratings:
+            rows.append(
+                {
+                    "Location ID": location,
+                    **kind,
+                    "Service / Population Group": group,
+                    question: key_question,
+                    "Latest Rating": rating,
+                    "Publication Date": when,
+                    "Provider ID": "1-000000301" if location.startswith("1-") else location[:3],
+                }
+            )
+
+    five = [("Safe", "Good"), ("Effective", "Good"), ("Caring", "Outstanding"), ("Responsive", "Good")]
+    rated(
+        "1-301000001",
+        social,
+        "Overall",
+        [("Overall", "Good"), *five, ("Well-led", "Requires improvement")],
+        "14/08/2026",
+    )
+    # An NHS hospital site (not a CQC `1-` ID), its service-level rows too; a GP practice; a dentist.
+    nhs = {"Location Type": "NHS Healthcare Organisation", "Location Primary Inspection Category": "Acute hospital"}
+    rated("RXQ02", nhs, "Overall", [("Overall", "Requires improvement"), ("Safe", "Inadequate")], "02/02/2024")
+    rated("RXQ02", nhs, "Medical care (including older people's care)", [("Overall", "Good")], "02/02/2024")
+    gp = {"Location Type": "Primary Medical Services", "Location Primary Inspection Category": "GP Practices"}
+    rated("1-301000003", gp, "Overall", [("Overall", "Good"), ("Safe", "Good")], "05/05/2023")
+    rated("1-301000003", gp, "Older people", [("Overall", "Good")], "05/05/2023")
+    dental = {"Location Type": "Primary Dental Care", "Location Primary Inspection Category": "Dentists"}
+    rated("1-301000004", dental, "Overall", [("Overall", "Good")], "06/06/2022")
+    return layouts.table(header, rows)
+
+
+@pytest.mark.parametrize("layout", ["RATINGS_2026", "RATINGS_KEY_QUESTION"])
+@pytest.mark.parametrize("kind", ["csv", "ods", "xlsx"])
+def test_the_published_file_imports_social_care_and_counts_the_rest(
+    tmp_path: Path, layout: str, kind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = [["Care Quality Commission: latest ratings (test fixture)"], *_published_rows(getattr(layouts, layout))]
+    sheets = [("Providers", [["Provider ID", "Provider Name"]]), ("Locations", rows)]
+    path = {
+        "csv": lambda: layouts.write_csv(tmp_path / "ratings.csv", rows),
+        "ods": lambda: write_ods(tmp_path / "ratings.ods", sheets),
+        "xlsx": lambda: write_xlsx(tmp_path / "ratings.xlsx", sheets),
+    }[kind]()
+    assert main(["directory", "import-cqc-ratings", str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "1 rating events" in out
+    assert "skipped rows: " in out
+    for count, kind in [
+        (3, "NHS Healthcare Organisation"),
+        (3, "Primary Medical Services"),
+        (1, "Primary Dental Care"),
+    ]:
+        assert f"{count} of Location Type {kind!r}" in out
+    result = _import(path)
+    (event,) = result.events
+    assert (event.subject, event.data.overall, event.data.published) == ("1-301000001", "good", date(2026, 8, 14))
+    assert event.data.key_questions.model_dump(mode="json")["well_led"] == "requires_improvement"
+
+
+def test_a_non_cqc_id_in_a_file_without_a_sector_column_is_skipped_not_fatal(tmp_path: Path) -> None:
+    path = tmp_path / "bare.csv"
+    path.write_text(
+        "Location ID,Key Question,Latest Rating,Publication Date,Location Type\n"
+        "RXQ02,Overall,Good,01/02/2024,\n"
+        "1-301000001,Overall,Good,01/02/2024,Social Care Org\n"
+    )
+    result = _import(path)
+    assert [e.subject for e in result.events] == ["1-301000001"]
+    assert result.skipped == {"not a CQC location ID (NHS sites have their own)": 1}

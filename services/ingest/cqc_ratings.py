@@ -1,5 +1,10 @@
-"""`caresignal directory import-cqc-ratings FILE`: the regulator's latest ratings (long
-format, one row per location and key question) into `cqc_rating` events.
+"""`caresignal directory import-cqc-ratings FILE`: the regulator's latest ratings (the
+`Locations` sheet of `Latest_ratings`, long format, one row per location, service or
+population group and key question) into `cqc_rating` events.
+
+The file holds every sector: NHS trusts' sites (IDs such as `RXQ02`, not CQC `1-` IDs), GP
+practices, dentists, independent hospitals. Only adult social care (`Location Type` =
+`Social Care Org`) is imported; every other row is skipped and counted by its reason.
 
 One event per location: its Overall rating with the latest rating of each key question,
 dated by the Overall row's publication date. The event id is derived from the location and
@@ -8,9 +13,11 @@ writes records that consumers recognise as the same event by (source, id).
 """
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -20,9 +27,9 @@ from schemas.topics import BACKFILL_HEADER, Topics
 from services.broker.security import PLAINTEXT, KafkaSecurity
 from services.ingest.admission import CLOUDEVENTS_CONTENT_TYPE
 from services.ingest.bulk_publish import send_all
-from services.ingest.directory_import import RowProblem
+from services.ingest.directory_import import DirectoryImportError, RowProblem
 from services.ingest.publisher import OutRecord
-from services.ingest.spreadsheet import Row
+from services.ingest.spreadsheet import Column, Row, read_table
 
 SOURCE = "urn:caresignal:source:cqc-ratings"
 EVENT_TYPE = "uk.caresignal.cqc_rating.v1"
@@ -32,9 +39,21 @@ KEY_QUESTION = "Key Question"
 RATING = "Latest Rating"
 PUBLISHED = "Publication Date"
 POPULATION_GROUP = "Service / Population Group"
+LOCATION_TYPE = "Location Type"
+DIRECTORATE = "Location Inspection Directorate"
 REQUIRED = {LOCATION_ID, KEY_QUESTION, RATING, PUBLISHED}
-# The published file has called the key question "Domain" in some releases.
-ALIASES = {"Domain": KEY_QUESTION}
+COLUMNS = (
+    Column(LOCATION_ID),
+    # Releases since about 2020 call the key question "Domain".
+    Column(KEY_QUESTION, spellings=("Domain",)),
+    Column(RATING),
+    Column(PUBLISHED),
+    Column(POPULATION_GROUP),
+    Column(LOCATION_TYPE, spellings=("Location Type/Sector",)),
+    Column(DIRECTORATE),
+)
+# The sector, by the column the file has: other sectors' ratings (hospitals, GPs) are not scored.
+SECTORS = {LOCATION_TYPE: "social care org", DIRECTORATE: "adult social care"}
 
 KEY_QUESTIONS = {
     "overall": "overall",
@@ -52,10 +71,17 @@ RATINGS = {
     "inadequate": "inadequate",
 }
 # Published for some key questions or services; not a rating, so the key question is left out.
-NOT_RATED = {"insufficient evidence to rate", "not rated", "no rating", "inspected but not rated", "not formally rated"}
-
-# The sector, where the file says it: other sectors' ratings (hospitals, GPs) are not scored.
-SECTOR_COLUMNS = {"Location Inspection Directorate": "adult social care", "Location Type/Sector": "social care org"}
+NOT_RATED = {
+    "insufficient evidence to rate",
+    "not rated",
+    "no rating",
+    "inspected but not rated",
+    "not formally rated",
+    "not applicable",
+}
+SERVICE_LEVEL = "service-level (a service's or population group's rating, not the location's)"
+NOT_A_CQC_ID = "not a CQC location ID (NHS sites have their own)"
+NO_SECTOR = "with no Location Type"
 
 _LOCATION_ID = re.compile(CQC_ID_PATTERN)
 _DATE_FORMATS = ("%d/%m/%Y", "%d %B %Y", "%d %b %Y", "%d-%b-%Y", "%d-%b-%y")
@@ -65,16 +91,15 @@ _DATE_FORMATS = ("%d/%m/%Y", "%d %B %Y", "%d %b %Y", "%d-%b-%Y", "%d-%b-%y")
 class RatingsImport:
     events: list[CqcRatingEvent] = field(default_factory=list)
     problems: list[RowProblem] = field(default_factory=list)
-    skipped_other_sector: int = 0
-    skipped_service_level: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)  # rows left out, by reason
     not_rated: int = 0  # locations whose Overall is not a rating
     no_overall: int = 0  # locations with key-question rows but no Overall row
 
     def summary(self, backfill: int) -> str:
+        skipped = ", ".join(f"{n} {why}" for why, n in sorted(self.skipped.items())) or "none"
         return (
             f"{len(self.events)} rating events ({backfill} older than the age limit, marked backfill); "
-            f"skipped rows of other sectors {self.skipped_other_sector}, service-level rows "
-            f"{self.skipped_service_level}; locations not rated overall {self.not_rated}, "
+            f"skipped rows: {skipped}; locations not rated overall {self.not_rated}, "
             f"with no Overall row {self.no_overall}"
         )
 
@@ -102,30 +127,32 @@ class _Location:
     unrated_overall: bool = False
 
 
-def _in_sector(row: Row) -> bool:
-    for column, wanted in SECTOR_COLUMNS.items():
+def skip_reason(row: Row) -> str | None:
+    """Why a row is not adult social care's own rating of a location, or None to read it."""
+    for column, wanted in SECTORS.items():
         value = row.get(column)
-        if value:
-            return value.casefold() == wanted
-    return True
+        if value and value.casefold() != wanted:
+            return f"of {column} {value!r}"
+    if not _LOCATION_ID.fullmatch(row.get(LOCATION_ID)):
+        return NOT_A_CQC_ID
+    if not any(row.get(column) for column in SECTORS):
+        return NO_SECTOR
+    group = row.get(POPULATION_GROUP)
+    if group and group.casefold() != "overall":
+        # e.g. a hospital's "Medical care", or one service of a care provider with several.
+        return SERVICE_LEVEL
+    return None
 
 
 def map_rows(rows: Iterable[Row], now: datetime | None = None) -> RatingsImport:
     result = RatingsImport()
     by_location: dict[str, _Location] = {}
     for row in rows:
-        if not _in_sector(row):
-            result.skipped_other_sector += 1
-            continue
-        group = row.get(POPULATION_GROUP)
-        if group and group.casefold() != "overall":
-            # e.g. a hospital's "Medical care": a service's rating, not the location's.
-            result.skipped_service_level += 1
+        reason = skip_reason(row)
+        if reason is not None:
+            result.skipped[reason] += 1
             continue
         location_id = row.get(LOCATION_ID)
-        if not _LOCATION_ID.fullmatch(location_id):
-            result.problems.append(RowProblem(row.line, LOCATION_ID, "not a CQC location ID (1- and 9 to 11 digits)"))
-            continue
         question = KEY_QUESTIONS.get(row.get(KEY_QUESTION).casefold())
         if question is None:
             result.problems.append(
@@ -179,6 +206,16 @@ def map_rows(rows: Iterable[Row], now: datetime | None = None) -> RatingsImport:
                 where = {"subject": LOCATION_ID, "id": LOCATION_ID, "time": PUBLISHED}.get(str(err["loc"][0]), "(row)")
                 result.problems.append(RowProblem(line, where, err["msg"]))
     return result
+
+
+def read_ratings(path: Path, now: datetime | None = None) -> RatingsImport:
+    table = read_table(path, COLUMNS, REQUIRED)
+    if not any(column in table.found for column in SECTORS):
+        raise DirectoryImportError(
+            f"{path}: no {' or '.join(SECTORS)} column: without it the ratings of GP practices and other "
+            f"services that have CQC location IDs cannot be told from adult social care's"
+        )
+    return map_rows(table.rows, now)
 
 
 def rating_records(

@@ -33,7 +33,26 @@ def _problems(path: Path, problems: Sequence[RowProblem]) -> bool:
 def _authorities(args: argparse.Namespace) -> AuthorityNames:
     custom: Path | None = args.authority_codes
     # A release file passed in is ONS's own spelling: the project's aliases still apply.
-    return load_authority_names(custom or ONS_LIST)
+    names = load_authority_names(custom or ONS_LIST)
+    if custom is not None:
+        _report_codes(custom, names)
+    return names
+
+
+def _report_codes(path: Path, names: AuthorityNames) -> None:
+    """What an ONS file gave, and which of England's authorities it lacks: never a silent drop."""
+    skipped = "".join(f", {n} row(s) {why} left out" for why, n in sorted(names.skipped.items()))
+    print(f"{path}: {len(names.names)} authorities from columns {', '.join(names.columns)}{skipped}", file=sys.stderr)
+    shipped = load_authority_names()
+    missing = names.missing_from(shipped)
+    if missing:
+        shown = ", ".join(f"{name} ({code})" for code, name in sorted(missing.items())[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        print(
+            f"warning: {path} lacks {len(missing)} of the {len(shipped.names)} authorities of {ONS_LIST.name} "
+            f"({shown}{more}): names of those will not map",
+            file=sys.stderr,
+        )
 
 
 def cmd_import_cqc(args: argparse.Namespace, kafka: KafkaFactory) -> int:
@@ -59,6 +78,9 @@ def cmd_import_cqc(args: argparse.Namespace, kafka: KafkaFactory) -> int:
             file=sys.stderr,
         )
     print(f"{args.file}: {result.summary()}")
+    if result.unmapped and not result.locations:
+        # Not a success: most likely the code list does not fit the file (see the lines above).
+        return _fail(f"no location's local authority mapped ({len(result.unmapped)} unmapped); nothing was imported")
     if args.dry_run:
         print("dry run: nothing published")
         return 0
@@ -71,13 +93,11 @@ def cmd_import_cqc(args: argparse.Namespace, kafka: KafkaFactory) -> int:
 
 
 def cmd_import_cqc_ratings(args: argparse.Namespace, kafka: KafkaFactory) -> int:
-    from services.ingest.cqc_ratings import ALIASES, REQUIRED, map_rows, rating_records, send_records
+    from services.ingest.cqc_ratings import rating_records, read_ratings, send_records
     from services.ingest.settings import IngestSettings
-    from services.ingest.spreadsheet import read_table
 
     try:
-        _header, rows = read_table(args.file, REQUIRED, ALIASES)
-        result = map_rows(rows)
+        result = read_ratings(args.file)
     except READ_ERRORS as exc:
         return _fail(str(exc))
     if _problems(args.file, result.problems):
@@ -145,10 +165,13 @@ def cmd_import_authorities(args: argparse.Namespace, kafka: KafkaFactory) -> int
 
 
 def add_importers(directory_sub: "argparse._SubParsersAction[argparse.ArgumentParser]", kafka: KafkaFactory) -> None:
-    codes_help = f"the ONS code list to map authority names with (default {ONS_LIST.name}; an ONS release CSV works)"
+    codes_help = (
+        f"the ONS code list to map authority names with (default {ONS_LIST.name}); an ONS release CSV works: "
+        f"names and codes, or a district lookup, whose upper-tier columns are used"
+    )
 
     cqc = directory_sub.add_parser(
-        "import-cqc", help="locations from CQC's care directory (HSCA_Active_Locations, .ods or CSV)"
+        "import-cqc", help="locations from CQC's care directory (HSCA_Active_Locations, .ods, .xlsx or CSV)"
     )
     cqc.add_argument("file", type=Path)
     cqc.add_argument(
@@ -163,7 +186,7 @@ def add_importers(directory_sub: "argparse._SubParsersAction[argparse.ArgumentPa
     cqc.set_defaults(func=partial(cmd_import_cqc, kafka=kafka))
 
     ratings = directory_sub.add_parser(
-        "import-cqc-ratings", help="cqc_rating events from CQC's latest ratings file (.ods or CSV)"
+        "import-cqc-ratings", help="cqc_rating events from CQC's latest ratings file (.ods, .xlsx or CSV)"
     )
     ratings.add_argument("file", type=Path)
     ratings.add_argument("--dry-run", action="store_true", help="read, map and report; publish nothing")

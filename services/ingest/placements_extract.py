@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from schemas.directory import Placement, PlacementStatus
 from services.ingest.authority_names import AuthorityNames
 from services.ingest.directory_import import DirectoryImportError, RowProblem
-from services.ingest.spreadsheet import Row, column_key, read_table
+from services.ingest.spreadsheet import Column, Row, column_key, read_table
 
 AUTHORITY = "authority"
 LOCATION_ID = "location id"
@@ -38,6 +38,9 @@ ALIASES = {
     for spelling in variants
     for variant in (spelling, spelling.replace(" ", "_"), spelling.replace(" ", "-"))
 }
+READ_COLUMNS = tuple(
+    Column(canonical, spellings=tuple(v for v, c in ALIASES.items() if c == canonical)) for canonical in COLUMNS
+)
 
 # Headings that name personal data get their own message: the extract is not aggregated.
 _PERSONAL = re.compile(
@@ -126,6 +129,6 @@ def map_rows(rows: Iterable[Row], authorities: AuthorityNames, authority: str | 
 
 def read_extract(path: Path, authorities: AuthorityNames, authority: str | None = None) -> PlacementsImport:
     required = {LOCATION_ID, PEOPLE_PLACED, STATUS} | ({AUTHORITY} if authority is None else set())
-    header, rows = read_table(path, required, ALIASES)
-    check_columns(header)
-    return map_rows(rows, authorities, authority)
+    table = read_table(path, READ_COLUMNS, required)
+    check_columns(table.header)
+    return map_rows(table.rows, authorities, authority)

@@ -1,9 +1,10 @@
-"""Rows of the regulator's published files: OpenDocument spreadsheets (.ods) or their CSV
-export, with the header row found by its column names.
+"""Rows of the regulator's published files: OpenDocument spreadsheets (.ods), Excel
+workbooks (.xlsx, see xlsx_sheets) or a CSV export, with the header row found by its
+column names.
 
-The regulator moves the header between releases (a title, a date and notes above it), and
-an .ods holds several sheets; so the table is the first sheet with a row, near its top, that
-holds every column the importer needs. The .ods is streamed from its `content.xml` with the
+The regulator moves the header between releases (a title, a date, a notice above it), and
+a workbook holds several sheets (a README, the data, a second table); so the table is the
+first sheet with a row, near its top, that holds every column the importer needs. The .ods is streamed from its `content.xml` with the
 standard library: the national directory is ~100 columns by ~50,000 rows, and a package that
 builds the whole workbook in memory would need several gigabytes for it.
 """
@@ -11,10 +12,12 @@ builds the whole workbook in memory would need several gigabytes for it.
 import csv
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from xml.etree.ElementTree import Element, iterparse
+from xml.etree.ElementTree import Element, ParseError, iterparse
+
+from services.ingest.xlsx_sheets import WorkbookError, xlsx_rows
 
 HEADER_SEARCH_ROWS = 50
 
@@ -150,44 +153,104 @@ def csv_rows(path: Path) -> Iterator[tuple[str, int, list[str]]]:
 
 
 def _all_rows(path: Path) -> Iterator[tuple[str, int, list[str]]]:
-    if path.suffix.lower() == ".ods":
-        return ods_rows(path)
-    if path.suffix.lower() in (".xlsx", ".xls"):
-        raise SpreadsheetError(f"{path}: Excel files are not read; open it and save as .ods or CSV (UTF-8)")
+    suffix = path.suffix.lower()
+    if suffix == ".ods":
+        return _guarded(path, ods_rows(path))
+    if suffix in (".xlsx", ".xlsm"):
+        return _guarded(path, xlsx_rows(path))
+    if suffix == ".xls":
+        raise SpreadsheetError(
+            f"{path}: the old Excel format (.xls) is not read; save it as .xlsx, .ods or CSV (UTF-8)"
+        )
     return csv_rows(path)
 
 
-def read_table(
-    path: Path, required: set[str], aliases: dict[str, str] | None = None
-) -> tuple[list[str], Iterator[Row]]:
-    """The header (as written) and the rows after it, from the first sheet whose header row,
-    within its first rows, holds every `required` column (in any case and spacing).
+def _guarded(path: Path, rows: Iterator[tuple[str, int, list[str]]]) -> Iterator[tuple[str, int, list[str]]]:
+    """A damaged workbook is a SpreadsheetError, whenever in the stream it shows."""
+    try:
+        yield from rows
+    except WorkbookError as exc:
+        raise SpreadsheetError(str(exc)) from exc
+    except (ParseError, zipfile.BadZipFile, KeyError) as exc:
+        raise SpreadsheetError(f"{path}: not a readable workbook ({exc})") from exc
 
-    `aliases` maps other spellings of a column to the name the importer asks `Row.get` for.
+
+@dataclass(frozen=True)
+class Column:
+    """A column an importer reads, found by its published name or another spelling a release used."""
+
+    name: str  # what the importer asks Row.get for
+    spellings: tuple[str, ...] = ()
+    # Also "<name> (note ...)": a release gave the manager column a note in its header.
+    with_note: bool = False
+    # Only whether the cell is filled is kept ("Y"): the column holds a person's name.
+    presence_only: bool = False
+
+    def matches(self, header_key: str) -> bool:
+        for spelling in (self.name, *self.spellings):
+            key = column_key(spelling)
+            if header_key == key or (self.with_note and header_key.startswith(key + " (")):
+                return True
+        return False
+
+
+@dataclass
+class Table:
+    sheet: str  # "" for a CSV; "sheet N" (by position) for an .ods; the sheet's name for an .xlsx
+    line: int  # the header's row number
+    header: list[str]  # as written, every column
+    found: dict[str, str]  # Column.name -> the header cell it was found under
+    rows: Iterator[Row]
+
+
+def _match(header: list[str], columns: Sequence[Column]) -> list[Column | None]:
+    matched: list[Column | None] = []
+    taken: set[str] = set()
+    for cell in header:
+        key = column_key(cell)
+        column = next((c for c in columns if c.name not in taken and c.matches(key)), None) if key else None
+        if column is not None:
+            taken.add(column.name)
+        matched.append(column)
+    return matched
+
+
+def read_table(path: Path, columns: Sequence[Column], required: Collection[str]) -> Table:
+    """The first sheet whose header row, within its first rows, has every `required` column
+    (by name or spelling, in any case and spacing), and its rows after the header.
+
+    A row holds only the declared `columns`: the file's other columns (addresses, people's
+    names, telephone numbers...) are never held, so nothing can pass them on.
     """
-    wanted = {column_key(c) for c in required}
-    spelling = {column_key(k): column_key(v) for k, v in (aliases or {}).items()}
+    wanted = {column_key(name) for name in required}
     rows = _all_rows(path)
     seen_sheets: list[str] = []
     searched = 0
-    for sheet, _line, values in rows:
+    for sheet, line, values in rows:
         if not seen_sheets or seen_sheets[-1] != sheet:
             seen_sheets.append(sheet)
             searched = 0
         searched += 1
         if searched > HEADER_SEARCH_ROWS:
             continue
-        keys = [spelling.get(column_key(v), column_key(v)) for v in values]
-        if wanted <= set(keys):
-            return [v.strip() for v in values], _rows_after(rows, sheet, keys)
+        matched = _match(values, columns)
+        if wanted <= {column_key(c.name) for c in matched if c is not None}:
+            found = {c.name: v.strip() for c, v in zip(matched, values, strict=True) if c is not None}
+            return Table(sheet, line, [v.strip() for v in values], found, _rows_after(rows, sheet, matched))
     where = f" (sheets {', '.join(repr(s) for s in seen_sheets)})" if any(seen_sheets) else ""
     raise SpreadsheetError(
         f"{path}: no header row with the columns {sorted(required)} in the first {HEADER_SEARCH_ROWS} rows{where}"
     )
 
 
-def _rows_after(rows: Iterator[tuple[str, int, list[str]]], sheet: str, keys: list[str]) -> Iterator[Row]:
+def _rows_after(rows: Iterator[tuple[str, int, list[str]]], sheet: str, matched: list[Column | None]) -> Iterator[Row]:
     for row_sheet, line, values in rows:
         if row_sheet != sheet:
             return
-        yield Row(line, {k: v.strip() for k, v in zip(keys, values, strict=False) if k and v.strip()})
+        kept: dict[str, str] = {}
+        for column, value in zip(matched, values, strict=False):
+            text = value.strip()
+            if column is None or not text:
+                continue
+            kept[column_key(column.name)] = "Y" if column.presence_only else text
+        yield Row(line, kept)
