@@ -264,3 +264,39 @@ def test_a_change_already_on_the_topic_is_not_published_again(
     ids = [LevelChange.model_validate_json(v).change_id for v in values]
     assert sorted(ids) == [f"1-400000001:{VERSION}:1", f"1-400000002:{VERSION}:1"]
     assert "was published before a restart" in scorer.log_tail(400)
+
+
+def changelog_values(bootstrap: str, topic: str, key: bytes, want: int, timeout_s: float = 60) -> list[bytes]:
+    """The values of a table's changelog records for one key, read until `want` arrived."""
+    values: list[bytes] = []
+    deadline = time.monotonic() + timeout_s
+    while len(values) < want and time.monotonic() < deadline:
+        records = consume_all(bootstrap, topic, expect=1_000_000, timeout_s=2)
+        values = [r.value for r in records if r.key == key]
+    return values
+
+
+def test_a_redelivered_event_writes_the_state_that_holds_it_to_the_changelog_again(
+    scorer: ScorerProcess,
+    test_kafka_settings: KafkaSettings,
+    topics: Topics,
+) -> None:
+    # After a crash or a rebalance the events after the last commit come again. The
+    # worker's local store may hold the state they made while the changelog does not (the
+    # crash came before that record left): the state is written again before the offset
+    # is committed, or a worker restoring the location from the changelog never sees them.
+    bootstrap = test_kafka_settings.bootstrap_servers
+    changelog = f"{scorer.app_id}-location-state-changelog"
+    event = json.dumps(missed("mv-again", "1-500000001", START)).encode()
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer.send(topics.events, key=b"1-500000001", value=event)
+    producer.flush()
+    scorer.start()
+    first = changelog_values(bootstrap, changelog, b'"1-500000001"', want=1)
+    assert len(first) == 1, f"the state was written {len(first)} times for one event"
+
+    producer.send(topics.events, key=b"1-500000001", value=event)
+    producer.flush()
+    producer.close()
+    again = changelog_values(bootstrap, changelog, b'"1-500000001"', want=2)
+    assert again == [first[0], first[0]], "the redelivered event's state was not written to the changelog again"

@@ -1,4 +1,5 @@
-"""Faust's Kafka transport, with the seek that makes a rebalance lose no record.
+"""Faust's Kafka transport, with the seek that makes a rebalance lose no record and the
+flush that makes a commit wait for the table writes it depends on.
 
 After a rebalance Faust stops its flow while it recovers the tables; records fetched in
 that time are dropped, and Faust relies on seeking every stream partition back to its
@@ -13,15 +14,34 @@ lagging for ever.
 Here a stream partition without a committed offset is sought to the beginning, which is
 what `consumer_auto_offset_reset="earliest"` would have read, and one committed at 0 to 0.
 The tables' changelog partitions are left as they were: the recovery positions them.
+
+A table write goes to Faust's producer buffer (`send_soon`), and Faust flushes the
+producer before it commits the input offsets. But the buffer's flush gives up as soon as
+0.1 s pass without a record leaving the buffer, and a record the buffer has taken out
+but not yet handed to aiokafka counts as gone: while aiokafka waits (a full batch in
+flight, a slow or restarting broker, metadata) the offsets were committed ahead of the
+changelog records of the states they had changed. After a crash or a rebalance the
+recovery then read the previous state of a location whose event was already committed:
+that event was never applied, and the changes after it were lost or different
+(`make soak`'s broker stop/restart form; the scorer kill test in CI). Here a flush
+returns only when every record sent until then is acknowledged, and raises if one
+failed, so that a commit never covers a state the changelog does not hold.
 """
 
+import asyncio
 from collections.abc import Mapping, Set
 from typing import Any
 
 import faust
 from aiokafka import AIOKafkaConsumer
-from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer, Transport
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer, Producer, Transport
 from faust.types import TP, TransportT
+from faust.types.tuples import FutureMessage
+
+
+class UnacknowledgedWrite(RuntimeError):
+    """A record the worker sent (a table's changelog, a forwarded record) was refused:
+    committing the input offsets now would cover a state that Kafka does not hold."""
 
 
 async def seek_to_committed_or_earliest(
@@ -53,8 +73,40 @@ class SeekingConsumer(Consumer):
         return SeekingConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 
+class AcknowledgingProducer(Producer):
+    """Faust's aiokafka producer whose flush waits for the acknowledgement of every
+    record sent before it began (records sent meanwhile belong to later commits)."""
+
+    def _unacknowledged(self) -> set[FutureMessage]:
+        pending: set[FutureMessage] | None = self.__dict__.get("_pending_sends")
+        if pending is None:
+            pending = self.__dict__["_pending_sends"] = set()
+        return pending
+
+    def send_soon(self, fut: FutureMessage) -> None:
+        pending = self._unacknowledged()
+        pending.add(fut)
+        fut.add_done_callback(pending.discard)
+        super().send_soon(fut)
+
+    async def flush(self) -> None:
+        owed = list(self._unacknowledged())
+        await super().flush()
+        if not owed:
+            return
+        await asyncio.wait(owed)
+        failed = [f for f in owed if f.cancelled() or f.exception() is not None]
+        if failed:
+            first = failed[0]
+            why = "cancelled" if first.cancelled() else repr(first.exception())
+            raise UnacknowledgedWrite(
+                f"{len(failed)} record(s) to {first.message.channel.get_topic_name()} were not acknowledged: {why}"
+            )
+
+
 class SeekingTransport(Transport):
     Consumer = SeekingConsumer
+    Producer = AcknowledgingProducer
 
 
 class ScoringApp(faust.App):

@@ -272,6 +272,14 @@ class Scorer:
             )
             if outcome.status not in ("applied", "late"):
                 self.cache.put_back(parsed.subject, raw, state)  # not applied: unchanged
+            if outcome.status == "duplicate" and raw is not None:
+                # A redelivered event (after a crash or a rebalance) that the state already
+                # holds: the write that recorded it may never have reached the changelog,
+                # and this offset is about to be committed. Writing the same bytes again
+                # puts them there first, as Kafka Streams re-writes what it reprocesses;
+                # otherwise a worker that later restores the location from the changelog
+                # would never see this event.
+                self.states[parsed.subject] = raw
             self.metrics.events.labels(parsed.short_type, outcome.status).inc()
             if outcome.status in ("late", "expired"):
                 self.metrics.late_events.labels(outcome.status).inc()
