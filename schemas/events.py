@@ -24,6 +24,7 @@ from pydantic import (
     Strict,
     TypeAdapter,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -63,6 +64,27 @@ def _iso_text(value: object) -> object:
 
 IsoDate = Annotated[date, BeforeValidator(_iso_text)]
 IsoDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
+
+_JSON_MEDIA_TYPE = re.compile(r'application/json\s*(;\s*charset\s*=\s*("utf-8"|utf-8)\s*)?', re.IGNORECASE)
+JSON_MEDIA_TYPES = ("application/json", "application/json; charset=utf-8", "application/json; charset=UTF-8")
+
+
+def _json_media_type(value: object) -> object:
+    # CloudEvents producers (the SDKs, the conformance suite) send `application/json;
+    # charset=utf-8`, and binary mode accepts it as Content-Type; JSON is UTF-8 anyway
+    # (RFC 8259), so the parameter adds nothing and the event keeps the bare type.
+    if not isinstance(value, str):
+        return value
+    if not _JSON_MEDIA_TYPE.fullmatch(value.strip()):
+        raise ValueError("must be application/json, with no parameter but charset=utf-8: event data is UTF-8 JSON")
+    return "application/json"
+
+
+JsonMediaType = Annotated[
+    Literal["application/json"],
+    BeforeValidator(_json_media_type),
+    WithJsonSchema({"type": "string", "enum": list(JSON_MEDIA_TYPES), "default": "application/json"}),
+]
 
 
 # --- shared vocabularies -------------------------------------------------------------
@@ -387,7 +409,7 @@ class Envelope(Contract):
     source: SourceId
     time: IsoDatetime
     subject: LocationId
-    datacontenttype: Literal["application/json"] = "application/json"
+    datacontenttype: JsonMediaType = "application/json"
 
     @field_validator("time")
     @classmethod

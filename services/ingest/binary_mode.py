@@ -54,7 +54,10 @@ def event_object(headers: Mapping[str, str], media_type: str, body: bytes) -> di
         data = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidBody("body", f"binary mode: the body is the event's data and is not JSON: {exc}") from None
-    return {**attributes, "datacontenttype": "application/json", "data": data}
+    # Content-Type is datacontenttype in binary mode: a charset in it is checked as the
+    # structured envelope's would be (JSON is UTF-8), not dropped unread.
+    declared = headers.get("content-type", "").strip()
+    return {**attributes, "datacontenttype": declared or "application/json", "data": data}
 
 
 def locate(problem: dict[str, Any]) -> dict[str, Any]:
@@ -64,4 +67,6 @@ def locate(problem: dict[str, Any]) -> dict[str, Any]:
         return problem
     if loc[1] == "data":
         return {**problem, "loc": ["body", *loc[2:]]}
+    if loc[1] == "datacontenttype":
+        return {**problem, "loc": ["header", "content-type"]}
     return {**problem, "loc": ["header", header_name(str(loc[1]))]}
