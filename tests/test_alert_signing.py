@@ -6,9 +6,10 @@ import json
 import os
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 import pytest
+import standardwebhooks.webhooks
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from standardwebhooks import Webhook
@@ -23,6 +24,19 @@ BODY = json.dumps(
 
 secrets = st.binary(min_size=24, max_size=64).map(lambda raw: "whsec_" + base64.b64encode(raw).decode())
 msg_ids = st.from_regex(r"\Amsg_[0-9a-f]{24}\Z")
+
+
+# The Standard Webhooks test vector, as published with the specification in
+# github.com/standard-webhooks/standard-webhooks (at b2fa7b8): every reference library's
+# sign test asserts it (libraries/python/tests/test_webhooks.py::test_sign_function,
+# libraries/go/webhook_test.go::TestWebhookSign, and the C#, Java, JavaScript and PHP ones).
+# The example in spec/standard-webhooks.md (msg_2KWPBgLlAfxdpx2AI54pPJ85f4W, 1674087231,
+# v1,K5oZ...) gives no secret, so it cannot be checked.
+VECTOR_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+VECTOR_MSG_ID = "msg_p5jXN8AQM9LWM0D4loKWxJek"
+VECTOR_TIMESTAMP = 1614265330
+VECTOR_PAYLOAD = b'{"test": 2432232314}'
+VECTOR_SIGNATURE = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
 
 
 def new_secret() -> str:
@@ -100,3 +114,38 @@ def test_signatures_differ_when_any_input_differs() -> None:
     assert sign(secret, "msg_a", 1717234201, BODY) != base
     assert sign(secret, "msg_a", 1717234200, BODY + b"\n") != base
     assert sign(new_secret(), "msg_a", 1717234200, BODY) != base
+
+
+def test_the_specification_test_vector_is_signed_exactly() -> None:
+    assert sign(VECTOR_SECRET, VECTOR_MSG_ID, VECTOR_TIMESTAMP, VECTOR_PAYLOAD) == VECTOR_SIGNATURE
+    assert signature_headers(VECTOR_SECRET, VECTOR_MSG_ID, VECTOR_TIMESTAMP, VECTOR_PAYLOAD) == {
+        "webhook-id": VECTOR_MSG_ID,
+        "webhook-timestamp": "1614265330",
+        "webhook-signature": VECTOR_SIGNATURE,
+    }
+
+
+class _VectorClock(datetime):
+    """`datetime` whose now() is the vector's timestamp: the verifier receivers use refuses
+    a timestamp more than 5 minutes from its clock, and the vector is from 2021."""
+
+    @classmethod
+    def now(cls, tz: tzinfo | None = None) -> "_VectorClock":
+        return cls.fromtimestamp(VECTOR_TIMESTAMP, tz)
+
+
+def test_the_specification_test_vector_is_accepted_by_the_verifier_receivers_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    headers = signature_headers(VECTOR_SECRET, VECTOR_MSG_ID, VECTOR_TIMESTAMP, VECTOR_PAYLOAD)
+    # At today's clock the 2021 timestamp is a replay: refused, whatever the signature.
+    with pytest.raises(WebhookVerificationError, match="too old"):
+        Webhook(VECTOR_SECRET).verify(VECTOR_PAYLOAD, headers)
+    monkeypatch.setattr(standardwebhooks.webhooks, "datetime", _VectorClock)
+    assert Webhook(VECTOR_SECRET).verify(VECTOR_PAYLOAD, headers) == {"test": 2432232314}
+    # The same call refuses the vector with one bit of its signature changed.
+    digest = bytearray(base64.b64decode(VECTOR_SIGNATURE.removeprefix("v1,")))
+    digest[0] ^= 1
+    forged = {**headers, "webhook-signature": "v1," + base64.b64encode(bytes(digest)).decode()}
+    with pytest.raises(WebhookVerificationError, match="No matching signature"):
+        Webhook(VECTOR_SECRET).verify(VECTOR_PAYLOAD, forged)
