@@ -22,7 +22,8 @@ DATA = Path(__file__).parent / "data" / "cqc"
 HSCA = DATA / "HSCA_Active_Locations.csv"
 # What the fixture's personal and address columns hold: none may come out anywhere.
 MANAGERS = ["Harriet Quillfeather", "Bartholomew Zeffirelli", "Philippa Onderdonk", "Leopoldina Fairweather"]
-NEVER_OUT = [*MANAGERS, "Quillfeather", "GU1 1AA", "BS1 2BB", "SW3 3CC", "01483 100001", "1 Oak Lane"]
+NOMINATED = ["Octavia Brackenbury", "Rufus Pemberton-Ashe", "Clementine Duquesne", "Seraphina Coldwell"]
+NEVER_OUT = [*MANAGERS, *NOMINATED, "Quillfeather", "GU1 1AA", "BS1 2BB", "SW3 3CC", "01483 100001", "1 Oak Lane"]
 
 
 def _rows() -> list[list[str]]:
