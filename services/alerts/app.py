@@ -361,7 +361,7 @@ def create_app(runtime: AlertRuntime, run_background: bool = True) -> FastAPI:
     @app.get(
         "/readyz",
         tags=["operations"],
-        summary="Database answers, directory loaded, consumer running",
+        summary="Database answers, directory loaded, risk-change topic found and consumed",
         responses={200: {"model": Readiness}, 503: {"model": Readiness, "description": "Not ready, and why"}},
     )
     def readyz(runtime: RuntimeDep) -> JSONResponse:
@@ -371,11 +371,9 @@ def create_app(runtime: AlertRuntime, run_background: bool = True) -> FastAPI:
         except DBAPIError as exc:
             problems.append(f"database: {type(exc).__name__}")
         consumer = runtime.consumer
-        if consumer is not None:
-            if consumer.failed is not None:
-                problems.append(f"consumer stopped: {type(consumer.failed).__name__}")
-            elif not consumer.ready.is_set():
-                problems.append("consumer: loading the directory")
+        problem = consumer.not_ready_because() if consumer is not None else None
+        if problem:
+            problems.append(problem)
         if runtime.contacts.last_error and not runtime.contacts.book.authorities():
             problems.append("contacts: none loaded")
         if problems:

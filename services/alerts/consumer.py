@@ -28,6 +28,7 @@ from services.alerts.contacts import ContactFileWatcher
 from services.alerts.current_level import CurrentLevelNotices
 from services.alerts.metrics import AlertMetrics
 from services.alerts.outcomes import DeliveryOutcome
+from services.alerts.risk_change_group import RiskChangeGroup
 from services.alerts.routing import (
     Directory,
     alert_id_for,
@@ -105,8 +106,10 @@ class ChangeConsumer:
         self.metrics = metrics
         self.on_new_deliveries = on_new_deliveries
         self.clock = clock
+        # Set once the directory is loaded; what else keeps it from reading: `group`.
         self.ready = threading.Event()
         self.failed: BaseException | None = None
+        self.group: RiskChangeGroup | None = None
         self._last_contacts_check = 0.0
         self.current_level = current_level
         self._last_settle_check = 0.0
@@ -277,6 +280,15 @@ class ChangeConsumer:
                 delay = min(delay * 2, 30.0)
         return False
 
+    def not_ready_because(self) -> str | None:
+        """Why risk changes are not being read now, for /readyz; None when they are."""
+        if self.failed is not None:
+            return f"consumer stopped: {type(self.failed).__name__}"
+        if not self.ready.is_set():
+            return "consumer: loading the directory"
+        group = self.group
+        return group.problem if group is not None else None
+
     def run(self, stop: threading.Event) -> None:
         """Consume until `stop`; a Kafka outage is waited out, reported by readiness."""
         delay = 1.0
@@ -315,31 +327,36 @@ class ChangeConsumer:
             client_id="caresignal-alerts-dlq",
             **self.config.security.kafka_python(),
         )
+        # Subscribed by `RiskChangeGroup` once the topic exists (risk_change_group.py says why).
         consumer = KafkaConsumer(
-            self.config.topics.risk_changes,
             bootstrap_servers=self.config.bootstrap_servers,
             group_id=self.config.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             client_id="caresignal-alerts",
             max_poll_records=self.config.max_batch,
-            # A topic created moments before can be missing from the first metadata the
-            # group is assigned on ("No partition metadata"); the default 5-minute refresh
-            # would leave the consumer idle that long before it rebalances.
+            # The group's leader rebalances when its metadata of the topic changes (the
+            # topic deleted, partitions added); every 5 s rather than kafka-python's 5 min.
             metadata_max_age_ms=5000,
             session_timeout_ms=int(self.config.session_timeout_s * 1000),
             heartbeat_interval_ms=int(heartbeat_interval_s(self.config.session_timeout_s) * 1000),
             **self.config.security.kafka_python(),
         )
+        group = RiskChangeGroup(consumer, self.config.topics.risk_changes, self.config.group_id)
         try:
+            self.group = group
             self.failed = None
             self.ready.set()
-            self.metrics.consumer_ready.set(1)
             while not stop.is_set():
                 self.refresh_contacts()
                 # Directory first, so a placement made before a change routes it.
                 self._apply_directory(directory_consumer.poll(timeout_ms=0, max_records=5000))
                 self.settle_backfills()
+                group.step()
+                self.metrics.consumer_ready.set(0 if self.not_ready_because() else 1)
+                if not group.subscribed:
+                    stop.wait(0.25)
+                    continue
                 polled = consumer.poll(timeout_ms=250)
                 self.metrics.report_consumer_lag(consumer, self.config.topics)
                 records = [r for batch in polled.values() for r in batch]
