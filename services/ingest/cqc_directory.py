@@ -28,6 +28,11 @@ from services.ingest.spreadsheet import Column, Row, SpreadsheetError, read_tabl
 LOCATION_ID = "Location ID"
 PROVIDER_ID = "Provider ID"
 PROVIDER_NAME = "Provider Name"
+OWNERSHIP = "Provider Ownership Type"
+# A provider registered as an individual or a partnership is named after people: its name
+# is kept only when the row says the provider is an organisation (a company, a charity, a
+# council, an NHS body).
+ORGANISATION_OWNERSHIP = {"organisation", "nhs body"}
 DORMANT = "Dormant (Y/N)"
 CARE_HOME = "Care home?"
 BEDS = "Care homes beds"
@@ -58,6 +63,7 @@ COLUMNS = (
     Column(LOCATION_ID),
     Column(PROVIDER_ID),
     Column(PROVIDER_NAME),
+    Column(OWNERSHIP),
     Column(DORMANT),
     Column(CARE_HOME),
     Column(BEDS),
@@ -96,6 +102,8 @@ class DirectoryImport:
     skipped: Counter[str] = field(default_factory=Counter)
     default_capacity_used: int = 0
     names_dropped: int = 0
+    # Provider names not kept because the row does not say the provider is an organisation.
+    provider_names_withheld: int = 0
     # How many kept locations list no registered manager: a count, never whose manager.
     without_manager: int = 0
     # How many kept locations are one of a site's two registrations (each is kept: its own ID and provider).
@@ -111,6 +119,10 @@ class DirectoryImport:
             parts.append(f"default capacity for {self.default_capacity_used}")
         if self.names_dropped:
             parts.append(f"names dropped (characters outside the register pattern) {self.names_dropped}")
+        if self.provider_names_withheld:
+            parts.append(
+                f"provider names withheld (provider not registered as an organisation) {self.provider_names_withheld}"
+            )
         return ", ".join(parts)
 
 
@@ -129,6 +141,21 @@ def service_type(row: Row) -> ServiceType | None:
 def registered_name(raw: str) -> str | None:
     name = " ".join(raw.translate(_NAME_QUOTES).split())
     return name if name and len(name) <= 160 and _REGISTERED_NAME.fullmatch(name) else None
+
+
+def _provider_name(row: Row, result: DirectoryImport) -> str | None:
+    """The organisation's registered name, what the board and the emails call it; never an
+    individual's or a partnership's (people's names), nor one whose ownership is not given."""
+    raw = row.get(PROVIDER_NAME)
+    if not raw:
+        return None
+    if row.get(OWNERSHIP).strip().casefold() not in ORGANISATION_OWNERSHIP:
+        result.provider_names_withheld += 1
+        return None
+    name = registered_name(raw)
+    if name is None:
+        result.names_dropped += 1
+    return name
 
 
 def _beds(raw: str) -> int | None:
@@ -175,10 +202,7 @@ def map_rows(
         name = registered_name(row.get(NAME)) if keep_names else None
         if keep_names and row.get(NAME) and name is None:
             result.names_dropped += 1
-        # The organisation's registered (company) name: what the board and emails call it.
-        provider_name = registered_name(row.get(PROVIDER_NAME)) if keep_names else None
-        if keep_names and row.get(PROVIDER_NAME) and provider_name is None:
-            result.names_dropped += 1
+        provider_name = _provider_name(row, result) if keep_names else None
         location_id = row.get(LOCATION_ID)
         if location_id in seen:
             result.problems.append(RowProblem(row.line, LOCATION_ID, f"repeats line {seen[location_id]}"))

@@ -180,7 +180,9 @@ def add_importers(directory_sub: "argparse._SubParsersAction[argparse.ArgumentPa
         help="capacity of locations without beds (home care, supported living...); default 1, with a warning",
     )
     cqc.add_argument("--strict", action="store_true", help="fail if any local authority name does not map")
-    cqc.add_argument("--no-names", action="store_true", help="do not keep location names (public register data)")
+    cqc.add_argument(
+        "--no-names", action="store_true", help="do not keep location or provider names (public register data)"
+    )
     cqc.add_argument("--authority-codes", type=Path, help=codes_help)
     cqc.add_argument("--dry-run", action="store_true", help="read, map and report; publish nothing")
     cqc.set_defaults(func=partial(cmd_import_cqc, kafka=kafka))
