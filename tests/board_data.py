@@ -53,7 +53,13 @@ def change_doc(
 
 
 def put_location(
-    runtime: AlertRuntime, location_id: str, provider_id: str, host: str, name: str, kind: str = "care_home"
+    runtime: AlertRuntime,
+    location_id: str,
+    provider_id: str,
+    host: str,
+    name: str | None,
+    kind: str = "care_home",
+    provider_name: str | None = None,
 ) -> None:
     runtime.directory.put_location(
         Location(
@@ -63,8 +69,15 @@ def put_location(
             capacity=30,
             host_authority=host,
             name=name,
+            provider_name=provider_name,
         )
     )
+
+
+def key_file_entry(name: str, source: str, source_name: str | None = None) -> str:
+    """One entry of an ingest API key file (what names a source to the alert service)."""
+    label = f'source_name = "{source_name}"\n' if source_name else ""
+    return f'[[key]]\nname = "{name}"\nsha256 = "{"0" * 64}"\nsource = "{source}"\n{label}event_types = []\n\n'
 
 
 def put_placement(runtime: AlertRuntime, authority: str, location_id: str, active: bool = True) -> None:

@@ -13,8 +13,11 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from schemas.alerts import AlertKind, AlertNotification, EvidenceSummary, Recipient, RecipientRole
+from schemas.directory import Location, ServiceType
 from schemas.risk import Action, EvidenceRef, Level, LevelChange, LevelName, RuleFiring
 from services.alerts.messages import AlertContent, Links, email_message, notification, summarise, webhook_body
+from services.alerts.names import Names
+from services.alerts.routing import Directory
 
 BST = timezone(timedelta(hours=1))
 LOCATION = "1-101234567"
@@ -102,6 +105,31 @@ def content(
 
 def render(alert: AlertContent) -> AlertNotification:
     return notification(alert, RECIPIENT, "msg_0123456789abcdef01234567", LINKS, NOW)
+
+
+def names(
+    authority: str | None = None, organisation: str | None = None, sources: dict[str, str] | None = None
+) -> Names:
+    """What the delivery worker hands the email: the directory as it stands, and the source names."""
+    directory = Directory()
+    for location_id, name in ((LOCATION, "Oak & Ash House"), ("1-101234568", "Birch Lodge")):
+        directory.put_location(
+            Location(
+                location_id=location_id,
+                provider_id=PROVIDER,
+                service_type=ServiceType.care_home,
+                capacity=30,
+                host_authority="E10000016",
+                name=name,
+                provider_name=organisation,
+            )
+        )
+    if authority:
+        directory.authority_names["E10000030"] = authority
+    return Names(directory, {"E10000016": "Kent"}, sources or {})
+
+
+NO_NAMES = Names(Directory())
 
 
 def parts(mail: EmailMessage) -> tuple[str, str]:
@@ -233,7 +261,7 @@ def test_summaries_account_for_every_reference(evidence: list[EvidenceRef], coun
 
 
 def test_the_email_has_a_plain_and_an_html_part_and_stable_headers() -> None:
-    mail = email_message(render(ESCALATION), "alerts@caresignal.invalid", "duty@surrey.example", "Surrey")
+    mail = email_message(render(ESCALATION), "alerts@caresignal.invalid", "duty@surrey.example", names("Surrey"))
     assert mail.get_content_type() == "multipart/alternative"
     assert [p.get_content_type() for p in mail.iter_parts()] == ["text/plain", "text/html"]
     assert mail["To"] == "duty@surrey.example"
@@ -246,7 +274,7 @@ def test_the_email_has_a_plain_and_an_html_part_and_stable_headers() -> None:
 
 def test_subjects_tell_a_rise_a_fall_and_a_reminder_apart() -> None:
     subjects = {
-        alert.kind: str(email_message(render(alert), "a@b.example", "c@d.example", None)["Subject"])
+        alert.kind: str(email_message(render(alert), "a@b.example", "c@d.example", NO_NAMES)["Subject"])
         for alert in (ESCALATION, DE_ESCALATION, REMINDER)
     }
     assert len(set(subjects.values())) == 3
@@ -263,7 +291,7 @@ def test_subjects_tell_a_rise_a_fall_and_a_reminder_apart() -> None:
 
 
 def test_both_parts_carry_the_actions_reasons_counts_and_links() -> None:
-    plain, rich = parts(email_message(render(ESCALATION), "a@b.example", "c@d.example", "Surrey County Council"))
+    plain, rich = parts(email_message(render(ESCALATION), "a@b.example", "c@d.example", NO_NAMES))
     for text, escape in ((plain, str), (rich, html.escape)):
         for action in ACTIONS:
             assert escape(action.action) in text
@@ -272,24 +300,24 @@ def test_both_parts_carry_the_actions_reasons_counts_and_links() -> None:
         assert escape(MISSED_VISITS.description) in text
         assert "(trigger.safeguarding_cluster, 5 events)" in text
         assert "(rise.missed_visits, 12 events)" in text
-        assert "Surrey County Council" in text
-        assert "host and placing authority" in text
+        assert "host and placing authority (E10000030)" in text
         assert "kent-2024.05" in text
         assert "https://alerts.example/board/alerts/al_0123456789abcdef01234567" in text
         assert "Serious concern: act today" in text
     assert f"Location page: https://alerts.example/board/locations/{LOCATION}" in plain
     assert f'href="https://alerts.example/board/locations/{LOCATION}"' in rich
-    assert f"3 x safeguarding_concern from {ECM}, 20 May 2024 09:00 UTC to 30 May 2024 14:05 UTC" in plain
-    assert f"3 &times; safeguarding_concern from {ECM}, 20 May 2024 09:00 UTC to 30 May 2024 14:05 UTC" in rich
-    assert f"1 x complaint from {COMPLAINTS}, 28 May 2024 16:45 UTC\n" in plain
-    assert "2 x missed_visit from" in plain and "01 Jun 2024 07:30 UTC\n" in plain
+    # No name known for these sources: their ids stand in.
+    assert f"3 x Safeguarding concern from {ECM}, 20 May 2024 09:00 UTC to 30 May 2024 14:05 UTC" in plain
+    assert f"3 &times; Safeguarding concern from {ECM}, 20 May 2024 09:00 UTC to 30 May 2024 14:05 UTC" in rich
+    assert f"1 x Complaint from {COMPLAINTS}, 28 May 2024 16:45 UTC\n" in plain
+    assert "2 x Missed visit from" in plain and "01 Jun 2024 07:30 UTC\n" in plain
     assert "Decided 01 Jun 2024 09:30 UTC" in plain
     assert "Acknowledge" in plain
 
 
 def test_one_event_is_not_one_events() -> None:
     rule = SAFEGUARDING.model_copy(update={"evidence": [SAFEGUARDING.evidence[0]], "evidence_count": 1})
-    plain, rich = parts(email_message(render(content(change=level_change(reasons=[rule]))), "a@b", "c@d", None))
+    plain, rich = parts(email_message(render(content(change=level_change(reasons=[rule]))), "a@b", "c@d", NO_NAMES))
     for text in (plain, rich):
         assert "(trigger.safeguarding_cluster, 1 event)" in text
         assert "1 events" not in text
@@ -300,7 +328,7 @@ def test_a_current_level_notice_says_history_was_loaded_and_the_level_now() -> N
     message = render(content(AlertKind.current_level, change))
     assert message.type == "caresignal.alert.current-level"
     assert message.data.label == "CURRENT RISK LEVEL (history loaded)"
-    mail = email_message(message, "a@b.example", "c@d.example", None)
+    mail = email_message(message, "a@b.example", "c@d.example", NO_NAMES)
     assert mail["Subject"] == (
         f"[CareSignal] CURRENT RISK LEVEL (history loaded): Oak & Ash House ({LOCATION}) risk is MAJOR now "
         "(last told: NONE)"
@@ -316,7 +344,7 @@ def test_a_current_level_notice_says_history_was_loaded_and_the_level_now() -> N
 def test_times_are_shown_in_utc_whatever_the_sources_offset() -> None:
     rule = SAFEGUARDING.model_copy(update={"evidence": [SAFEGUARDING.evidence[2]]})
     change = level_change(reasons=[rule]).model_copy(update={"decided_at": datetime(2024, 6, 1, 10, 30, tzinfo=BST)})
-    plain, rich = parts(email_message(render(content(change=change)), "a@b.example", "c@d.example", None))
+    plain, rich = parts(email_message(render(content(change=change)), "a@b.example", "c@d.example", NO_NAMES))
     for text in (plain, rich):
         assert "25 May 2024 09:15 UTC" in text
         assert "10:15 UTC" not in text
@@ -324,7 +352,12 @@ def test_times_are_shown_in_utc_whatever_the_sources_offset() -> None:
 
 
 def test_html_escapes_the_location_name_and_plain_text_does_not() -> None:
-    plain, rich = parts(email_message(render(ESCALATION), "a@b.example", "c@d.example", "Surrey <MASH>"))
+    # No registered name can hold markup (the directory's pattern refuses it); the email escapes all the same.
+    plain, rich = parts(
+        email_message(
+            render(ESCALATION), "a@b.example", "c@d.example", Names(Directory(), {"E10000030": "Surrey <MASH>"})
+        )
+    )
     assert "Oak &amp; Ash House" in rich
     assert "Oak & Ash" not in rich
     assert "Surrey &lt;MASH&gt;" in rich and "<MASH>" not in rich
@@ -333,7 +366,7 @@ def test_html_escapes_the_location_name_and_plain_text_does_not() -> None:
 
 def test_a_cleared_notice_without_reasons_or_actions_says_so_and_asks_no_acknowledgement() -> None:
     cleared = content(AlertKind.de_escalation, level_change(LevelName.major, LevelName.none, reasons=[]))
-    plain, rich = parts(email_message(render(cleared), "a@b.example", "c@d.example", None))
+    plain, rich = parts(email_message(render(cleared), "a@b.example", "c@d.example", NO_NAMES))
     for text in (plain, rich):
         assert "No rule holds this location above the new level any more." in text
         assert "None at this level." in text
@@ -346,11 +379,11 @@ def test_an_organisation_alert_names_the_provider_and_its_locations() -> None:
     org = content(change=level_change(scope="organisation"), name=None)
     message = render(org)
     assert message.data.links.location is None
-    mail = email_message(message, "a@b.example", "c@d.example", None)
+    mail = email_message(message, "a@b.example", "c@d.example", NO_NAMES)
     assert f"provider {PROVIDER}" in str(mail["Subject"])
     plain, rich = parts(mail)
-    assert f"locations concerned: {LOCATION}, 1-101234568" in plain
-    assert f"locations: {LOCATION}, 1-101234568" in rich
+    assert f"Locations concerned: {LOCATION}, 1-101234568." in plain
+    assert f"Locations concerned: {LOCATION}, 1-101234568." in rich
     assert "Location page" not in plain and "Location page" not in rich
 
 
@@ -358,5 +391,36 @@ def test_a_reminder_carries_its_number() -> None:
     message = render(REMINDER)
     assert message.data.reminder_number == 2
     assert message.data.label == "REMINDER: UNACKNOWLEDGED"
-    plain, _ = parts(email_message(message, "a@b.example", "c@d.example", None))
+    plain, _ = parts(email_message(message, "a@b.example", "c@d.example", NO_NAMES))
     assert "not yet acknowledged (reminder 2)" in plain
+
+
+def test_the_email_names_the_organisation_the_authorities_and_the_sources_with_their_codes() -> None:
+    known = names("Surrey County Council", "Oakfield Care Ltd", {ECM: "Kent County Council call monitoring"})
+    plain, rich = parts(email_message(render(ESCALATION), "a@b.example", "c@d.example", known))
+    for text, escape in ((plain, str), (rich, html.escape)):
+        assert "host and placing authority (Surrey County Council (E10000030))" in text
+        assert f"Location: {escape('Oak & Ash House')} ({LOCATION})." in text
+        assert "Host authority: Kent (E10000016)." in text  # from the ONS list: no authority record for it
+        assert f"Provider: Oakfield Care Ltd ({PROVIDER})." in text
+        assert "from Kent County Council call monitoring, 20 May 2024" in text
+        assert f"from {COMPLAINTS}, 28 May 2024" in text  # no name for this source: its id
+
+
+def test_an_organisation_alert_is_named_after_the_organisation_and_lists_its_locations_by_name() -> None:
+    message = render(content(change=level_change(scope="organisation"), name=None))
+    mail = email_message(message, "a@b.example", "c@d.example", names(organisation="Oakfield Care Ltd"))
+    assert f"RISK RAISED: Oakfield Care Ltd (provider {PROVIDER}) risk raised" in str(mail["Subject"])
+    plain, rich = parts(mail)
+    assert f"Provider: Oakfield Care Ltd ({PROVIDER})." in plain
+    assert f"Locations concerned: Oak & Ash House ({LOCATION}), Birch Lodge (1-101234568)." in plain
+    assert f"Locations concerned: Oak &amp; Ash House ({LOCATION}), Birch Lodge (1-101234568)." in rich
+
+
+def test_a_source_named_after_an_authority_takes_the_authoritys_name() -> None:
+    known = names("Surrey County Council")
+    assert known.source("urn:caresignal:source:E10000030-safeguarding") == "Surrey County Council (safeguarding)"
+    assert known.source("urn:caresignal:source:E10000016-ecm") == "Kent (ecm)"  # the ONS list's name
+    assert known.source("urn:caresignal:source:E10000099-ecm") is None  # no such authority known
+    assert known.source("urn:caresignal:source:cqc-ratings") is None
+    assert known.source_label("urn:caresignal:source:cqc-ratings") == "urn:caresignal:source:cqc-ratings"

@@ -20,7 +20,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from schemas.topics import Topics
 from services.broker.settings import KafkaSettings
 from tests.alert_peers import HOST, OPERATOR_KEY, PLACER_A, PLACER_B, THIRD, Peers, key_for, make_alerts
-from tests.board_data import change_doc
+from tests.board_data import change_doc, key_file_entry
 from tests.service_process import AlertsProcess
 
 pytestmark = pytest.mark.integration
@@ -43,6 +43,8 @@ WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 
 LOC_A, LOC_B, LOC_C = "1-100000001", "1-100000002", "1-100000003"
 PROVIDER, OTHER_PROVIDER = "1-000111222", "1-000333444"
+PROVIDER_NAME = "Rose Care Group Ltd"
+POLICE = "urn:caresignal:source:police"
 
 
 class Publisher:
@@ -54,7 +56,16 @@ class Publisher:
         self.producer.send(topic, key=key.encode(), value=json.dumps(value).encode())
         self.producer.flush()
 
-    def location(self, location_id: str, provider: str, host: str, name: str, kind: str = "care_home") -> None:
+    def location(
+        self,
+        location_id: str,
+        provider: str,
+        host: str,
+        name: str,
+        kind: str = "care_home",
+        provider_name: str | None = None,
+        flush: bool = True,
+    ) -> None:
         record = {
             "location_id": location_id,
             "provider_id": provider,
@@ -62,8 +73,15 @@ class Publisher:
             "capacity": 40,
             "host_authority": host,
             "name": name,
+            "provider_name": provider_name,
         }
-        self.send(self.topics.locations, location_id, record)
+        if flush:
+            self.send(self.topics.locations, location_id, record)
+        else:
+            self.producer.send(self.topics.locations, key=location_id.encode(), value=json.dumps(record).encode())
+
+    def authority(self, code: str, name: str) -> None:
+        self.send(self.topics.authorities, code, {"ons_code": code, "name": name})
 
     def placement(self, authority: str, location_id: str) -> None:
         record = {"authority": authority, "location_id": location_id, "people_placed": 3, "status": "active"}
@@ -77,8 +95,9 @@ class Publisher:
 def region(tmp_path: Path, test_kafka_settings: KafkaSettings, topics: Topics, peers: Peers) -> Iterator[AlertsProcess]:
     """Three locations of two organisations, their changes consumed by the alerts service."""
     feed = Publisher(test_kafka_settings, topics)
-    feed.location(LOC_A, PROVIDER, HOST, "Rose & Crown House")
-    feed.location(LOC_B, PROVIDER, PLACER_B, "Elm Lodge")
+    feed.authority(HOST, "Surrey County Council")
+    feed.location(LOC_A, PROVIDER, HOST, "Rose & Crown House", provider_name=PROVIDER_NAME)
+    feed.location(LOC_B, PROVIDER, PLACER_B, "Elm Lodge", provider_name=PROVIDER_NAME)
     feed.location(LOC_C, OTHER_PROVIDER, HOST, "Willow Home Care", "home_care")
     feed.placement(PLACER_A, LOC_A)
     now = datetime.now(UTC).replace(microsecond=0)
@@ -89,6 +108,10 @@ def region(tmp_path: Path, test_kafka_settings: KafkaSettings, topics: Topics, p
     alerts = make_alerts(tmp_path, test_kafka_settings, peers)
     # Messages link to the board of this very process.
     alerts.settings["CARESIGNAL_ALERTS_PUBLIC_URL"] = alerts.url
+    # The ingest key file, whose entries name their sources.
+    sources = tmp_path / "ingest-api-keys.toml"
+    sources.write_text(key_file_entry("police", POLICE, "Surrey Police intelligence"))
+    alerts.settings["CARESIGNAL_ALERTS_SOURCE_NAMES_FILE"] = str(sources)
     alerts.start()
     alerts.feed = feed  # type: ignore[attr-defined]
     try:
@@ -231,11 +254,20 @@ def test_a_lead_follows_an_alert_to_closure_of_a_provider_concerns_process(
     expect(page.get_by_role("heading", name="Rose & Crown House")).to_be_visible()
     expect(page.get_by_role("img", name="Risk level over time")).to_be_visible()
     expect(page.get_by_text("Contact the police")).to_be_visible()
+    # Names, not codes: the organisation, the host authority (its record), the evidence's source.
+    summary = page.locator(".govuk-summary-list")
+    expect(summary.get_by_role("link", name=PROVIDER_NAME)).to_be_visible()
+    expect(summary).to_contain_text(PROVIDER)  # the ID beside the name
+    expect(summary).to_contain_text(f"Surrey County Council ({HOST})")
+    expect(page.locator(".board-timeline").first).to_contain_text(
+        "Safeguarding concern from Surrey Police intelligence"
+    )
+    expect(page.locator("main")).not_to_contain_text(POLICE)
     no_violations(page)
     page.screenshot(path=str(SHOTS / "board-location.png"), full_page=True)
 
-    page.get_by_role("link", name=PROVIDER).first.click()
-    expect(page.get_by_role("heading", name=PROVIDER)).to_be_visible()
+    page.get_by_role("link", name=PROVIDER_NAME).first.click()
+    expect(page.get_by_role("heading", name=PROVIDER_NAME)).to_be_visible()
     no_violations(page)
     page.get_by_role("link", name="Alerts", exact=True).click()
     expect(page.get_by_role("heading", name="Alerts", exact=True)).to_be_visible()
@@ -304,3 +336,90 @@ def test_under_the_pages_own_content_security_policy_the_scripts_run_and_nothing
     page.wait_for_timeout(6000)  # one round of the live poll
     assert problems == []
     context.close()
+
+
+def chart_text_overlaps(page: Page) -> list[str]:
+    """Pairs of the chart's labels whose boxes, as Chromium lays the text out, meet; and any
+    label outside the picture."""
+    result: list[str] = page.evaluate(
+        """() => {
+          const svg = document.querySelector("svg.board-chart");
+          const view = svg.viewBox.baseVal;
+          const boxes = [...svg.querySelectorAll("text")].map(t => ({text: t.textContent, box: t.getBBox()}));
+          const problems = [];
+          for (const a of boxes) {
+            if (a.box.x < view.x || a.box.x + a.box.width > view.x + view.width) problems.push("outside: " + a.text);
+          }
+          for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+            const a = boxes[i].box, b = boxes[j].box;
+            if (a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height)
+              problems.push(boxes[i].text + " meets " + boxes[j].text);
+          }
+          return problems;
+        }"""
+    )
+    return result
+
+
+BIG = "1-000999000"
+BIG_NAME = "Hazel National Care Ltd"
+
+
+def test_a_large_organisation_is_summarised_on_a_location_and_paged_on_its_own_page(
+    region: AlertsProcess, browser: Browser
+) -> None:
+    """Sixty locations of one organisation in HOST's area: a location's page counts them by
+    level and lists only the raised ones; the organisation's page pages them. The location
+    opened has one change, stamped a day ahead of the clock as the demo's are: its chart's
+    two dates used to print on top of each other."""
+    feed: Publisher = region.feed  # type: ignore[attr-defined]
+    ids = [f"1-3000{n:05d}" for n in range(60)]
+    for n, location_id in enumerate(ids):
+        feed.location(location_id, BIG, HOST, f"Hazel House {n:03d}", provider_name=BIG_NAME, flush=False)
+    feed.producer.flush()
+    now = datetime.now(UTC).replace(microsecond=0)
+    levels = ["major", "moderate", "moderate", "minor", "minor", "minor"]
+    for n, level in enumerate(levels):
+        feed.change(change_doc(ids[n], BIG, 1, "none", level, now - timedelta(days=n + 1)))
+    ahead = ids[59]
+    feed.change(change_doc(ahead, BIG, 1, "none", "minor", now + timedelta(days=1)))
+    wait_for_alerts(region, 4 + len(levels) + 1)
+
+    page = new_page(browser)
+    page.goto(f"{region.url}/board/locations/{ahead}")
+    sign_in(page, key_for(HOST))
+    expect(page.get_by_role("heading", name="Hazel House 059")).to_be_visible()
+    assert chart_text_overlaps(page) == []
+    section = page.locator("main")
+    expect(section).to_contain_text(f"{BIG_NAME} runs 59 other locations that you can see.")
+    raised = page.get_by_role("table", name="Raised above none")
+    expect(raised.get_by_role("row")).to_have_count(1 + len(levels))
+    expect(raised.get_by_role("row").nth(1)).to_contain_text("Hazel House 000")
+    expect(section).not_to_contain_text("Hazel House 030")  # a location at none: counted, not listed
+    no_violations(page)
+    page.screenshot(path=str(SHOTS / "board-location-organisation.png"), full_page=True, clip=_section_clip(page))
+
+    page.get_by_role("link", name=f"All 60 locations of {BIG_NAME}").click()
+    expect(page.get_by_role("heading", name=BIG_NAME, level=1)).to_be_visible()
+    table = page.get_by_role("table").first
+    expect(table.get_by_role("row")).to_have_count(51)
+    expect(table.get_by_role("row").nth(1)).to_contain_text("Hazel House 000")
+    no_violations(page)
+    pages = page.get_by_role("navigation", name="Pages of the organisation's locations")
+    pages.get_by_role("link", name="Next").click()
+    expect(page.get_by_role("table").first.get_by_role("row")).to_have_count(11)
+    expect(page.get_by_role("link", name="Page 2")).to_have_attribute("aria-current", "page")
+    no_violations(page)
+    page.screenshot(path=str(SHOTS / "board-organisation.png"), full_page=True)
+    page.get_by_role("link", name="Moderate locations", exact=False).click()
+    expect(page.get_by_role("table").first.get_by_role("row")).to_have_count(3)
+    no_violations(page)
+
+
+def _section_clip(page: Page) -> dict[str, float]:
+    """The box from the "other locations" heading to the next heading, in page coordinates."""
+    scrolled: float = page.evaluate("() => window.scrollY")
+    top = page.get_by_role("heading", name="The organisation's other locations").bounding_box()
+    bottom = page.get_by_role("heading", name="Alerts about this location").bounding_box()
+    assert top is not None and bottom is not None
+    return {"x": 0, "y": top["y"] + scrolled - 20, "width": 1100, "height": bottom["y"] - top["y"] + 10}

@@ -15,10 +15,12 @@ from services.alerts.app import AlertRuntime, build_runtime, create_app
 from services.alerts.auth import AlertKeys
 from services.alerts.settings import AlertsSettings
 from tests.alert_peers import HOST, OPERATOR_KEY, PLACER_A, PLACER_B, THIRD, key_for, write_keys
-from tests.board_data import change_doc, put_location, put_placement, store_changes
+from tests.board_data import change_doc, key_file_entry, put_location, put_placement, store_changes
 
 LOC_A, LOC_B, LOC_C = "1-100000001", "1-100000002", "1-100000003"
 PROVIDER, OTHER_PROVIDER = "1-000111222", "1-000333444"
+PROVIDER_NAME = "Rose Care Group Ltd"
+POLICE = "urn:caresignal:source:police"
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
@@ -31,11 +33,13 @@ def runtime(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AlertRun
         url = request.getfixturevalue("postgres_database_url")
     else:
         url = f"sqlite:///{tmp_path / 'alerts.db'}"
-    settings = AlertsSettings(database_url=url, contacts_file=contacts, api_keys_file=keys)
+    sources = tmp_path / "ingest-keys.toml"
+    sources.write_text(key_file_entry("police", POLICE, "Surrey Police intelligence"))
+    settings = AlertsSettings(database_url=url, contacts_file=contacts, api_keys_file=keys, source_names_file=sources)
     runtime = build_runtime(settings, None, AlertKeys.load(keys))
-    put_location(runtime, LOC_A, PROVIDER, HOST, "Rose & Crown House")
-    put_location(runtime, LOC_B, PROVIDER, PLACER_B, "Elm Lodge", "home_care")
-    put_location(runtime, LOC_C, OTHER_PROVIDER, PLACER_B, "+44 Care (Sunset Court)")
+    put_location(runtime, LOC_A, PROVIDER, HOST, "Rose & Crown House", provider_name=PROVIDER_NAME)
+    put_location(runtime, LOC_B, PROVIDER, PLACER_B, "Elm Lodge", "home_care", provider_name=PROVIDER_NAME)
+    put_location(runtime, LOC_C, OTHER_PROVIDER, PLACER_B, "+44 Care (Sunset Court)")  # no provider name known
     put_placement(runtime, PLACER_A, LOC_A)
     put_placement(runtime, THIRD, LOC_A, active=False)
     now = datetime.now(UTC).replace(microsecond=0)
@@ -140,8 +144,13 @@ def test_the_board_filters_and_counts_and_the_csv_follows_the_filters(client: Te
     csv = client.get("/board/export.csv", params={"level": "major"})
     assert csv.headers["content-type"].startswith("text/csv")
     lines = csv.text.strip().splitlines()
-    assert lines[0].startswith("location_id,name,")
+    assert lines[0] == (
+        "location_id,name,provider_id,provider_name,service_type,host_authority,host_authority_name,roles,level,"
+        "changed_at"
+    )
     assert len(lines) == 3
+    assert f"{LOC_A},Rose & Crown House,{PROVIDER},{PROVIDER_NAME},care_home,{HOST},Surrey,,major," in csv.text
+    assert f"{LOC_C},'+44 Care (Sunset Court),{OTHER_PROVIDER},,care_home,{PLACER_B},Birmingham,,major," in csv.text
     assert "'+44 Care (Sunset Court)" in csv.text  # not a formula in a spreadsheet
     assert client.get("/board", params={"level": "catastrophic"}).status_code == 422
     # The form's selects left at "Any ..." send empty values: no filter, not an error.
@@ -164,7 +173,7 @@ def test_a_location_page_shows_the_chart_the_evidence_and_the_actions_never_cont
     sign_in(client, key_for(HOST))
     page = client.get(f"/board/locations/{LOC_A}").text
     assert "<svg" in page and 'role="img"' in page and "2 changes of level" in page
-    assert "Safeguarding concern" in page and "urn:caresignal:source:police" in page
+    assert "Safeguarding concern" in page and "from Surrey Police intelligence" in page and POLICE not in page
     assert "Contact the police" in page
     assert "Elm Lodge" not in page  # the organisation's other location is hosted elsewhere: not HOST's to see
     assert "ev-1-100000001" not in page  # event ids are references, not for the page
@@ -307,3 +316,130 @@ def test_guessing_keys_is_slowed_down(client: TestClient) -> None:
         assert wrong.status_code == 401
     stopped = client.post("/board/sign-in", data={"key": OPERATOR_KEY, "next": "/board", "csrf_token": token})
     assert stopped.status_code == 429 and "Too many attempts: try again in 5 minutes" in stopped.text
+
+
+def test_pages_name_the_organisation_the_authorities_and_the_sources_with_their_codes(
+    client: TestClient, runtime: AlertRuntime
+) -> None:
+    sign_in(client, key_for(HOST))
+    page = client.get(f"/board/locations/{LOC_A}").text
+    assert f'<a class="govuk-link" href="/board/organisations/{PROVIDER}">{PROVIDER_NAME}</a>' in page
+    assert f'<span class="govuk-body-s">{PROVIDER}</span>' in page  # the ID beside it, for a search
+    assert f"Surrey ({HOST})" in page  # the host authority, from the ONS list
+    assert f"Signed in as {HOST.lower()}, Surrey ({HOST})" in page
+    board = client.get("/board").text
+    assert f">{PROVIDER_NAME}</a>" in board
+    assert f'<option value="{PROVIDER}">{PROVIDER_NAME} ({PROVIDER})</option>' in board
+    organisation = client.get(f"/board/organisations/{PROVIDER}").text
+    assert f'<h1 class="govuk-heading-l">{PROVIDER_NAME}</h1>' in organisation
+    assert f"Provider organisation {PROVIDER}" in organisation
+    # An authority record names it as the authority calls itself, before the ONS list.
+    runtime.directory.authority_names[HOST] = "Surrey County Council"
+    assert f"Surrey County Council ({HOST})" in client.get(f"/board/locations/{LOC_A}").text
+    # The authorities an operator may mute an alert for, by name.
+    client.cookies.clear()
+    sign_in(client, OPERATOR_KEY)
+    alerts = client.get("/board/alerts").text
+    alert_id = re.findall(
+        rf'href="/board/alerts/(al_[0-9a-f]{{24}})">[^<]*<span[^>]*> al_[0-9a-f]{{24}}</span></a></td>\s*<td class="govuk-table__cell"><a class="govuk-link" href="/board/locations/{LOC_A}"',
+        alerts,
+    )[0]
+    alert = client.get(f"/board/alerts/{alert_id}").text
+    assert f'<option value="{PLACER_A}">Bracknell Forest ({PLACER_A})</option>' in alert
+    assert f'<option value="{HOST}">Surrey County Council ({HOST})</option>' in alert
+
+
+def test_without_a_known_name_a_location_or_organisation_shows_its_id(
+    client: TestClient, runtime: AlertRuntime
+) -> None:
+    unnamed = "1-100000009"
+    put_location(runtime, unnamed, OTHER_PROVIDER, HOST, None)
+    sign_in(client, OPERATOR_KEY)
+    board = client.get("/board").text
+    assert f'<a class="govuk-link" href="/board/locations/{unnamed}">{unnamed}</a>' in board
+    assert f'<a class="govuk-link" href="/board/organisations/{OTHER_PROVIDER}">{OTHER_PROVIDER}</a>' in board
+    assert f'<option value="{OTHER_PROVIDER}">{OTHER_PROVIDER}</option>' in board
+    page = client.get(f"/board/locations/{unnamed}").text
+    assert f'<h1 class="govuk-heading-l">Location {unnamed}</h1>' in page
+    organisation = client.get(f"/board/organisations/{OTHER_PROVIDER}").text
+    assert f'<h1 class="govuk-heading-l">Organisation {OTHER_PROVIDER}</h1>' in organisation
+    # An organisation-level alert about it says so too.
+    now = datetime.now(UTC).replace(microsecond=0)
+    doc = change_doc(LOC_C, OTHER_PROVIDER, 1, "none", "major", now, scope="organisation", locations=[LOC_C])
+    doc.update(change_id=f"{OTHER_PROVIDER}:1", location_id=None)
+    [alert_id] = store_changes(runtime, doc)
+    assert f"Risk raised: Organisation {OTHER_PROVIDER}</h1>" in client.get(f"/board/alerts/{alert_id}").text
+
+
+BIG = "1-000999000"
+BIG_NAME = "Hazel National Care Ltd"
+
+
+def big_group(runtime: AlertRuntime, size: int, raised: int) -> list[str]:
+    """`size` locations of one organisation, all hosted by HOST; the first `raised` of them
+    moderate (the first one major): the ids, in order."""
+    ids = [f"1-2000{n:05d}" for n in range(size)]
+    for n, location_id in enumerate(ids):
+        put_location(runtime, location_id, BIG, HOST, f"Hazel House {n:03d}", provider_name=BIG_NAME)
+    now = datetime.now(UTC).replace(microsecond=0)
+    store_changes(
+        runtime,
+        *(
+            change_doc(loc, BIG, 1, "none", "major" if n == 0 else "moderate", now - timedelta(hours=n + 1))
+            for n, loc in enumerate(ids[:raised])
+        ),
+    )
+    return ids
+
+
+def test_a_location_page_summarises_a_large_organisation_and_leaves_the_list_to_its_page(
+    client: TestClient, runtime: AlertRuntime
+) -> None:
+    ids = big_group(runtime, 120, raised=14)
+    sign_in(client, key_for(HOST))
+    page = client.get(f"/board/locations/{ids[-1]}").text
+    section = page[page.index("The organisation's other locations") : page.index("Alerts about this location")]
+    assert f"{BIG_NAME} runs 119 other locations that you can see." in section
+    counts = re.findall(r'board-count__number">(\d+)</span> (\w+)', section)
+    assert counts == [("1", "Major"), ("13", "Moderate"), ("0", "Minor"), ("105", "None")]
+    assert f'href="/board/organisations/{BIG}?level=major"' in section
+    # The raised ones, most severe first, at most ten; none of the rest by name.
+    listed = re.findall(r"Hazel House (\d{3})", section)
+    assert listed[0] == "000" and len(listed) == 10
+    assert "the 10 most severe of 14" in section
+    assert f'<a class="govuk-link" href="/board/organisations/{BIG}">All 120 locations of {BIG_NAME}' in section
+
+
+def test_the_organisation_page_pages_its_locations_and_filters_them_by_level(
+    client: TestClient, runtime: AlertRuntime
+) -> None:
+    big_group(runtime, 120, raised=14)
+    sign_in(client, key_for(HOST))
+    url = f"/board/organisations/{BIG}"
+    first = client.get(url).text
+    assert len(re.findall(r"Hazel House \d{3}</a>", first)) == 50
+    assert "most severe first (1 to 50 of 120)" in first
+    # Major, then moderate (newest change first), then the rest by name.
+    assert first.index("Hazel House 000") < first.index("Hazel House 001") < first.index("Hazel House 013")
+    assert first.index("Hazel House 013") < first.index("Hazel House 014") and "Hazel House 119" not in first
+    assert f'href="{url}?page=2" rel="next"' in first and 'aria-current="page">1</a>' in first
+    last = client.get(url, params={"page": 3}).text
+    assert len(re.findall(r"Hazel House \d{3}</a>", last)) == 20 and "(101 to 120 of 120)" in last
+    assert f'href="{url}?page=2" rel="prev"' in last and 'rel="next"' not in last
+    assert client.get(url, params={"page": 4}).status_code == 404
+    assert client.get(url, params={"page": 0}).status_code == 422
+    moderate = client.get(url, params={"level": "moderate"}).text
+    assert len(re.findall(r"Hazel House \d{3}</a>", moderate)) == 13
+    assert "Hazel House 000" not in moderate and "govuk-pagination" not in moderate
+    assert client.get(url, params={"level": "grave"}).status_code == 422
+
+
+def test_the_board_pages_its_locations_keeping_the_filters(client: TestClient, runtime: AlertRuntime) -> None:
+    big_group(runtime, 150, raised=3)
+    sign_in(client, OPERATOR_KEY)
+    first = client.get("/board").text
+    assert "Locations, newest change first (1 to 100 of 153)" in first
+    second = client.get("/board", params={"page": 2, "service_type": "care_home"}).text
+    assert "(101 to 152 of 152)" in second  # LOC_B is home care
+    assert 'href="/board?service_type=care_home" rel="prev"' in second
+    assert client.get("/board", params={"page": 3}).status_code == 404

@@ -31,6 +31,7 @@ from services.alerts.delivery import DeliveryWorker, SmtpConfig, retry_policy
 from services.alerts.errors import invalid, refusals
 from services.alerts.messages import Links
 from services.alerts.metrics import AlertMetrics
+from services.alerts.names import NameBook, SourceNamesFile, reference_authorities
 from services.alerts.outcomes import DeliveryOutcome
 from services.alerts.reminders import Reminders
 from services.alerts.routing import ALERT_ID_PATTERN, Directory, endpoints_gone
@@ -55,6 +56,7 @@ class AlertRuntime:
     worker: DeliveryWorker
     reminders: Reminders
     consumer: ChangeConsumer | None
+    names: NameBook
     stop_thread: threading.Event = field(default_factory=threading.Event)
 
 
@@ -62,6 +64,7 @@ def build_runtime(settings: AlertsSettings, kafka: KafkaSettings | None, keys: A
     store = AlertStore.open(settings.database_url)
     contacts = ContactFileWatcher(settings.contacts_file)
     directory = Directory()
+    names = NameBook(directory, reference_authorities(), SourceNamesFile(settings.source_names_file))
     metrics = AlertMetrics()
     metrics.track_store(
         store.outbox_depth, lambda: store.count_deliveries(DeliveryOutcome.dead), store.oldest_pending_created_at
@@ -89,6 +92,7 @@ def build_runtime(settings: AlertsSettings, kafka: KafkaSettings | None, keys: A
         claim_lease_s=settings.claim_lease_s,
         http_timeout_s=settings.http_timeout_s,
         user_agent=settings.user_agent,
+        names=names,
     )
     reminders = Reminders(store, contacts, metrics, settings.reminder_interval_h * 3600)
     consumer = None
@@ -107,7 +111,7 @@ def build_runtime(settings: AlertsSettings, kafka: KafkaSettings | None, keys: A
         )
     else:
         contacts.refresh()
-    return AlertRuntime(settings, store, keys, contacts, directory, metrics, worker, reminders, consumer)
+    return AlertRuntime(settings, store, keys, contacts, directory, metrics, worker, reminders, consumer, names)
 
 
 MAX_MUTE_HOURS = 24 * 90
@@ -240,6 +244,7 @@ def create_app(runtime: AlertRuntime, run_background: bool = True) -> FastAPI:
         app,
         runtime.store,
         runtime.directory,
+        runtime.names,
         runtime.keys,
         runtime.settings.board_node_modules,
         secret.get_secret_value().encode() if secret else None,

@@ -22,6 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from services.alerts.contacts import ContactFileWatcher
 from services.alerts.messages import Links, email_message, notification, webhook_body
 from services.alerts.metrics import AlertMetrics
+from services.alerts.names import NameBook
 from services.alerts.outcomes import DeliveryOutcome
 from services.alerts.retry import RetryPolicy, http_verdict, parse_retry_after, smtp_verdict
 from services.alerts.routing import Channel, Directory
@@ -122,10 +123,12 @@ class DeliveryWorker:
         user_agent: str = "CareSignal-Alerts/1",
         clock: Callable[[], float] = time.time,
         jitter: Callable[[], float] = random.random,
+        names: NameBook | None = None,
     ) -> None:
         self.store = store
         self.contacts = contacts
         self.directory = directory
+        self.names = names or NameBook(directory)
         self.metrics = metrics
         self.links = links
         self.smtp = smtp
@@ -252,8 +255,7 @@ class DeliveryWorker:
     async def _send_email(self, job: DeliveryJob) -> Sent:
         now = datetime.fromtimestamp(self.clock(), UTC)
         message = notification(job.content, job.recipient, job.delivery_id, self.links, now)
-        name = self.directory.authority_names.get(job.authority)
-        mail = email_message(message, self.smtp.sender, job.target, name)
+        mail = email_message(message, self.smtp.sender, job.target, self.names.current())
         return await asyncio.to_thread(send_email, self.smtp, mail)
 
 

@@ -1,8 +1,10 @@
 """What an alert says: the webhook body and the email, rendered from a stored alert. Pure.
 
 Only what the risk change carries is rendered: levels, rules, evidence counts, times,
-types and sources, actions and their leads, the registered name of the service. Event
-content never reaches this module, so no personal data can leak into a message.
+types and sources, actions and their leads, the registered name of the service; the email
+also names the organisation, the authorities and the sources (`names.py`: public registers'
+names, never a person's). Event content never reaches this module, so no personal data can
+leak into a message.
 """
 
 import html
@@ -25,6 +27,7 @@ from schemas.alerts import (
     Recipient,
 )
 from schemas.risk import LevelChange, RuleFiring
+from services.alerts.names import Names
 
 
 @dataclass(frozen=True)
@@ -111,13 +114,25 @@ def webhook_body(message: AlertNotification) -> bytes:
     return json.dumps(message.model_dump(mode="json"), separators=(",", ":"), sort_keys=True).encode()
 
 
-def _subject_name(data: AlertData) -> str:
+def event_type_label(event_type: str) -> str:
+    """`uk.caresignal.safeguarding_concern.v1` -> `Safeguarding concern`."""
+    name = event_type.removeprefix("uk.caresignal.").rsplit(".v", 1)[0]
+    return name.replace("_", " ").capitalize()
+
+
+def _location_text(names: Names, location_id: str) -> str:
+    name = names.location(location_id)
+    return f"{name} ({location_id})" if name else location_id
+
+
+def _subject_name(data: AlertData, names: Names) -> str:
     if data.scope == "organisation":
-        return f"provider {data.provider_id}"
+        name = names.organisation(data.provider_id)
+        return f"{name} (provider {data.provider_id})" if name else f"provider {data.provider_id}"
     return f"{data.location_name} ({data.location_id})" if data.location_name else f"location {data.location_id}"
 
 
-def subject_line(data: AlertData) -> str:
+def subject_line(data: AlertData, names: Names) -> str:
     level = data.new_level.upper()
     if data.kind is AlertKind.de_escalation:
         what = f"lowered from {data.old_level.upper()} to {level}"
@@ -127,7 +142,26 @@ def subject_line(data: AlertData) -> str:
         what = f"is {level} now (last told: {data.old_level.upper()})"
     else:
         what = f"raised from {data.old_level.upper()} to {level}"
-    return f"[CareSignal] {data.label}: {_subject_name(data)} risk {what}"
+    return f"[CareSignal] {data.label}: {_subject_name(data, names)} risk {what}"
+
+
+def _where(data: AlertData, names: Names) -> list[str]:
+    """Which service or organisation, by name with its code (what a reader searches by)."""
+    provider = names.organisation_label(data.provider_id) if data.provider_id else None
+    if data.scope == "organisation":
+        concerned = ", ".join(_location_text(names, loc) for loc in data.locations) or "none listed"
+        return [f"Provider: {provider}.", f"Locations concerned: {concerned}."]
+    lines = [
+        f"Location: {data.location_name} ({data.location_id})."
+        if data.location_name
+        else f"Location {data.location_id}."
+    ]
+    location = names.directory.locations.get(data.location_id or "")
+    if location is not None:
+        lines.append(f"Host authority: {names.authority_label(location.host_authority)}.")
+    if provider:
+        lines.append(f"Provider: {provider}.")
+    return lines
 
 
 HISTORY_LOADED = (
@@ -145,17 +179,11 @@ def _when(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%d %b %Y %H:%M UTC")
 
 
-def _plain(data: AlertData, authority_name: str | None) -> str:
-    lines = [subject_line(data).removeprefix("[CareSignal] "), ""]
-    who = authority_name or data.recipient.authority
+def _plain(data: AlertData, names: Names) -> str:
+    lines = [subject_line(data, names).removeprefix("[CareSignal] "), ""]
     roles = " and ".join(r.value for r in data.recipient.roles)
-    lines.append(f"You receive this as the {roles} authority ({who}).")
-    if data.scope == "organisation":
-        lines.append(f"Provider {data.provider_id}; locations concerned: {', '.join(data.locations) or 'none listed'}.")
-    else:
-        lines.append(f"Location {data.location_id}" + (f" ({data.location_name})" if data.location_name else "") + ".")
-        if data.provider_id:
-            lines.append(f"Provider {data.provider_id}.")
+    lines.append(f"You receive this as the {roles} authority ({names.authority_label(data.recipient.authority)}).")
+    lines += _where(data, names)
     lines.append(f"Decided {_when(data.decided_at)} under policy {data.policy_version}.")
     if data.kind is AlertKind.current_level:
         lines += ["", HISTORY_LOADED]
@@ -170,7 +198,7 @@ def _plain(data: AlertData, authority_name: str | None) -> str:
         )
         for ev in reason.evidence:
             span = _when(ev.first) if ev.first == ev.last else f"{_when(ev.first)} to {_when(ev.last)}"
-            lines.append(f"      {ev.count} x {ev.type} from {ev.source}, {span}")
+            lines.append(f"      {ev.count} x {event_type_label(ev.type)} from {names.source_label(ev.source)}, {span}")
     lines += ["", "Recommended actions:"]
     if not data.actions:
         lines.append("  None at this level.")
@@ -188,18 +216,17 @@ def _plain(data: AlertData, authority_name: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _html(data: AlertData, authority_name: str | None) -> str:
+def _html(data: AlertData, names: Names) -> str:
     e = html.escape
-    who = e(authority_name or data.recipient.authority)
+    who = e(names.authority_label(data.recipient.authority))
     roles = e(" and ".join(r.value for r in data.recipient.roles))
     reasons = (
         "".join(
             f"<li><strong>[{e(r.level.upper())}]</strong> {e(r.description)} "
             f"<small>({e(r.rule_id)}, {_events(r.evidence_count)})</small><ul>"
             + "".join(
-                f"<li>{ev.count} &times; {e(ev.type)} from {e(ev.source)}, {e(_when(ev.first))}"
-                + (f" to {e(_when(ev.last))}" if ev.first != ev.last else "")
-                + "</li>"
+                f"<li>{ev.count} &times; {e(event_type_label(ev.type))} from {e(names.source_label(ev.source))}, "
+                f"{e(_when(ev.first))}" + (f" to {e(_when(ev.last))}" if ev.first != ev.last else "") + "</li>"
                 for ev in r.evidence
             )
             + "</ul></li>"
@@ -208,17 +235,13 @@ def _html(data: AlertData, authority_name: str | None) -> str:
         or "<li>No rule holds this location above the new level any more.</li>"
     )
     actions = "".join(f"<li>{e(a.action)} <em>(lead: {e(a.lead)})</em></li>" for a in data.actions)
-    where = (
-        f"Provider {e(data.provider_id or '')}; locations: {e(', '.join(data.locations))}"
-        if data.scope == "organisation"
-        else f"Location {e(data.location_id or '')}" + (f" ({e(data.location_name)})" if data.location_name else "")
-    )
+    where = "".join(f"<p>{e(line)}</p>" for line in _where(data, names))
     link = f'<p><a href="{e(data.links.location)}">Location page</a></p>' if data.links.location else ""
     return (
         "<!doctype html><html><body>"
-        f"<h1>{e(data.label)}</h1><p>{e(subject_line(data).removeprefix('[CareSignal] '))}</p>"
+        f"<h1>{e(data.label)}</h1><p>{e(subject_line(data, names).removeprefix('[CareSignal] '))}</p>"
         f"<p>You receive this as the {roles} authority ({who}).</p>"
-        f"<p>{where}. Decided {e(_when(data.decided_at))} under policy {e(data.policy_version)}.</p>"
+        f"{where}<p>Decided {e(_when(data.decided_at))} under policy {e(data.policy_version)}.</p>"
         + (f"<p>{e(HISTORY_LOADED)}</p>" if data.kind is AlertKind.current_level else "")
         + (f"<p><strong>What it means:</strong> {e(data.meaning)}</p>" if data.meaning else "")
         + f"<h2>Why</h2><ul>{reasons}</ul>"
@@ -229,10 +252,11 @@ def _html(data: AlertData, authority_name: str | None) -> str:
     )
 
 
-def email_message(message: AlertNotification, sender: str, to: str, authority_name: str | None) -> EmailMessage:
+def email_message(message: AlertNotification, sender: str, to: str, names: Names) -> EmailMessage:
+    """The email for one delivery, naming the organisation, authorities and sources from `names`."""
     data = message.data
     mail = EmailMessage()
-    mail["Subject"] = subject_line(data)
+    mail["Subject"] = subject_line(data, names)
     mail["From"] = sender
     mail["To"] = to
     mail["Date"] = format_datetime(message.timestamp)
@@ -241,6 +265,6 @@ def email_message(message: AlertNotification, sender: str, to: str, authority_na
     mail["X-CareSignal-Alert-Id"] = data.alert_id
     mail["X-CareSignal-Delivery-Id"] = data.delivery_id
     mail["X-CareSignal-Kind"] = data.kind.value
-    mail.set_content(_plain(data, authority_name))
-    mail.add_alternative(_html(data, authority_name), subtype="html")
+    mail.set_content(_plain(data, names))
+    mail.add_alternative(_html(data, names), subtype="html")
     return mail

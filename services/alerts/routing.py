@@ -25,9 +25,14 @@ class Directory:
     # location id -> authority -> placement
     placements: dict[str, dict[str, Placement]] = field(default_factory=dict)
     authority_names: dict[str, str] = field(default_factory=dict)
+    # provider id -> its registered name, from the latest location record that carried one
+    # (a page or an email looks one up without a pass over every location).
+    provider_names: dict[str, str] = field(default_factory=dict)
 
     def put_location(self, location: Location) -> None:
         self.locations[location.location_id] = location
+        if location.provider_name:
+            self.provider_names[location.provider_id] = location.provider_name
 
     def remove_location(self, location_id: str) -> None:
         self.locations.pop(location_id, None)

@@ -22,6 +22,10 @@ class AlertsSettings(BaseSettings):
     contacts_file: Path = PROJECT_ROOT / "deploy" / "alerts" / "contacts.yaml"
     contacts_poll_s: float = Field(default=2.0, gt=0)
     api_keys_file: Path = PROJECT_ROOT / ".cache" / "alerts-api-keys.toml"
+    # The ingest API key file, read only for the names of the sources its keys are bound
+    # to (the board and emails name the source of each piece of evidence); ingest's own
+    # default. Missing: sources show by their ids.
+    source_names_file: Path = PROJECT_ROOT / ".cache" / "api-keys.toml"
     consumer_group: str = "caresignal-alerts"
     # How long the broker waits for a silent member of the group before it hands the
     # member's partitions on: a killed instance holds its partitions this long, and so

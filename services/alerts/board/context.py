@@ -9,6 +9,7 @@ from fastapi import Request
 
 from services.alerts.board.render import Pages
 from services.alerts.board.session import Session, Sessions
+from services.alerts.names import NameBook
 from services.alerts.routing import Directory
 from services.alerts.store import AlertFilter, AlertNotFound, AlertStore
 
@@ -23,6 +24,7 @@ class Board:
     directory: Directory
     sessions: Sessions
     pages: Pages
+    names: NameBook
 
 
 def board_of(request: Request) -> Board:

@@ -13,6 +13,7 @@ from services.alerts.board import forms, pages
 from services.alerts.board.context import Board, NotVisible
 from services.alerts.board.render import STATIC, Pages
 from services.alerts.board.session import SECURITY_HEADERS, CsrfRefused, Sessions, SignInRequired, sign_in_url
+from services.alerts.names import NameBook
 from services.alerts.routing import Directory
 from services.alerts.store import AlertStore
 
@@ -24,7 +25,13 @@ def govuk_dist(node_modules: Path) -> Path:
 
 
 def install_board(
-    app: FastAPI, store: AlertStore, directory: Directory, keys: AlertKeys, node_modules: Path, secret: bytes | None
+    app: FastAPI,
+    store: AlertStore,
+    directory: Directory,
+    names: NameBook,
+    keys: AlertKeys,
+    node_modules: Path,
+    secret: bytes | None,
 ) -> None:
     dist = govuk_dist(node_modules)
     if not (dist / "govuk-frontend.min.css").is_file():
@@ -37,8 +44,8 @@ def install_board(
             return Response(f"The risk board is off: {problem}.\n", status_code=503, media_type="text/plain")
 
         return
-    pages_ = Pages()
-    app.state.board = Board(store, directory, Sessions(keys, secret or secrets.token_bytes(32)), pages_)
+    pages_ = Pages(names)
+    app.state.board = Board(store, directory, Sessions(keys, secret or secrets.token_bytes(32)), pages_, names)
     # govuk-frontend's CSS asks for its fonts and images under /assets.
     app.mount("/assets", StaticFiles(directory=dist / "assets"), name="govuk-assets")
     app.mount("/board/static/govuk", StaticFiles(directory=dist), name="govuk")

@@ -2,7 +2,7 @@
 
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -14,24 +14,27 @@ from schemas.identifiers import LocationId, ProviderId
 from services.alerts.board.chart import level_chart
 from services.alerts.board.concerns import LEAD_LABELS, OUTCOME_LABELS, STEP_LABELS, RecordedStep, Step, next_steps
 from services.alerts.board.context import Board, NotVisible, alerts_about, board_of, visible_alert
+from services.alerts.board.paging import Paged, PageOutOfRange, paginate
 from services.alerts.board.session import Session
 from services.alerts.board.store import ProcessNotFound
 from services.alerts.board.view import (
     BoardFilter,
+    BoardRow,
     apply_filter,
     board_csv,
+    by_severity,
     counts,
     location_rows,
     may_see_location,
     may_see_organisation,
     organisation_rows,
+    summarise_siblings,
 )
 from services.alerts.routing import ALERT_ID_PATTERN
 from services.alerts.store import AlertFilter
 
 router = APIRouter(include_in_schema=False)
 BoardDep = Annotated[Board, Depends(board_of)]
-MAX_ROWS = 500
 
 
 def session_of(request: Request) -> Session:
@@ -47,6 +50,12 @@ LevelQ = Annotated[str | None, Query(pattern="^(none|minor|moderate|major)?$")]
 AlertIdPath = Annotated[str, Path(pattern=ALERT_ID_PATTERN)]
 ProcessIdPath = Annotated[int, Path(ge=1, le=2**31 - 1)]
 OrganisationQ = Annotated[str | None, Query(pattern=r"^(1-[0-9]{9,11})?$")]
+PageQ = Annotated[int, Query(ge=1, le=1_000_000)]
+T = TypeVar("T")
+BOARD_PAGE_SIZE = 100
+ORGANISATION_PAGE_SIZE = 50
+# The organisation's raised locations listed on a location's page; the rest are counted.
+RAISED_SIBLINGS_SHOWN = 10
 
 
 def _filter(role: str | None, service_type: str | None, level: str | None, organisation: str | None) -> BoardFilter:
@@ -68,6 +77,7 @@ def board_page(
     service_type: ServiceTypeQ = None,
     level: LevelQ = None,
     organisation: OrganisationQ = None,
+    page: PageQ = 1,
 ) -> Response:
     flt = _filter(role, service_type, level, organisation)
     authority = session.viewer.authority
@@ -77,23 +87,35 @@ def board_page(
     query_with_level = {
         name: urlencode({**flt.query(), "level": name}) for name in ("major", "moderate", "minor", "none")
     }
-    providers = sorted({r.provider_id for r in everything if r.provider_id})
     return board.pages.render(
         request,
         "board.html",
         session,
         flt=flt,
         query=urlencode(flt.query()),
+        filters=flt.query(),
         query_with_level=query_with_level,
         level_counts=counts(without_level),
         levels_options=[(name, name.capitalize()) for name in ("major", "moderate", "minor", "none")],
-        organisation_options=[(p, p) for p in providers],
-        rows=rows[:MAX_ROWS],
-        truncated=len(rows) > MAX_ROWS,
-        total=len(rows),
+        organisation_options=_organisation_options(everything),
+        paged=_page(rows, page, BOARD_PAGE_SIZE),
         organisations=organisation_rows(rows, board.store.subjects("organisation")),
         now=datetime.now(UTC),
     )
+
+
+def _organisation_options(rows: list[BoardRow]) -> list[tuple[str, str]]:
+    """The organisation filter's choices, by name (the ID beside it: two groups may share a name)."""
+    names = {r.provider_id: r.provider_name for r in rows if r.provider_id}
+    options = [(pid, f"{name} ({pid})" if name else pid) for pid, name in names.items()]
+    return sorted(options, key=lambda o: (o[1].casefold(), o[0]))
+
+
+def _page(rows: list[T], number: int, per_page: int) -> Paged[T]:
+    try:
+        return paginate(rows, number, per_page)
+    except PageOutOfRange:
+        raise NotVisible(f"page {number}") from None
 
 
 @router.get("/board/export.csv")
@@ -109,7 +131,7 @@ def board_export(
     rows = apply_filter(location_rows(board.directory, board.store.subjects("location"), session.viewer.authority), flt)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return Response(
-        board_csv(rows),
+        board_csv(rows, board.names.current()),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="caresignal-board-{stamp}.csv"'},
     )
@@ -121,11 +143,12 @@ def board_live(board: BoardDep, _: SessionDep) -> JSONResponse:
     return JSONResponse({"version": board.store.board_version()}, headers={"Cache-Control": "no-store"})
 
 
-def _describe(points: list[tuple[datetime, str]]) -> str:
+def _describe(points: list[tuple[datetime, str]], before: str | None) -> str:
     if not points:
         return "No change of level recorded."
     steps = "; ".join(f"{at.strftime('%-d %B %Y')}: {name}" for at, name in points)
-    return f"{len(points)} changes of level: {steps}."
+    count = "1 change of level" if len(points) == 1 else f"{len(points)} changes of level"
+    return f"{count}: {steps}" + (f" (before the first: {before})." if before else ".")
 
 
 @router.get("/board/locations/{location_id}", response_class=HTMLResponse)
@@ -138,15 +161,11 @@ def location_page(location_id: LocationId, request: Request, board: BoardDep, se
     change = json.loads(stored["change_json"]) if stored else {}
     history = board.store.history("location", location_id)
     points = [(datetime.fromtimestamp(h["decided_at"], UTC), h["level"]) for h in history]
+    before = history[0]["old_level"] if history else None
     rows = location_rows(board.directory, board.store.subjects("location"), authority)
     mine = next((r for r in rows if r.location_id == location_id), None)
     provider_id = location.provider_id if location else (stored or {}).get("provider_id")
-    siblings = [r for r in rows if r.provider_id == provider_id and r.location_id != location_id]
-    organisation_link = (
-        Markup('<a class="govuk-link" href="/board/organisations/{0}">{0}</a>').format(provider_id)
-        if provider_id
-        else "Unknown"
-    )
+    siblings = [r for r in rows if provider_id and r.provider_id == provider_id and r.location_id != location_id]
     return board.pages.render(
         request,
         "location.html",
@@ -158,21 +177,28 @@ def location_page(location_id: LocationId, request: Request, board: BoardDep, se
         service_type=location.service_type.value if location else None,
         host_authority=location.host_authority if location else None,
         roles=list(mine.roles) if mine else [],
-        organisation_link=organisation_link,
+        provider_id=provider_id,
         meaning=change.get("meaning", ""),
         policy_version=change.get("policy_version", ""),
         reasons=change.get("reasons", []),
         actions=change.get("actions", []),
-        chart=Markup(level_chart(points, datetime.now(UTC), _describe(points))),
+        chart=Markup(level_chart(points, datetime.now(UTC), _describe(points, before), before)),
         history=history,
-        siblings=siblings,
+        siblings=summarise_siblings(siblings, RAISED_SIBLINGS_SHOWN),
         alerts=alerts_about(board, session, location_id),
         processes=board.store.processes(location_id, authority),
     )
 
 
 @router.get("/board/organisations/{provider_id}", response_class=HTMLResponse)
-def organisation_page(provider_id: ProviderId, request: Request, board: BoardDep, session: SessionDep) -> Response:
+def organisation_page(
+    provider_id: ProviderId,
+    request: Request,
+    board: BoardDep,
+    session: SessionDep,
+    level: LevelQ = None,
+    page: PageQ = 1,
+) -> Response:
     authority = session.viewer.authority
     stored = board.store.subject("organisation", provider_id)
     rows = [
@@ -189,16 +215,22 @@ def organisation_page(provider_id: ProviderId, request: Request, board: BoardDep
         for a in board.store.list_alerts(flt, authority)
         if a["scope"] == "organisation" and a["provider_id"] == provider_id
     ]
+    shown = by_severity(r for r in rows if not level or r.level == level)
     return board.pages.render(
         request,
         "organisation.html",
         session,
         provider_id=provider_id,
+        organisation_name=board.names.current().organisation(provider_id),
         level=stored["level"] if stored else "none",
         since=stored["decided_at"] if stored else None,
         meaning=change.get("meaning", ""),
         reasons=change.get("reasons", []),
-        rows=rows,
+        level_filter=level or None,
+        filters={"level": level} if level else {},
+        level_counts=counts(rows),
+        total=len(rows),
+        paged=_page(shown, page, ORGANISATION_PAGE_SIZE),
         alerts=alerts,
     )
 
@@ -215,20 +247,24 @@ def alerts_page(request: Request, board: BoardDep, session: SessionDep) -> Respo
 def alert_context(board: Board, session: Session, alert_id: str) -> dict[str, Any]:
     row = visible_alert(board, session, alert_id)
     change = json.loads(row["change_json"])
+    names = board.names.current()
     if row["location_id"]:
         subject = Markup('<a class="govuk-link" href="/board/locations/{0}">{1}</a>').format(
             row["location_id"], row["location_name"] or row["location_id"]
         )
+        title = row["location_name"] or row["location_id"]
     else:
-        subject = Markup('<a class="govuk-link" href="/board/organisations/{0}">Organisation {0}</a>').format(
-            row["provider_id"]
+        title = names.organisation_label(row["provider_id"])
+        subject = Markup('<a class="govuk-link" href="/board/organisations/{0}">{1}</a>').format(
+            row["provider_id"], title
         )
     return {
         "a": row,
         "change": change,
         "label": KIND_LABELS[AlertKind(row["kind"])].capitalize(),
+        "title": title,
         "subject_link": subject,
-        "mute_authorities": [(r, r) for r in row["recipient_authorities"]],
+        "mute_authorities": [(r, names.authority_label(r)) for r in row["recipient_authorities"]],
         "errors": {},
         "notice": None,
     }
@@ -268,8 +304,8 @@ def concern_context(board: Board, session: Session, process_id: int) -> dict[str
     return {
         "p": process,
         "location_name": name,
-        "location_link": Markup('<a class="govuk-link" href="/board/locations/{0}">{0}</a>').format(
-            process["location_id"]
+        "location_link": Markup('<a class="govuk-link" href="/board/locations/{0}">{1}</a>').format(
+            process["location_id"], board.names.current().location_label(process["location_id"])
         ),
         "alert_link": Markup('<a class="govuk-link" href="/board/alerts/{0}">{0}</a>').format(alert_id)
         if alert_id

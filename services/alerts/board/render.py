@@ -4,6 +4,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
@@ -13,6 +14,8 @@ from markupsafe import Markup
 from schemas.risk import Level
 from services.alerts.board.concerns import LEAD_LABELS, OUTCOME_LABELS, STEP_LABELS, Lead, Outcome, Step
 from services.alerts.board.session import JS_ENABLED_SCRIPT, Session
+from services.alerts.messages import event_type_label
+from services.alerts.names import NameBook
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -51,11 +54,6 @@ def _day(value: datetime | float | str | None) -> str:
     return at.strftime("%-d %B %Y")
 
 
-def _event_type(value: str) -> str:
-    name = value.removeprefix("uk.caresignal.").rsplit(".v", 1)[0]
-    return name.replace("_", " ").capitalize()
-
-
 AUDIT_ACTIONS = {
     "alert.acknowledged": "Acknowledged",
     "mute.created": "Location muted",
@@ -81,6 +79,14 @@ def _audit_text(entry: dict[str, Any]) -> str:
     return AUDIT_ACTIONS.get(action, action)
 
 
+def _page_url(path: str, query: dict[str, str], number: int) -> str:
+    """The URL of page `number` of a list, keeping its filters (page 1 is the list's own URL)."""
+    values = {k: v for k, v in query.items() if k != "page"}
+    if number > 1:
+        values["page"] = str(number)
+    return f"{path}?{urlencode(values)}" if values else path
+
+
 def _level_label(name: str) -> str:
     return Level[name].label.capitalize()
 
@@ -103,11 +109,12 @@ def make_environment() -> Environment:
     env.filters["short"] = _short
     env.filters["level_label"] = _level_label
     env.filters["level_tag"] = _level_tag
-    env.filters["event_type"] = _event_type
+    env.filters["event_type"] = event_type_label
     env.filters["audit_text"] = _audit_text
     env.filters["service_type"] = lambda v: SERVICE_TYPES.get(v or "", v or "Unknown")
     env.globals.update(
         js_enabled_script=Markup(JS_ENABLED_SCRIPT),
+        page_url=_page_url,
         levels=[level.name for level in sorted(Level, reverse=True)],
         service_types=SERVICE_TYPES,
         step_labels={s.value: label for s, label in STEP_LABELS.items()},
@@ -121,10 +128,11 @@ def make_environment() -> Environment:
 
 
 class Pages:
-    """Renders templates with what every page needs (the viewer, the CSRF token)."""
+    """Renders templates with what every page needs (the viewer, the CSRF token, the names)."""
 
-    def __init__(self) -> None:
+    def __init__(self, names: NameBook) -> None:
         self.env = make_environment()
+        self.names = names
 
     def render(
         self, request: Request, template: str, session: Session | None, status_code: int = 200, **context: Any
@@ -134,6 +142,7 @@ class Pages:
             request_path=request.url.path,
             viewer=session.viewer if session else None,
             csrf=session.csrf if session else given,
+            names=context.pop("names", None) or self.names.current(),
             **context,
         )
         return HTMLResponse(page, status_code=status_code)

@@ -14,6 +14,7 @@ from typing import Any
 
 from schemas.directory import PlacementStatus
 from schemas.risk import Level
+from services.alerts.names import Names
 from services.alerts.routing import Directory
 
 ROLES = ("host", "placing")
@@ -24,6 +25,7 @@ class BoardRow:
     location_id: str
     name: str | None
     provider_id: str | None
+    provider_name: str | None
     service_type: str | None
     host_authority: str | None
     roles: tuple[str, ...]
@@ -34,6 +36,7 @@ class BoardRow:
 @dataclass(frozen=True)
 class OrganisationRow:
     provider_id: str
+    name: str | None
     level: str
     changed_at: datetime | None
     locations: int
@@ -102,11 +105,13 @@ def location_rows(directory: Directory, levels: Iterable[dict[str, Any]], author
             roles: tuple[str, ...] = ()
         else:
             roles = visible[location_id]
+        provider_id = location.provider_id if location else (stored or {}).get("provider_id")
         rows.append(
             BoardRow(
                 location_id=location_id,
                 name=location.name if location else None,
-                provider_id=location.provider_id if location else (stored or {}).get("provider_id"),
+                provider_id=provider_id,
+                provider_name=directory.provider_names.get(provider_id or ""),
                 service_type=location.service_type.value if location else None,
                 host_authority=location.host_authority if location else None,
                 roles=roles,
@@ -141,41 +146,89 @@ def organisation_rows(rows: list[BoardRow], levels: Iterable[dict[str, Any]]) ->
     """The organisations running the given locations, with their own (organisation-level) level."""
     stored = {row["subject"]: row for row in levels}
     sizes: dict[str, int] = {}
+    names: dict[str, str] = {}
     for row in rows:
         if row.provider_id:
             sizes[row.provider_id] = sizes.get(row.provider_id, 0) + 1
+            if row.provider_name:
+                names[row.provider_id] = row.provider_name
     result = [
         OrganisationRow(
             provider_id=pid,
+            name=names.get(pid),
             level=stored[pid]["level"] if pid in stored else "none",
             changed_at=_when(stored[pid]["decided_at"]) if pid in stored else None,
             locations=n,
         )
         for pid, n in sizes.items()
     ]
-    result.sort(key=lambda o: (-int(Level[o.level]), o.changed_at is None, o.provider_id))
+    result.sort(key=lambda o: (-int(Level[o.level]), o.changed_at is None, (o.name or o.provider_id).casefold()))
     return result
 
 
-CSV_COLUMNS = ["location_id", "name", "provider_id", "service_type", "host_authority", "roles", "level", "changed_at"]
+def by_severity(rows: Iterable[BoardRow]) -> list[BoardRow]:
+    """Most severe first, then the newest change, then by name (a location without one by its ID)."""
+    return sorted(
+        rows,
+        key=lambda r: (
+            -int(Level[r.level]),
+            r.changed_at is None,
+            -(r.changed_at.timestamp() if r.changed_at else 0),
+            (r.name or r.location_id).casefold(),
+        ),
+    )
 
 
-def board_csv(rows: Iterable[BoardRow]) -> str:
+@dataclass(frozen=True)
+class Siblings:
+    """An organisation's other locations, summarised: counts per level and the raised ones."""
+
+    total: int
+    counts: dict[str, int]
+    raised: list[BoardRow]  # above none, most severe first, at most the limit asked for
+    raised_total: int
+
+
+def summarise_siblings(rows: Iterable[BoardRow], limit: int) -> Siblings:
+    everything = list(rows)
+    raised = by_severity(r for r in everything if r.level != Level.none.name)
+    return Siblings(len(everything), counts(everything), raised[:limit], len(raised))
+
+
+CSV_COLUMNS = [
+    "location_id",
+    "name",
+    "provider_id",
+    "provider_name",
+    "service_type",
+    "host_authority",
+    "host_authority_name",
+    "roles",
+    "level",
+    "changed_at",
+]
+
+
+def _cell(text: str | None) -> str:
+    """A name as a spreadsheet cell: one starting with =, +, - or @ would be read as a formula."""
+    value = text or ""
+    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
+
+
+def board_csv(rows: Iterable[BoardRow], names: Names) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for r in rows:
-        name = r.name or ""
-        # A registered name starting with =, +, - or @ would be a formula in a spreadsheet.
-        if name[:1] in ("=", "+", "-", "@"):
-            name = "'" + name
         writer.writerow(
             [
                 r.location_id,
-                name,
+                _cell(r.name),
                 r.provider_id or "",
+                _cell(r.provider_name),
                 r.service_type or "",
                 r.host_authority or "",
+                _cell(names.authority(r.host_authority)),
                 " ".join(r.roles),
                 r.level,
                 r.changed_at.isoformat() if r.changed_at else "",
