@@ -8,6 +8,7 @@ from pathlib import Path
 from schemas.directory import Location, ServiceType
 from services.alerts.names import NameBook, SourceNamesFile, reference_authorities
 from services.alerts.routing import Directory
+from services.ingest.auth import ApiKeyEntry, ApiKeyRegistry, append_key
 from services.ingest.authority_names import load_authority_names
 from services.ingest.cqc_directory import read_directory
 from tests.board_data import key_file_entry as entry
@@ -135,3 +136,13 @@ def test_the_cqc_directory_import_keeps_an_organisations_registered_name_and_nev
     assert "provider names withheld (provider not registered as an organisation) 3" in result.summary()
     unnamed = read_directory(path, load_authority_names(), default_capacity=1, keep_names=False)
     assert all(loc.provider_name is None for loc in unnamed.locations)
+
+
+def test_a_key_made_with_a_source_name_names_its_source(tmp_path: Path) -> None:
+    keys = tmp_path / "api-keys.toml"
+    common = {"source": "urn:caresignal:source:kent-ecm", "event_types": ["missed_visit"]}
+    named = ApiKeyEntry(name="kent-ecm", sha256="1" * 64, source_name="Kent County Council call monitoring", **common)
+    append_key(keys, named)
+    append_key(keys, ApiKeyEntry(name="history-load", sha256="2" * 64, backfill=True, **common))
+    assert len(ApiKeyRegistry.load(keys).names()) == 2  # ingest reads the file it wrote
+    assert SourceNamesFile(keys).current() == {"urn:caresignal:source:kent-ecm": "Kent County Council call monitoring"}
