@@ -13,14 +13,17 @@ import pytest
 from services.simulator.config import SimulationConfig
 from services.simulator.generator import EventStream, days_between
 from services.simulator.run import build_world
-from services.simulator.trajectories import DECLINE_PEAKS, UNDER_REPORTING_PEAKS, Course, Kind
+from services.simulator.trajectories import Course, Kind
 from services.simulator.truth import build_truth
 
 # Two years of a region a little larger than the default, so that every kind is planted
 # more than once and has history before and after its start.
 CONFIG = SimulationConfig(seed=3, locations=300, days=730)
 START = datetime(2025, 1, 1, tzinfo=UTC)
-DECLINES = {Kind.gradual_decline.value, Kind.manager_departure.value, Kind.corporate_failure.value}
+# The kinds whose template raises the signals of failing care broadly.
+DECLINES = {Kind.gradual_decline.value, Kind.staffing_collapse.value, Kind.corporate_failure.value}
+DECLINE_PEAKS = {"complaint_medication": 4.0, "whistleblowing": 3.0}
+UNDER_REPORTING_PEAKS = {"notification_death": 0.02}
 
 
 @pytest.fixture(scope="module")
@@ -69,36 +72,55 @@ def test_truth_lists_every_kind_with_a_start_inside_the_run(world: tuple[list[di
     assert len(planted) + len(truth["ordinary_locations"]) == truth["locations"]
 
 
-def test_declines_raise_the_signals_of_failing_care(world: tuple[list[dict[str, Any]], dict[str, Any]]) -> None:
+def _peak_window(trajectory: dict[str, Any], location: str) -> tuple[float, float]:
+    """From full stress to the easing, the service's closing or the end of the run."""
+    shape = trajectory["shapes"][location]
+    full = days_between(START, shape["rises_from"]) + shape["onset_days"]
+    ends = [CONFIG.days] + [days_between(START, t) for t in (shape["eases_from"], trajectory["end"]) if t]
+    return full, min(ends)
+
+
+def test_declines_raise_the_concerns_of_failing_care(world: tuple[list[dict[str, Any]], dict[str, Any]]) -> None:
     events, truth = world
     by_location = _by_location(events)
-    failing = {"complaint", "safeguarding_concern", "ccg_flag", "whistleblowing", "health_use"}
-    before = after = 0.0
-    for trajectory in truth["trajectories"]:
-        if trajectory["kind"] not in DECLINES:
-            continue
-        for loc in trajectory["locations"]:
-            start = days_between(START, trajectory["start"])
-            before += _rate(by_location[loc], 0, start, failing)
-            after += _rate(by_location[loc], start + 150, CONFIG.days, failing)
-    assert after > 2.0 * before
+    concerns = {"complaint", "safeguarding_concern", "ccg_flag", "whistleblowing"}
+    for kind, rise in ((Kind.gradual_decline.value, 2.0), (Kind.corporate_failure.value, 1.5)):
+        before = after = 0.0
+        for trajectory in (t for t in truth["trajectories"] if t["kind"] == kind):
+            for loc in trajectory["locations"]:
+                before += _rate(by_location[loc], 0, days_between(START, trajectory["start"]), concerns)
+                after += _rate(by_location[loc], *_peak_window(trajectory, loc), concerns)
+        # A slow decline: a 2-4x rise of concerns; a group's locations 3/4 of a lone rise.
+        assert after > rise * before, kind
     # Ordinary locations, cut at the same point, stay level.
+    failing = concerns | {"health_use"}
     ordinary_before = sum(_rate(by_location[loc], 0, 300, failing) for loc in truth["ordinary_locations"])
     ordinary_after = sum(_rate(by_location[loc], 450, CONFIG.days, failing) for loc in truth["ordinary_locations"])
     assert 0.8 < ordinary_after / ordinary_before < 1.25
 
 
-def test_a_collapsing_agency_misses_ever_more_visits(world: tuple[list[dict[str, Any]], dict[str, Any]]) -> None:
+def _rises_from(trajectory: dict[str, Any], location: str) -> float:
+    return days_between(START, trajectory["shapes"][location]["rises_from"])
+
+
+def test_a_staffing_collapse_at_an_agency_misses_ever_more_visits_and_may_close(
+    world: tuple[list[dict[str, Any]], dict[str, Any]],
+) -> None:
     events, truth = world
     by_location = _by_location(events)
-    collapses = [t for t in truth["trajectories"] if t["kind"] == Kind.homecare_collapse.value]
-    assert collapses
-    for trajectory in collapses:
+    agencies = [
+        t
+        for t in truth["trajectories"]
+        if t["kind"] == Kind.staffing_collapse.value and "visit_missed" in t["shapes"][t["subject"]]["signals"]
+    ]
+    assert agencies
+    for trajectory in agencies:
         items = by_location[trajectory["subject"]]
-        start = days_between(START, trajectory["start"])
-        before = _rate(items, 0, start, {"missed_visit"})
-        after = _rate(items, start + 60, start + 90, {"missed_visit"})
-        assert after > 2.5 * before
+        shape = trajectory["shapes"][trajectory["subject"]]
+        rises, full = _rises_from(trajectory, trajectory["subject"]), shape["onset_days"]
+        before = _rate(items, 0, days_between(START, trajectory["start"]), {"missed_visit"})
+        after = _rate(items, rises + 0.7 * full, rises + full, {"missed_visit"})
+        assert after > 1.8 * before
         if trajectory["end"]:
             stop = days_between(START, trajectory["end"])
             ending = [e for t, e in items if abs(t - stop) < 1e-3 and _short(e) == "statutory_notification"]
@@ -119,10 +141,11 @@ def test_an_under_reporter_falls_silent_while_others_still_speak(
     for trajectory in reporters:
         items = by_location[trajectory["subject"]]
         start = days_between(START, trajectory["start"])
-        before, after = _rate(items, 0, start, own), _rate(items, start + 14, CONFIG.days, own)
+        silent = start + trajectory["shapes"][trajectory["subject"]]["onset_days"]  # within weeks
+        before, after = _rate(items, 0, start, own), _rate(items, silent, CONFIG.days, own)
         assert before > 0.02  # a home big enough for silence to show
         assert after < 0.25 * before  # a handful at most, from others' concerns
-        assert _rate(items, start + 14, CONFIG.days, others) > 0.6 * _rate(items, 0, start, others)
+        assert _rate(items, silent, CONFIG.days, others) > 0.6 * _rate(items, 0, start, others)
         total_before, total_after = total_before + before, total_after + after
     assert total_after < 0.1 * total_before
 
@@ -130,7 +153,8 @@ def test_an_under_reporter_falls_silent_while_others_still_speak(
 def test_a_recovered_location_returns_to_its_base_rates(world: tuple[list[dict[str, Any]], dict[str, Any]]) -> None:
     events, truth = world
     by_location = _by_location(events)
-    signals = {"complaint", "safeguarding_concern", "ccg_flag", "whistleblowing", "health_use", "missed_visit"}
+    # The concerns a slow decline raises (which other signals move differs between declines).
+    signals = {"complaint", "safeguarding_concern", "ccg_flag", "whistleblowing"}
     before = worst = after = 0.0
     for trajectory in (t for t in truth["trajectories"] if t["kind"] == Kind.recovery.value):
         items = by_location[trajectory["subject"]]
@@ -139,35 +163,36 @@ def test_a_recovered_location_returns_to_its_base_rates(world: tuple[list[dict[s
         before += _rate(items, 0, start, signals)
         worst += _rate(items, improve - 45, improve, signals)
         after += _rate(items, recovered, CONFIG.days, signals)
-    # Home-care exceptions, which rise least, dominate an agency's count.
     assert worst > 1.5 * before
     assert after < 1.3 * before
 
 
-def test_a_manager_leaves_then_is_reported_absent(world: tuple[list[dict[str, Any]], dict[str, Any]]) -> None:
+def test_a_staffing_collapse_starts_with_the_manager_leaving_and_agency_staff_rise(
+    world: tuple[list[dict[str, Any]], dict[str, Any]],
+) -> None:
     events, truth = world
     by_location = _by_location(events)
-    for trajectory in (t for t in truth["trajectories"] if t["kind"] == Kind.manager_departure.value):
+    collapses = [t for t in truth["trajectories"] if t["kind"] == Kind.staffing_collapse.value]
+    left_first = 0
+    for trajectory in collapses:
         items = by_location[trajectory["subject"]]
         start = days_between(START, trajectory["start"])
         left = [t for t, e in items if _short(e) == "workforce" and e["data"].get("registered_manager_left")]
-        absent = [
-            t for t, e in items if e["data"].get("category") == "registered_manager_absence" and t >= start + 27.9
-        ]
-        # An ordinary manager turnover may come before the planted departure.
-        assert any(abs(t - start) < 1e-3 for t in left) and absent
-        late = [
-            e["data"]
-            for t, e in items
-            if _short(e) == "workforce" and t > start + 150 and "agency_staff_share" in e["data"]
-        ]
-        early = [
-            e["data"] for t, e in items if _short(e) == "workforce" and t < start and "agency_staff_share" in e["data"]
-        ]
-        assert (
-            sum(d["agency_staff_share"] for d in late) / len(late)
-            > sum(d["agency_staff_share"] for d in early) / len(early) + 0.1
+        absent = [t for t, e in items if e["data"].get("category") == "registered_manager_absence"]
+        if any(abs(t - start) < 1e-3 for t in left):
+            left_first += 1
+            # Regulation 14: notified 28 days on, where the provider notifies (most do).
+            assert all(t >= start + 27.9 for t in absent if t >= start)
+        full = (
+            _rises_from(trajectory, trajectory["subject"]) + trajectory["shapes"][trajectory["subject"]]["onset_days"]
         )
+        late = [e["data"] for t, e in items if _short(e) == "workforce" and t > full and "vacancy_rate" in e["data"]]
+        early = [e["data"] for t, e in items if _short(e) == "workforce" and t < start and "vacancy_rate" in e["data"]]
+        if late and early:
+            for measure in ("agency_staff_share", "vacancy_rate"):
+                mean_late = sum(d[measure] for d in late) / len(late)
+                assert mean_late > sum(d[measure] for d in early) / len(early) + 0.1, measure
+    assert left_first >= 1  # the manager leaves first in most (75 %)
 
 
 def _is_severe(event: dict[str, Any]) -> bool:
@@ -215,11 +240,18 @@ def test_course_shapes() -> None:
     assert decline.stress(50) == 0 and decline.stress(300) == 1 and 0 < decline.stress(200) < 0.5
     assert decline.multiplier("complaint_medication", 400) == DECLINE_PEAKS["complaint_medication"]
     assert decline.multiplier("notification_dols", 400) == 1.0
+    fast = Course(start=100, ramp=200, peaks=DECLINE_PEAKS, power=0.7)
+    assert fast.stress(200) > 0.5 > decline.stress(200)  # a fast onset rises early and levels off
     recovery = Course(start=0, ramp=100, peaks=DECLINE_PEAKS, improve=120, recovered=210)
     assert recovery.stress(110) == 1 and 0 < recovery.stress(160) < 1 and recovery.stress(220) == 0
     assert recovery.time_at(0.5) < 120
+    partial = Course(start=0, ramp=100, peaks=DECLINE_PEAKS, improve=120, recovered=210, residual=0.4)
+    assert partial.stress(400) == pytest.approx(0.4) and partial.multiplier("whistleblowing", 400) == pytest.approx(1.8)
     silent = Course(start=10, ramp=14, peaks=UNDER_REPORTING_PEAKS, power=1.0, degrades_care=False)
     assert silent.multiplier("notification_death", 30) == pytest.approx(0.02)
+    assert silent.care_stress(30) == 0 and silent.care_time_at(0.7) == float("inf")
+    mild = Course(start=0, ramp=100, peaks=DECLINE_PEAKS, care=0.5)
+    assert mild.care_stress(100) == 0.5 and mild.care_time_at(0.7) == float("inf")
     closed = Course(start=0, ramp=10, peaks={}, stops=50)
     assert closed.multiplier("ae_attendance", 49) == 1.0 and closed.multiplier("ae_attendance", 50) == 0.0
 
@@ -258,7 +290,7 @@ def _poor_reviews(items: list[tuple[float, dict[str, Any]]], low: float, high: f
     return sum(1 for e in reviews if e["data"]["finding_level"] != "none"), len(reviews)
 
 
-def test_declines_raise_medication_incidents_and_poor_care_review_findings(
+def test_medication_failures_raise_medication_incidents_and_declines_poor_care_review_findings(
     world: tuple[list[dict[str, Any]], dict[str, Any]],
 ) -> None:
     events, truth = world
@@ -266,19 +298,25 @@ def test_declines_raise_medication_incidents_and_poor_care_review_findings(
     before = after = 0.0
     poor_before = reviews_before = poor_after = reviews_after = 0
     for trajectory in truth["trajectories"]:
-        if trajectory["kind"] not in DECLINES:
-            continue
         for loc in trajectory["locations"]:
             start = days_between(START, trajectory["start"])
-            before += _incidents(by_location[loc], 0, start, "medication_error")
-            after += _incidents(by_location[loc], start + 150, CONFIG.days, "medication_error")
-            poor, total = _poor_reviews(by_location[loc], 0, start)
-            poor_before, reviews_before = poor_before + poor, reviews_before + total
-            poor, total = _poor_reviews(by_location[loc], start + 150, CONFIG.days)
-            poor_after, reviews_after = poor_after + poor, reviews_after + total
-    assert after > 2.5 * before
-    assert reviews_before and reviews_after
-    assert poor_after / reviews_after > 2 * poor_before / reviews_before
+            full, eases = _peak_window(trajectory, loc)
+            if trajectory["kind"] == Kind.medication_failure.value:
+                before += _incidents(by_location[loc], 0, start, "medication_error")
+                after += _incidents(by_location[loc], full, eases, "medication_error")
+            if trajectory["kind"] in DECLINES:
+                poor, total = _poor_reviews(by_location[loc], 0, start)
+                poor_before, reviews_before = poor_before + poor, reviews_before + total
+                poor, total = _poor_reviews(by_location[loc], full, eases)
+                poor_after, reviews_after = poor_after + poor, reviews_after + total
+    assert after > 2.0 * before
+    # Against ordinary services' reviews, a larger sample than the declining few before they
+    # declined (1.5x that: with ~150 reviews it is noisy).
+    ordinary = [_poor_reviews(by_location[loc], 0, CONFIG.days) for loc in truth["ordinary_locations"]]
+    poor_ordinary, reviews_ordinary = sum(p for p, _ in ordinary), sum(n for _, n in ordinary)
+    assert reviews_before and reviews_after and reviews_ordinary > 500
+    assert poor_after / reviews_after > 2 * poor_ordinary / reviews_ordinary
+    assert poor_after / reviews_after > 1.5 * poor_before / reviews_before
 
 
 def test_an_under_reporter_stops_its_incident_returns_too(world: tuple[list[dict[str, Any]], dict[str, Any]]) -> None:
@@ -289,8 +327,9 @@ def test_an_under_reporter_stops_its_incident_returns_too(world: tuple[list[dict
         if trajectory["kind"] == Kind.under_reporting.value:
             items = by_location[trajectory["subject"]]
             start = days_between(START, trajectory["start"])
+            silent = start + trajectory["shapes"][trajectory["subject"]]["onset_days"]
             before += _rate(items, 0, start, {"provider_incident"})
-            after += _rate(items, start + 14, CONFIG.days, {"provider_incident"})
+            after += _rate(items, silent, CONFIG.days, {"provider_incident"})
     assert before > 0 and after < 0.15 * before
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from services.broker.settings import KafkaSettings
+from services.simulator.variants import VARIANTS
 
 
 def start_date(text: str) -> date:
@@ -23,6 +24,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--locations", type=int, help="number of locations (region 150, national 25,000)")
     parser.add_argument("--authorities", type=int, help="number of local authorities (region 3, national 153)")
     parser.add_argument("--days", type=int, default=365, help="length of the run in days (default 365)")
+    parser.add_argument(
+        "--variant",
+        choices=list(VARIANTS),
+        default="standard",
+        help="the world's preset: how much services differ, how far failures rise (docs/simulator.md)",
+    )
     parser.add_argument(
         "--start", type=start_date, default=date(2025, 1, 1), help="first day: a date or 'today' (2025-01-01)"
     )
@@ -78,6 +85,7 @@ def run_simulate(args: argparse.Namespace, kafka_settings: Callable[[], KafkaSet
             authorities=args.authorities,
             days=args.days,
             start=args.start,
+            variant=args.variant,
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -139,7 +147,8 @@ def run_simulate(args: argparse.Namespace, kafka_settings: Callable[[], KafkaSet
     per_location = result.events / len(result.population.sites) * 365 / config.days
     print(
         f"{result.events:,} events ({result.duplicates:,} resent duplicates) from {len(result.population.sites):,} "
-        f"locations over {config.days} days: {per_location:.0f} per location-year; {len(truth['trajectories'])} "
+        f"locations over {config.days} days ({config.variant} world): {per_location:.0f} per location-year; "
+        f"{len(truth['trajectories'])} "
         f"trajectories, {len(truth['severe_events'])} severe events planted; {result.seconds:.1f} s. "
         f"Truth: {args.truth}",
         file=sys.stderr,

@@ -1,8 +1,11 @@
-"""What one simulation run is: sizes, dates and the seed. Built by the CLI, passed down."""
+"""What one simulation run is: sizes, dates, the seed and the world's variant. Built by the
+CLI (or the evaluation), passed down."""
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Literal
+
+from services.simulator.variants import variant_named
 
 Scale = Literal["region", "national"]
 
@@ -22,6 +25,7 @@ class SimulationConfig:
     authorities: int | None = None
     days: int = 365
     start: date = date(2025, 1, 1)
+    variant: str = "standard"  # a name in variants.VARIANTS
 
     @property
     def location_count(self) -> int:
@@ -40,3 +44,4 @@ class SimulationConfig:
             raise ValueError("days must be at least 1")
         if self.location_count < 1 or self.authority_count < 1:
             raise ValueError("at least one location and one authority are needed")
+        variant_named(self.variant)  # UnknownVariant (a ValueError) names the presets

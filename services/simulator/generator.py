@@ -29,12 +29,12 @@ from services.simulator.rates import (
     RATING_FACTOR,
     REPORTING_DELAY_DAYS,
     REQUIREMENT_NOTICE_AFTER,
-    SITE_SIGMA,
     STREAMS,
     WORKFORCE_RETURNS_PER_YEAR,
     base_rate,
     seasonal,
 )
+from services.simulator.spread import CULTURE_PRODUCERS, family_of
 from services.simulator.trajectories import Course, Plan, Planned
 
 SOURCE_PREFIX = "urn:caresignal:source:"
@@ -137,6 +137,14 @@ class EventStream:
             "data": data,
         }
 
+    def _culture(self, site: Site, producer: str) -> float:
+        """The reporting culture of the area's system this stream comes through."""
+        if producer not in CULTURE_PRODUCERS:
+            return 1.0
+        host = site.location.host_authority
+        owner = host if producer in AUTHORITY_PRODUCERS else self.population.icb_of[host]
+        return self.plan.cultures.get(owner, {}).get(producer, 1.0)
+
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return self.run()
 
@@ -154,13 +162,16 @@ class EventStream:
         placed: dict[str, int] = {}
         for placement in self.population.placements:
             placed[placement.location_id] = placed.get(placement.location_id, 0) + placement.people_placed
+        families = {s.name: family_of(s.name) for s in STREAMS}
         for si, site in enumerate(sites):
-            factor = rng.lognormvariate(-SITE_SIGMA * SITE_SIGMA / 2, SITE_SIGMA)
             quality = RATING_FACTOR[site.rating]
             course = courses[si]
+            factors = self.plan.factors.get(site.location_id, {})
             for stream in STREAMS:
                 placed_here = placed.get(site.location_id, 0)
-                base = base_rate(stream, site.location.service_type, site.location.capacity, placed_here) * factor
+                base = base_rate(stream, site.location.service_type, site.location.capacity, placed_here)
+                # How this service and its area's systems differ from the average (spread.py).
+                base *= factors.get(families[stream.name], 1.0) * self._culture(site, stream.producer)
                 if stream.quality_sensitive:
                     base *= quality
                 if base <= 0:
@@ -220,8 +231,8 @@ class EventStream:
                 si = _WORKFORCE - index
                 course = courses[si]
                 if course is None or course.stops is None or t < course.stops:
-                    stress = course.stress(t) if course and course.degrades_care else 0.0
-                    emit(si, "workforce", t, workforce_return(rng, *baselines[si], stress))
+                    staffing = course.care_stress(t) * course.staffing if course else 0.0
+                    emit(si, "workforce", t, workforce_return(rng, *baselines[si], staffing))
                 heapq.heapreplace(heap, (t + step * rng.uniform(0.9, 1.1), index))
                 continue
             si, name, base, highest, winter = pairs[index]
@@ -234,8 +245,8 @@ class EventStream:
                 rate *= course.multiplier(name, t)
             if rng.random() * highest >= rate:
                 continue
-            stress = course.stress(t) if course is not None and course.degrades_care else 0.0
-            emit(si, streams[name].event_type, t, stream_data(name, rng, stress, people[si]))
+            stress, focus = (course.care_stress(t), course.focus) if course is not None else (0.0, "")
+            emit(si, streams[name].event_type, t, stream_data(name, rng, stress, people[si], focus))
         while out:
             self.emitted += 1
             yield heapq.heappop(out)[2]
@@ -255,7 +266,7 @@ class EventStream:
         if course is not None and course.stops is not None and item.time >= course.stops:
             return  # the service has closed
         if item.event_type == "inspection":
-            stress = course.stress(item.time) if course and course.degrades_care else 0.0
+            stress = course.care_stress(item.time) if course else 0.0
             published = datetime.fromtimestamp(self._start_epoch + item.time * _DAY, UTC).date()
             rating = inspection_rating(rng, site.rating, stress, published)
             event = emit(si, "cqc_rating", item.time, rating)

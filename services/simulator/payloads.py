@@ -116,8 +116,22 @@ class People:
         return rng.choice(self._injured)
 
 
-def stream_data(name: str, rng: random.Random, stress: float, people: People) -> dict[str, Any]:
-    """The payload of one event of a Poisson stream (see rates.STREAMS)."""
+# Whistleblowing topics and their weights at an ordinary service, and the weight each
+# failure adds at full stress (ESTIMATE; CQC's closed-cultures guidance: staff speak up
+# about care, safeguarding and managers where a service has turned inward).
+_WHISTLE_TOPICS = ["staffing", "care", "management", "medication", "safeguarding", "premises", "other"]
+_WHISTLE_BASE = [3.0, 2.0, 1.5, 1.0, 1.0, 0.5, 1.0]
+_WHISTLE_STRESS: dict[str, list[float]] = {
+    "": [0, 0, 3, 2, 0, 0, 0],
+    "staffing": [4, 0, 2, 0, 0, 0, 0],
+    "closed": [0, 2, 2, 0, 4, 0, 0],
+    "medication": [0, 0, 1, 4, 0, 0, 0],
+}
+
+
+def stream_data(name: str, rng: random.Random, stress: float, people: People, focus: str = "") -> dict[str, Any]:
+    """The payload of one event of a Poisson stream (see rates.STREAMS). `focus` names the
+    kind of failure behind the stress (course.Course.focus), where it shows in contents."""
     if name.startswith("visit_"):
         data: dict[str, Any] = {"outcome": "late" if name == "visit_late" else "missed"}
         if name == "visit_late":
@@ -158,10 +172,12 @@ def stream_data(name: str, rng: random.Random, stress: float, people: People) ->
             concern = rng.choice(["clinical_quality", "hospital_admissions", "other"])
         return {"concern": concern, "severity": _severity(rng, stress, 0.05, 0.3)}
     if name == "police_incident":
-        kind = "incident_attended" if rng.random() < 0.7 else "concern_raised"
+        # In a closed culture the police hear about care itself (ESTIMATE).
+        closed = stress if focus == "closed" else 0.0
+        kind = "incident_attended" if rng.random() < 0.7 - 0.4 * closed else "concern_raised"
         if rng.random() < 0.03:
             kind = "criminal_investigation"  # e.g. a theft from a resident, not about care quality
-        return {"kind": kind, "care_related": kind == "concern_raised" and rng.random() < 0.3}
+        return {"kind": kind, "care_related": kind == "concern_raised" and rng.random() < 0.3 + 0.5 * closed}
     if name in ("ae_attendance", "ae_repeat_injury"):
         if name == "ae_repeat_injury":
             person, injury = people.repeat(rng)
@@ -184,8 +200,9 @@ def stream_data(name: str, rng: random.Random, stress: float, people: People) ->
             tags = sorted({*tags, "safe", "well_led"}, key=KEY_QUESTIONS.index)
         return {"finding_level": level, "key_questions": tags}
     if name == "whistleblowing":
-        topics = ["staffing", "care", "management", "medication", "safeguarding", "premises", "other"]
-        topic = rng.choices(topics, weights=[3, 2, 1.5 + 3 * stress, 1 + 2 * stress, 1, 0.5, 1])[0]
+        extra = _WHISTLE_STRESS.get(focus, _WHISTLE_STRESS[""])
+        weights = [b + e * stress for b, e in zip(_WHISTLE_BASE, extra, strict=True)]
+        topic = rng.choices(_WHISTLE_TOPICS, weights=weights)[0]
         return {"topic": topic, "key_questions": ["well_led"] if topic == "management" else ["safe"]}
     if name == "manager_left":
         return {"registered_manager_left": True}
@@ -208,7 +225,8 @@ def stream_data(name: str, rng: random.Random, stress: float, people: People) ->
 
 def workforce_return(rng: random.Random, agency: float, vacancy: float, stress: float) -> dict[str, Any]:
     """A monthly return. Skills for Care: vacancy rate ~8 % in 2023-24; agency staff
-    ESTIMATE ~6 % of care hours. Under stress both rise and induction and training lapse."""
+    ESTIMATE ~6 % of care hours. Under stress both rise and induction and training lapse;
+    `stress` here is the staffing stress (up to ~1.8 in a staffing collapse)."""
     share = min(1.0, max(0.0, agency + 0.35 * stress + rng.gauss(0, 0.015)))
     vacant = min(1.0, max(0.0, vacancy + 0.2 * stress + rng.gauss(0, 0.01)))
     return {

@@ -174,9 +174,8 @@ RATING_FACTOR: dict[Rating, float] = {
     Rating.requires_improvement: 1.3,
     Rating.inadequate: 1.8,
 }
-# Services differ beyond their size and rating (ESTIMATE): each location's rates are
-# multiplied by a log-normal factor with mean 1 and this sigma.
-SITE_SIGMA = 0.3
+# Services differ beyond their size and rating, and authorities in what reaches their
+# systems: spread.py multiplies these rates by factors of each location and area.
 
 # Reporting delay per producer, in days: (mean of an exponential, cap). ESTIMATE from how
 # each source works: call monitoring within the hour; notifications "without delay";

@@ -1,11 +1,9 @@
-"""Planted trajectories: how services fail, recover or go quiet, as functions of time.
+"""Planted trajectories: who fails how and when, and the one-off events the world schedules.
 
-Pure. A `Course` says how one location's signal rates move: a stress curve between 0
-(ordinary) and 1 (the trajectory at its worst) and, per stream, the rate multiplier at
-full stress. The shapes follow how services fail (the domain brief's patterns): a decline
-shows as a series of medication errors, neglect, repeat injuries, complaints, missed GP
-appointments and staff speaking up, long before a regulator acts. Peak multipliers are
-ESTIMATES: services rated Inadequate have several times the concerns of Good ones.
+Pure. Each planted location gets a `Course` (course.py) drawn from the library of
+deteriorations (deteriorations.py): a slow decline, a staffing collapse, a closed culture,
+failing medicines management, several locations of one provider declining together, a
+short burst that passes, a provider that stops reporting, a decline that recovers.
 
 Also planned here: one-off events the world schedules (inspections, a manager leaving, a
 warning notice), the rare genuine severe event at a good service, and ordinary one-off
@@ -14,141 +12,85 @@ poor care. Times are days from the start of the run.
 
 import math
 import random
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
 from schemas.directory import ServiceType
+from services.simulator.course import Course
+from services.simulator.deteriorations import (
+    BURST,
+    CLOSED,
+    GRADUAL,
+    MEDICATION,
+    RECOVERY,
+    STAFFING,
+    UNDER_REPORTING,
+    Template,
+    draw_course,
+)
 from services.simulator.population import Population, Site
 from services.simulator.rates import INSPECTION_INTERVAL_DAYS
+from services.simulator.variants import STANDARD, Variant
+
+__all__ = ["Course", "Kind", "Plan", "Planned", "Trajectory", "plan_world"]
 
 
 class Kind(StrEnum):
     gradual_decline = "gradual_decline"
-    manager_departure = "manager_departure"
-    homecare_collapse = "homecare_collapse"
+    staffing_collapse = "staffing_collapse"
+    closed_culture = "closed_culture"
+    medication_failure = "medication_failure"
     corporate_failure = "corporate_failure"
+    short_burst = "short_burst"
     under_reporting = "under_reporting"
     recovery = "recovery"
 
 
-DECLINE_PEAKS: dict[str, float] = {
-    "complaint_general": 3.0,
-    "complaint_medication": 6.0,  # "a series of medication errors"
-    "complaint_staffing": 4.0,
-    "ccg_medication": 5.0,
-    "ccg_pressure_ulcers": 4.0,  # "signs of neglect"
-    "ccg_other": 2.5,
-    "safeguarding_neglect": 4.0,
-    "safeguarding_other": 1.5,
-    "ae_attendance": 1.6,  # "more A&E attendances"
-    "ae_repeat_injury": 6.0,  # "especially the same injury more than once"
-    "missed_gp": 3.0,  # "a pattern of missed GP or dental appointments"
-    "missed_dental": 3.0,
-    "whistleblowing": 6.0,
-    "contract_monitoring": 2.5,  # commissioners visit more once worried
-    "notification_serious_injury": 2.0,
-    "police_incident": 1.5,
-    "visit_missed": 2.0,
-    "visit_missed_time_critical": 3.0,
-    "visit_late": 2.0,
-    "incident_medication_error": 5.0,  # the provider's own audits show the series too
-    "incident_pressure_ulcer": 4.0,
-    "incident_missed_care": 4.0,
-    "incident_fall": 1.5,
-    "care_review": 1.5,  # authorities bring reviews forward once worried
+# The level the world says each kind deserves while active (the domain brief's rows): a
+# slide in care is at least Moderate; a burst that passes and a provider gone quiet
+# ("unusually low" concerns) at least Minor.
+EXPECTED_LEVEL: dict[Kind, str] = {k: "moderate" for k in Kind} | {
+    Kind.short_burst: "minor",
+    Kind.under_reporting: "minor",
 }
-MANAGER_PEAKS = DECLINE_PEAKS | {"complaint_staffing": 6.0, "whistleblowing": 8.0}
-COLLAPSE_PEAKS: dict[str, float] = {
-    "visit_missed": 8.0,  # "repeated missed visits by a home-care agency"
-    "visit_missed_time_critical": 10.0,
-    "visit_late": 5.0,
-    "complaint_general": 4.0,
-    "complaint_staffing": 8.0,
-    "complaint_medication": 4.0,
-    "safeguarding_neglect": 4.0,
-    "whistleblowing": 6.0,
-    "ccg_medication": 3.0,
-    "ae_attendance": 1.5,
-    "contract_monitoring": 2.5,
-    "incident_missed_care": 6.0,
-    "incident_medication_error": 3.0,
-    "care_review": 1.5,
-}
-# The provider stops telling: its own notifications and concerns all but stop, while
-# families, the NHS, police and commissioners go on as before.
-UNDER_REPORTING_PEAKS: dict[str, float] = {
-    "notification_death": 0.02,
-    "notification_dols": 0.02,
-    "notification_serious_injury": 0.02,
-    "notification_abuse": 0.02,
-    "notification_police": 0.02,
-    "safeguarding_neglect": 0.05,
-    "safeguarding_other": 0.05,
-    # Its own incident returns dry up as well (the contract return is the provider's too).
-    "incident_medication_error": 0.05,
-    "incident_fall": 0.05,
-    "incident_pressure_ulcer": 0.05,
-    "incident_missed_care": 0.05,
-    "incident_other": 0.05,
-}
-# Across an organisation each location slides, a little less steeply than a lone decline.
-CORPORATE_PEAKS = {k: 1.0 + 0.75 * (v - 1.0) for k, v in DECLINE_PEAKS.items()}
-
 # Share of the population planted with each kind (ESTIMATE: enough of each to measure,
-# few enough that ordinary locations dominate as they do in the country).
+# few enough that ordinary locations dominate as they do in the country). Corporate
+# failure: a share of organisations with 3 to 40 locations. Under-reporting: the variant's.
 PLANT_SHARE: dict[Kind, float] = {
     Kind.gradual_decline: 0.02,
-    Kind.manager_departure: 0.012,
-    Kind.homecare_collapse: 0.03,  # of home-care agencies
-    Kind.corporate_failure: 0.02,  # of organisations with 3 to 40 locations
-    Kind.under_reporting: 0.012,
+    Kind.staffing_collapse: 0.02,
+    Kind.closed_culture: 0.01,
+    Kind.medication_failure: 0.015,
+    Kind.corporate_failure: 0.02,
+    Kind.short_burst: 0.02,
     Kind.recovery: 0.012,
 }
+# (first, last) start as shares of the run: history before each start; under-reporting
+# later, so that a detector has a year of the provider's reports to compare with.
+START_WINDOW: dict[Kind, tuple[float, float]] = {k: (0.1, 0.5) for k in Kind} | {
+    Kind.under_reporting: (0.35, 0.7),
+    Kind.recovery: (0.1, 0.3),
+    Kind.short_burst: (0.1, 0.85),
+}
+# Staffing collapse (ESTIMATES): the registered manager leaves first in most; most
+# providers then notify the absence (Regulation 14: 28 days or more); half of the
+# agencies that collapse hand back their packages and close.
+MANAGER_LEAVES = 0.75
+ABSENCE_NOTIFIED = 0.85
+AGENCY_CLOSES = 0.5
+# A group's failing reaches most of its locations (ESTIMATE: 60-100 %, at least three).
+GROUP_REACH = (0.6, 1.0)
 # The rare genuine severe event at an ordinary service, per bed or person a year
 # (ESTIMATE: ~3 % of care homes and ~2.5 % of agencies a year; NF: "rare per location but
 # not rare nationally: a small number of locations at Major at any time").
 SEVERE_PER_UNIT_YEAR: dict[bool, float] = {True: 0.001, False: 0.0003}
 ONE_OFF_SHARE = 0.3  # ordinary locations given one labelled piece of one-off poor care
-
-
-@dataclass(frozen=True)
-class Course:
-    """How one location's rates move over time."""
-
-    start: float
-    ramp: float  # days from start to full stress
-    peaks: dict[str, float]
-    power: float = 1.5  # >1: slow at first, then faster
-    improve: float | None = None  # recovery: stress falls from here...
-    recovered: float | None = None  # ...to zero here
-    stops: float | None = None  # the service closes: no events after this
-    degrades_care: bool = True  # stress shows in payloads (severity, findings, staffing)
-
-    def stress(self, t: float) -> float:
-        if t <= self.start:
-            return 0.0
-        level = math.pow(min(1.0, (t - self.start) / self.ramp), self.power)
-        if self.improve is not None and self.recovered is not None and t > self.improve:
-            at_improve = math.pow(min(1.0, (self.improve - self.start) / self.ramp), self.power)
-            return max(0.0, at_improve * (1.0 - (t - self.improve) / (self.recovered - self.improve)))
-        return level
-
-    def time_at(self, stress: float) -> float:
-        """When the stress first reaches this level (inf if never)."""
-        end = self.start + self.ramp * math.pow(stress, 1 / self.power)
-        if self.improve is not None and end > self.improve:
-            return math.inf
-        return end
-
-    def multiplier(self, stream: str, t: float) -> float:
-        if self.stops is not None and t >= self.stops:
-            return 0.0
-        peak = self.peaks.get(stream)
-        return 1.0 if peak is None else 1.0 + (peak - 1.0) * self.stress(t)
-
-    def max_multiplier(self, stream: str) -> float:
-        return max(1.0, self.peaks.get(stream, 1.0))
+# A workforce return flagging concerns about the manager at an ordinary service, with
+# nothing else behind it (ESTIMATE 0.03 a location-year: capacity tracker and contract
+# returns note such concerns at a few per cent of services a year, most resolved).
+MANAGER_CONCERN_PER_YEAR = 0.03
 
 
 @dataclass(frozen=True)
@@ -183,27 +125,33 @@ class Plan:
     trajectories: list[Trajectory] = field(default_factory=list)
     courses: dict[str, Course] = field(default_factory=dict)
     planned: list[Planned] = field(default_factory=list)
+    variant: Variant = STANDARD
+    # Per location, per signal family; per authority or commissioner, per source (spread.py).
+    factors: dict[str, dict[str, float]] = field(default_factory=dict)
+    cultures: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def _sg(abuse: str, serious: bool = False, death: bool = False) -> dict[str, Any]:
     return {"abuse_type": abuse, "serious": serious, "linked_death": death}
 
 
-def _decline_events(rng: random.Random, course: Course, location: str, label: str, days: int) -> list[Planned]:
+def _decline_events(
+    rng: random.Random, course: Course, location: str, label: str, days: int, closed: bool = False
+) -> list[Planned]:
     """A regulator and safeguarding teams catch up late in a decline."""
     out: list[Planned] = []
-    t70 = course.time_at(0.7)
+    t70 = course.care_time_at(0.7)
     if math.isfinite(t70):
         inspected = t70 + rng.uniform(14, 60)
         out.append(Planned(inspected, location, "inspection", label=label))
         if rng.random() < 0.5:
             notice = {"action": "warning_notice", "quality_related": True}
             out.append(Planned(inspected + rng.uniform(7, 30), location, "cqc_enforcement", notice, label, True))
-    t85 = course.time_at(0.85)
+    t85 = course.care_time_at(0.85)
     if math.isfinite(t85) and rng.random() < 0.3:
-        out.append(
-            Planned(t85 + rng.uniform(0, 60), location, "safeguarding_concern", _sg("neglect", True), label, True)
-        )
+        # What a closed culture hides comes out as abuse; a decline's as neglect.
+        concern = _sg(rng.choice(["psychological", "physical"]) if closed else "neglect", True)
+        out.append(Planned(t85 + rng.uniform(0, 60), location, "safeguarding_concern", concern, label, True))
     return [p for p in out if p.time < days]
 
 
@@ -218,82 +166,153 @@ def _count(share: float, population: int) -> int:
     return max(1, round(share * population))
 
 
-def plan_world(rng: random.Random, population: Population, days: int) -> Plan:
-    """Chooses who fails how and when; every start falls inside the run."""
-    plan = Plan()
-    sites = population.sites
-    taken: set[str] = set()
-    n = len(sites)
-    ramp_cap = 0.5 * days  # short runs compress trajectories so that they show
+class _Planter:
+    """Adds trajectories to a plan; one location carries at most one."""
 
-    def add(kind: Kind, scope: str, subject: str, locs: list[str], start: float, level: str, **kw: Any) -> str:
-        label = f"T{len(plan.trajectories) + 1:04d}"
-        plan.trajectories.append(Trajectory(label, kind, scope, subject, locs, start, level, **kw))
+    def __init__(
+        self, rng: random.Random, population: Population, days: int, variant: Variant, shares: Mapping[Kind, float]
+    ) -> None:
+        self.rng, self.population, self.days, self.variant = rng, population, days, variant
+        self.shares = shares
+        self.plan = Plan(variant=variant)
+        self.taken: set[str] = set()
+
+    def start(self, kind: Kind) -> float:
+        low, high = START_WINDOW[kind]
+        return self.rng.uniform(low, high) * self.days
+
+    def add(self, kind: Kind, scope: str, subject: str, locations: list[str], start: float, **kw: Any) -> str:
+        label = f"T{len(self.plan.trajectories) + 1:04d}"
+        trajectory = Trajectory(label, kind, scope, subject, locations, start, EXPECTED_LEVEL[kind], **kw)
+        self.plan.trajectories.append(trajectory)
         return label
 
-    # Corporate failure: an organisation of 3+ locations whose services slide together.
-    groups = sorted((p for p, locs in population.organisations.items() if 3 <= len(locs) <= 40))
-    for provider in rng.sample(groups, min(len(groups), _count(PLANT_SHARE[Kind.corporate_failure], len(groups)))):
+    def own_rng(self) -> random.Random:
+        """A generator of its own for one course's details: however many draws a variant
+        makes there, the plan's other choices stay those of every variant of the seed."""
+        return random.Random(self.rng.getrandbits(64))
+
+    def course(self, site: Site, template: Template, start: float, **kw: Any) -> Course:
+        service = site.location.service_type
+        course = draw_course(self.own_rng(), template, service, start, self.days, self.variant, **kw)
+        self.plan.courses[site.location_id] = course
+        return course
+
+    def catch_up(self, course: Course, location: str, label: str, closed: bool = False) -> None:
+        self.plan.planned += _decline_events(self.own_rng(), course, location, label, self.days, closed)
+
+    def sites(self, kind: Kind, eligible: Callable[[Site], bool]) -> list[Site]:
+        pool = [s for s in self.population.sites if eligible(s)]
+        return _pick(self.rng, pool, _count(self.shares[kind], len(self.population.sites)), self.taken)
+
+    def declines(self, kind: Kind, template: Template, eligible: Callable[[Site], bool]) -> None:
+        for site in self.sites(kind, eligible):
+            start = self.start(kind)
+            label = self.add(kind, "location", site.location_id, [site.location_id], start)
+            course = self.course(site, template, start)
+            self.catch_up(course, site.location_id, label, closed=kind is Kind.closed_culture)
+
+
+def _corporate(p: _Planter) -> None:
+    """Several locations of one provider slide together, from one cause, staggered by up
+    to 60 days, each a little less steeply than a lone decline."""
+    population, rng = p.population, p.rng
+    groups = sorted(o for o, locs in population.organisations.items() if 3 <= len(locs) <= 40)
+    wanted = _count(p.shares[Kind.corporate_failure], len(groups))
+    by_id = {s.location_id: s for s in population.sites}
+    for provider in rng.sample(groups, min(len(groups), wanted)):
         members = population.organisations[provider]
-        start = rng.uniform(0.1, 0.45) * days
-        label = add(Kind.corporate_failure, "organisation", provider, list(members), start, "moderate")
-        for loc in members:
-            taken.add(loc)
-            course = Course(
-                start + rng.uniform(0, min(60, 0.2 * days)), min(rng.uniform(150, 240), ramp_cap), CORPORATE_PEAKS
-            )
-            plan.courses[loc] = course
-            plan.planned += _decline_events(rng, course, loc, label, days)
+        template = rng.choice([GRADUAL, STAFFING, MEDICATION])
+        reach = max(3, round(rng.uniform(*GROUP_REACH) * len(members)))
+        declining = sorted(rng.sample(members, min(reach, len(members))), key=members.index)
+        start = p.start(Kind.corporate_failure)
+        label = p.add(Kind.corporate_failure, "organisation", provider, declining, start)
+        for loc in declining:
+            p.taken.add(loc)
+            course = p.course(by_id[loc], template, start + rng.uniform(0, min(60, 0.2 * p.days)), scale=0.75)
+            p.catch_up(course, loc, label)
 
-    home_care = [s for s in sites if s.location.service_type is ServiceType.home_care and s.location.capacity >= 20]
-    for site in _pick(
-        rng, home_care, _count(PLANT_SHARE[Kind.homecare_collapse] * len(home_care) / max(n, 1), n), taken
-    ):
-        loc, start = site.location_id, rng.uniform(0.1, 0.5) * days
-        ramp = min(rng.uniform(60, 120), ramp_cap)
-        stop = start + ramp + rng.uniform(0, 21)
-        ends = rng.random() < 0.6 and stop < days
-        label = add(Kind.homecare_collapse, "location", loc, [loc], start, "moderate", end=stop if ends else None)
-        plan.courses[loc] = Course(start, ramp, COLLAPSE_PEAKS, power=2.0, stops=stop + 7 if ends else None)
-        if ends:
-            disruption = {"category": "service_disruption", "linked_to_safeguarding": False}
-            plan.planned.append(Planned(stop, loc, "statutory_notification", disruption, label))
-        plan.planned += _decline_events(rng, plan.courses[loc], loc, label, days)
 
-    homes = [s for s in sites if s.care_home and s.location.capacity >= 15]
-    for site in _pick(rng, homes, _count(PLANT_SHARE[Kind.under_reporting], n), taken):
-        loc, start = site.location_id, rng.uniform(0.35, 0.7) * days
-        add(Kind.under_reporting, "location", loc, [loc], start, "minor", note="notifications and concerns stop")
-        plan.courses[loc] = Course(start, min(14.0, ramp_cap), UNDER_REPORTING_PEAKS, power=1.0, degrades_care=False)
-
-    for kind in (Kind.gradual_decline, Kind.manager_departure, Kind.recovery):
-        for site in _pick(rng, sites, _count(PLANT_SHARE[kind], n), taken):
-            loc, start = site.location_id, rng.uniform(0.1, 0.5 if kind is not Kind.recovery else 0.3) * days
-            if kind is Kind.gradual_decline:
-                label = add(kind, "location", loc, [loc], start, "moderate")
-                course = Course(start, min(rng.uniform(150, 270), ramp_cap), DECLINE_PEAKS)
-            elif kind is Kind.manager_departure:
-                label = add(kind, "location", loc, [loc], start, "moderate", note="manager leaves, then decline")
-                left = {"registered_manager_left": True, "manager_concerns": True}
+def _staffing(p: _Planter) -> None:
+    """The manager leaves (mostly), staff follow; an agency may close."""
+    rng = p.rng
+    for site in p.sites(Kind.staffing_collapse, lambda s: s.location.capacity >= 10):
+        loc, start = site.location_id, p.start(Kind.staffing_collapse)
+        agency = site.location.service_type is ServiceType.home_care
+        closes = agency and rng.random() < AGENCY_CLOSES
+        label = p.add(Kind.staffing_collapse, "location", loc, [loc], start)
+        leaves = rng.random() < MANAGER_LEAVES
+        # The decline follows the manager's going by up to a month.
+        course = p.course(site, STAFFING, start + (rng.uniform(0, min(30, 0.1 * p.days)) if leaves else 0.0))
+        if leaves:
+            left = {"registered_manager_left": True, "manager_concerns": True}
+            p.plan.planned.append(Planned(start, loc, "workforce", left, label))
+            if rng.random() < ABSENCE_NOTIFIED:
                 absence = {"category": "registered_manager_absence", "linked_to_safeguarding": False}
-                plan.planned.append(Planned(start, loc, "workforce", left, label))
-                # Regulation 14: an absence of 28 days or more must be notified.
-                plan.planned.append(Planned(start + 28, loc, "statutory_notification", absence, label))
-                course = Course(start + min(30, 0.1 * days), min(rng.uniform(120, 200), ramp_cap), MANAGER_PEAKS)
-            else:
-                ramp = min(rng.uniform(90, 150), 0.3 * days)
-                improve = start + ramp + rng.uniform(0, 0.05 * days)
-                recovered = improve + min(90.0, 0.25 * days)
-                label = add(kind, "location", loc, [loc], start, "moderate", end=improve, recovered=recovered)
-                course = Course(start, ramp, DECLINE_PEAKS, improve=improve, recovered=recovered)
-            plan.courses[loc] = course
-            if kind is not Kind.recovery:
-                plan.planned += _decline_events(rng, course, loc, label, days)
+                p.plan.planned.append(Planned(start + 28, loc, "statutory_notification", absence, label))
+        stop = course.start + course.ramp + rng.uniform(0, 21)
+        if closes and stop < p.days:
+            p.plan.trajectories[-1].end = stop
+            p.plan.courses[loc] = course = _closing(course, stop + 7)
+            disruption = {"category": "service_disruption", "linked_to_safeguarding": False}
+            p.plan.planned.append(Planned(stop, loc, "statutory_notification", disruption, label))
+        p.catch_up(course, loc, label)
 
-    for site in sites:
-        plan.planned += _ordinary_events(rng, site, site.location_id in taken, days)
-    plan.planned.sort(key=lambda p: (p.time, p.location, p.event_type))
-    return plan
+
+def _closing(course: Course, stops: float) -> Course:
+    return replace(course, stops=stops, improve=None, recovered=None, residual=0.0)
+
+
+def _passing(p: _Planter, kind: Kind, template: Template, eligible: Callable[[Site], bool], note: str) -> None:
+    """Trajectories that end: a burst that passes, a decline that recovers."""
+    for site in p.sites(kind, eligible):
+        start = p.start(kind)
+        ramp_cap = 0.3 if kind is Kind.recovery else 0.5
+        course = p.course(site, template, start, ramp_cap=ramp_cap)
+        p.add(
+            kind, "location", site.location_id, [site.location_id], start,
+            end=course.improve, recovered=course.recovered, note=note,
+        )  # fmt: skip
+
+
+def plant_shares(variant: Variant) -> dict[Kind, float]:
+    """Each kind's share of the population under this variant (at least one of each)."""
+    shares = {kind: share * variant.plant_scale for kind, share in PLANT_SHARE.items()}
+    return shares | {Kind.under_reporting: variant.under_reporting_share}
+
+
+def plan_world(
+    rng: random.Random,
+    population: Population,
+    days: int,
+    variant: Variant = STANDARD,
+    shares: Mapping[Kind, float] | None = None,
+) -> Plan:
+    """Chooses who fails how and when; every start falls inside the run. `shares`: each
+    kind's share of the population (default `plant_shares(variant)`; tests that measure a
+    kind plant more of it)."""
+    p = _Planter(rng, population, days, variant, plant_shares(variant) if shares is None else shares)
+    _corporate(p)
+    homes = lambda s: s.care_home and s.location.capacity >= 15  # noqa: E731
+    for site in p.sites(Kind.under_reporting, homes):
+        start = p.start(Kind.under_reporting)
+        p.add(Kind.under_reporting, "location", site.location_id, [site.location_id], start,
+              note="notifications, incident returns and referrals stop")  # fmt: skip
+        p.course(site, UNDER_REPORTING, start)
+    # Closed cultures grow where people live (care homes, supported living), CQC's concern.
+    residential = {ServiceType.care_home, ServiceType.nursing_home, ServiceType.supported_living}
+    p.declines(
+        Kind.closed_culture, CLOSED, lambda s: s.location.service_type in residential and s.location.capacity >= 8
+    )
+    _staffing(p)
+    p.declines(Kind.medication_failure, MEDICATION, lambda s: s.location.capacity >= 5)
+    p.declines(Kind.gradual_decline, GRADUAL, lambda s: True)
+    _passing(p, Kind.recovery, RECOVERY, lambda s: True, "an improvement plan brings it back")
+    _passing(p, Kind.short_burst, BURST, lambda s: s.location.capacity >= 5, "a burst that passes")
+    for site in population.sites:
+        p.plan.planned += _ordinary_events(rng, site, site.location_id in p.taken, days)
+    p.plan.planned.sort(key=lambda x: (x.time, x.location, x.event_type))
+    return p.plan
 
 
 _SEVERE_KINDS: list[tuple[float, str]] = [
@@ -339,7 +358,8 @@ def _ordinary_events(rng: random.Random, site: Site, planted: bool, days: int) -
         else:
             proceedings = {"kind": "criminal_proceedings", "care_related": True}
             out.append(Planned(t, loc, "police_flag", proceedings, label, True))
-    elif rng.random() < ONE_OFF_SHARE:
+        return out
+    if rng.random() < ONE_OFF_SHARE:
         t = rng.uniform(0, days)
         if site.location.service_type is ServiceType.home_care and rng.random() < 0.5:
             visit = {"outcome": "missed", "time_critical": True}
@@ -347,4 +367,8 @@ def _ordinary_events(rng: random.Random, site: Site, planted: bool, days: int) -
         else:
             noise, event_type, data = rng.choice(_ONE_OFF)
             out.append(Planned(t, loc, event_type, data, f"N-{loc}", noise=noise))
+    if rng.random() < 1 - math.exp(-MANAGER_CONCERN_PER_YEAR * days / 365):
+        # One uncorroborated flag: no pattern behind it, so the world expects no level.
+        flag = {"manager_concerns": True}
+        out.append(Planned(rng.uniform(0, days), loc, "workforce", flag, f"M-{loc}", noise="manager_concern_flag"))
     return out

@@ -13,11 +13,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.simulator.config import SimulationConfig
+from services.simulator.course import Course
 from services.simulator.generator import Labelled
 from services.simulator.population import Population
 from services.simulator.trajectories import Plan
 
-TRUTH_VERSION = 1
+# 2: the variant, new kinds (staffing_collapse, closed_culture, medication_failure,
+# short_burst in place of manager_departure and homecare_collapse) and each planted
+# location's shape.
+TRUTH_VERSION = 2
+# A course reaching full stress within this many days has a fast onset.
+FAST_ONSET_DAYS = 90.0
 
 
 def _iso(config: SimulationConfig, days: float | None) -> str | None:
@@ -25,6 +31,19 @@ def _iso(config: SimulationConfig, days: float | None) -> str | None:
         return None
     start = datetime(config.start.year, config.start.month, config.start.day, tzinfo=UTC)
     return (start + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _shape(config: SimulationConfig, course: Course) -> dict[str, Any]:
+    """How one planted location's rates move: for reports per shape, not for scoring."""
+    return {
+        "rises_from": _iso(config, course.start),  # after the trajectory's start where a cause comes first
+        "onset": "fast" if course.ramp <= FAST_ONSET_DAYS else "slow",
+        "onset_days": round(course.ramp, 1),
+        "power": round(course.power, 2),
+        "signals": {stream: round(peak, 3) for stream, peak in sorted(course.peaks.items())},
+        "eases_from": _iso(config, course.improve),
+        "residual": round(course.residual, 3) if course.improve is not None else None,
+    }
 
 
 def build_truth(
@@ -55,12 +74,14 @@ def build_truth(
                 "major_from": major.time if major else None,
                 "major_event_id": major.event_id if major else None,
                 "note": trajectory.note,
+                "shapes": {loc: _shape(config, plan.courses[loc]) for loc in trajectory.locations},
             }
         )
     return {
         "version": TRUTH_VERSION,
         "seed": config.seed,
         "scale": config.scale,
+        "variant": {"name": plan.variant.name, **plan.variant.parameters()},
         "start": _iso(config, 0.0),
         "end": _iso(config, float(config.days)),
         "locations": len(population.sites),
