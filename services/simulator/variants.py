@@ -49,10 +49,9 @@ class Variant:
     under_reporting_share: float = 0.012
 
     def __post_init__(self) -> None:
-        for field in fields(self):
-            value = getattr(self, field.name)
-            if isinstance(value, float) and value < 0:
-                raise ValueError(f"variant {self.name}: {field.name} must not be negative")
+        for name, value in self.parameters().items():
+            if value < 0:
+                raise ValueError(f"variant {self.name}: {name} must not be negative")
         if self.severity <= 0 or self.plant_scale <= 0:
             raise ValueError(f"variant {self.name}: severity and plant_scale must be positive")
         if self.own_reports_in_decline > 1 or self.under_reporting_share > 0.5:
@@ -60,7 +59,7 @@ class Variant:
 
     def parameters(self) -> dict[str, float]:
         """The numbers, for the ground truth and reports."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if isinstance(getattr(self, f.name), float)}
+        return {f.name: float(getattr(self, f.name)) for f in fields(self) if f.name not in ("name", "summary")}
 
 
 STANDARD = Variant("standard", "the default world: services differ by about a third, failures as in the library")
