@@ -143,7 +143,7 @@ def test_a_scenario_replays_the_same_twice_and_split_by_partition(policy: Policy
     scenario = Scenario("test", 7, 25, 45)
     one = run_scenario(scenario, policy)
     again = run_scenario(scenario, policy)
-    assert one.policy == again.policy and one.baseline == again.baseline
+    assert one.policy == again.policy and one.observations == again.observations
     assert any(c.new >= Level.moderate for c in one.policy)
     split = run_scenario(scenario, policy, workers=2)
 
@@ -153,3 +153,10 @@ def test_a_scenario_replays_the_same_twice_and_split_by_partition(policy: Policy
     # Without peer rules, splitting by partition changes nothing for any location.
     assert by_location(split.policy) == by_location(one.policy)
     assert split.events == one.events
+    # Each process observes its own locations; together, every event once.
+    rows = sorted(zip(one.observations.location, one.observations.time, one.observations.signal, strict=True))
+    assert (
+        sorted(zip(split.observations.location, split.observations.time, split.observations.signal, strict=True))
+        == rows
+    )
+    assert split.observations.arrivals == one.observations.arrivals

@@ -8,7 +8,12 @@ from pathlib import Path
 
 from services.broker.settings import PROJECT_ROOT
 
-DEFAULT_SEEDS = "101,102,103,104,105"
+DEFAULT_SEEDS = "101,102"
+DEFAULT_DAYS = 365
+# The full held-out run (`--full`): eight seeds, every variant, two years. Seeds 1-3 are
+# the tuning seeds and are never among these.
+FULL_SEEDS = "101,102,103,104,105,106,107,108"
+FULL_DAYS = 730
 
 
 def _seeds(text: str) -> list[int]:
@@ -22,9 +27,19 @@ def _seeds(text: str) -> list[int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seeds", type=_seeds, default=_seeds(DEFAULT_SEEDS), help=f"regional seeds ({DEFAULT_SEEDS})")
+    parser.add_argument("--seeds", type=_seeds, help=f"regional seeds ({DEFAULT_SEEDS}; --full: {FULL_SEEDS})")
+    parser.add_argument(
+        "--variants",
+        default="all",
+        help="world variants: 'all' (default) or names separated by commas (the simulator's presets)",
+    )
     parser.add_argument("--locations", type=int, default=150, help="locations per regional scenario (150)")
-    parser.add_argument("--days", type=int, default=365, help="days per regional scenario (365)")
+    parser.add_argument("--days", type=int, help=f"days per regional scenario ({DEFAULT_DAYS}; --full: {FULL_DAYS})")
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help=f"the full held-out run: seeds {FULL_SEEDS}, every variant, {FULL_DAYS} days (unless given)",
+    )
     parser.add_argument("--national", action="store_true", help="also run a national population (25,000 locations)")
     parser.add_argument(
         "--national-days", type=int, default=14, help="days of the national scenario (14: a year takes hours)"
@@ -50,12 +65,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--progress", action="store_true", help="report each scenario as it finishes, on stderr")
 
 
-def _command(args: argparse.Namespace) -> str:
+def _command(args: argparse.Namespace, variants: list[str]) -> str:
     """The command line that gives these results (the options that change them)."""
-    parts = ["caresignal", "evaluate", "--seeds", ",".join(map(str, args.seeds))]
+    parts = ["caresignal", "evaluate", "--variants", ",".join(variants), "--seeds", ",".join(map(str, args.seeds))]
     parts += ["--locations", str(args.locations), "--days", str(args.days)]
     if args.national:
         parts += ["--national", "--national-days", str(args.national_days), "--national-seed", str(args.national_seed)]
+    if args.warmup_days != 90.0:
+        parts += ["--warmup-days", f"{args.warmup_days:g}"]
     if args.workers > 1:
         parts += ["--workers", str(args.workers)]
     if args.policy:
@@ -63,14 +80,36 @@ def _command(args: argparse.Namespace) -> str:
     return shlex.join(parts)
 
 
+def _variants(text: str, known: list[str]) -> list[str]:
+    if text == "all":
+        return known
+    chosen = [v.strip() for v in text.split(",") if v.strip()]
+    unknown = [v for v in chosen if v not in known]
+    if unknown or not chosen:
+        raise ValueError(
+            f"--variants: unknown {', '.join(unknown) or '(none given)'}; the simulator has {', '.join(known)}"
+        )
+    return chosen
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
-    from services.evaluation.report import generated, write_report
-    from services.evaluation.scenarios import Scenario, ScenarioRun, baseline_changes, run_scenario, run_scenarios
+    from services.evaluation.report import Context, generated, write_report
+    from services.evaluation.results import variant_result
+    from services.evaluation.scenarios import Scenario, ScenarioRun, run_scenario, run_scenarios, variant_names
     from services.evaluation.store import cache_path, code_digest, load_run, save_run
+    from services.evaluation.sweep import pool, score_all
     from services.scoring.policy import DEFAULT_POLICY, PolicyError, load_policy
 
+    started = time.monotonic()
+    args.seeds = args.seeds or _seeds(FULL_SEEDS if args.full else DEFAULT_SEEDS)
+    args.days = args.days or (FULL_DAYS if args.full else DEFAULT_DAYS)
     if args.locations < 1 or args.days < 1 or args.national_days < 1 or args.workers < 1:
         print("error: --locations, --days, --national-days and --workers must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        variants = _variants("all" if args.full else args.variants, variant_names())
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
         policy = load_policy(args.policy or DEFAULT_POLICY)
@@ -84,8 +123,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
         if args.progress:
             rate = run.events / run.replay_cpu_s if run.replay_cpu_s else 0.0
             print(
-                f"{time.strftime('%H:%M:%S')} {run.scenario.name} seed {run.scenario.seed}: {run.events:,} events, "
-                f"replay {run.replay_cpu_s:,.0f} s CPU ({rate:,.0f} events/s), {run.wall_s:,.0f} s wall",
+                f"{time.strftime('%H:%M:%S')} {run.scenario.name} {run.scenario.variant} seed {run.scenario.seed}: "
+                f"{run.events:,} events, replay {run.replay_cpu_s:,.0f} s CPU ({rate:,.0f} events/s), "
+                f"{run.wall_s:,.0f} s wall",
                 file=sys.stderr,
             )
 
@@ -94,7 +134,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
         if args.no_cache or not path.exists():
             return None
         run = load_run(path)
-        run.baseline = baseline_changes(scenario)
         note(run)
         return run
 
@@ -103,7 +142,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             save_run(run, cache_path(args.cache, run.scenario, policy_json, code))
         note(run)
 
-    regional = [Scenario("region", seed, args.locations, args.days) for seed in args.seeds]
+    regional = [Scenario("region", s, args.locations, args.days, variant=v) for v in variants for s in args.seeds]
     found = {s: cached(s) for s in regional}
     fresh = run_scenarios([s for s in regional if found[s] is None], policy, args.workers, keep)
     fresh_by = {r.scenario: r for r in fresh}
@@ -116,7 +155,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
             run = run_scenario(scenario, policy, workers=args.workers)
             keep(run)
         national.append(run)
-    text = generated(runs, national, _command(args), policy.version, args.img, args.out, args.warmup_days)
-    write_report(args.out, text)
-    print(f"wrote {args.out} and plots in {args.img}", file=sys.stderr)
+    scored = score_all(runs, args.warmup_days, args.workers)
+    results = [
+        variant_result(
+            v, len(args.seeds), pool([s for r, s in zip(runs, scored, strict=True) if r.scenario.variant == v])
+        )
+        for v in variants
+    ]
+    ctx = Context(_command(args, variants), policy.version, args.seeds, args.days, None, args.warmup_days)
+    ctx = Context(ctx.command, ctx.policy_version, ctx.seeds, ctx.days, time.monotonic() - started, ctx.warmup_days)
+    write_report(args.out, generated(results, runs, national, ctx, args.img, args.out))
+    print(f"wrote {args.out} and plots in {args.img} ({time.monotonic() - started:,.0f} s)", file=sys.stderr)
     return 0

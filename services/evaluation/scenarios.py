@@ -9,6 +9,12 @@ replay and the baseline, and can spread the work over processes. Two ways:
   its peer rules see only the locations of its process's partitions (half of the country
   with two workers: thousands of peers of each type, not all of them). The organisation
   roll-up then runs over the merged location changes in time order.
+
+Alongside the replay, each run keeps what the baselines need (`signals.Observations`):
+every distinct event as location, time, signal and whether it is a concern.
+
+World variants (`services.simulator.variants`) are part of
+a scenario: the same seed under another variant is another world.
 """
 
 import time
@@ -19,15 +25,25 @@ from datetime import UTC, datetime
 from typing import Any
 
 from schemas.directory import Location
-from services.evaluation.baseline import CountBaseline
 from services.evaluation.changes import Change
 from services.evaluation.replay import Replay, organisation_changes, roll_up_input
+from services.evaluation.signals import Observations, Observer
 from services.scoring.policy import Policy
 from services.scoring.routing import PARTITIONS, partition_of
 from services.simulator.config import Scale, SimulationConfig
 from services.simulator.generator import EventStream
+from services.simulator.population import Population
 from services.simulator.run import build_world
+from services.simulator.trajectories import Plan
 from services.simulator.truth import build_truth
+from services.simulator.variants import VARIANTS
+
+STANDARD = "standard"
+
+
+def variant_names() -> list[str]:
+    """The simulator's world variants, the standard world first."""
+    return list(VARIANTS)
 
 
 @dataclass(frozen=True)
@@ -37,9 +53,24 @@ class Scenario:
     locations: int | None
     days: int
     scale: Scale = "region"
+    variant: str = STANDARD
 
     def config(self) -> SimulationConfig:
-        return SimulationConfig(seed=self.seed, scale=self.scale, locations=self.locations, days=self.days)
+        """The simulator's configuration (an unknown variant: UnknownVariant, a ValueError)."""
+        return SimulationConfig(
+            seed=self.seed, scale=self.scale, locations=self.locations, days=self.days, variant=self.variant
+        )
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} {self.seed}" if self.variant == STANDARD else f"{self.variant} {self.seed}"
+
+
+def world(scenario: Scenario) -> tuple[SimulationConfig, Population, Plan, EventStream]:
+    """The scenario's world and its event stream (the one place that builds them)."""
+    config = scenario.config()
+    population, plan = build_world(config)
+    return config, population, plan, EventStream(config, population, plan)
 
 
 @dataclass
@@ -48,7 +79,7 @@ class ScenarioRun:
     truth: dict[str, Any]
     locations: dict[str, Location]
     policy: list[Change]
-    baseline: list[Change]
+    observations: Observations
     events: int = 0
     # CPU seconds in the replay (summed over processes), and wall seconds of the scenario.
     replay_cpu_s: float = 0.0
@@ -68,7 +99,7 @@ class ScenarioRun:
 @dataclass
 class _Part:
     changes: list[Change]
-    baseline: list[Change]
+    observations: Observations
     events: int
     cpu_s: float
     statuses: dict[str, int]
@@ -82,34 +113,36 @@ def _run_part(
     want_truth: bool,
     progress: Callable[[float], None] | None = None,
 ) -> _Part:
-    config = scenario.config()
-    population, plan = build_world(config)
+    config, population, plan, stream = world(scenario)
     locations = {s.location_id: s.location for s in population.sites}
-    stream = EventStream(config, population, plan)
     engine = Replay(locations, policy, own_partitions=own)
-    baseline = CountBaseline()
+    observer = observer_for(config, population)
     cpu = 0.0
     events = 0
     for event in stream.run(progress):
         started = time.process_time()
         engine.event(event)
         cpu += time.process_time() - started
-        if own is None or partition_of(event["subject"], PARTITIONS) in own:
-            events += 1
-            baseline.event(event)
+        mine = own is None or partition_of(event["subject"], PARTITIONS) in own
+        events += mine
+        observer.event(event, mine)
     started = time.process_time()
     engine.run_clock_until(datetime.fromisoformat(config_end(config)))
     cpu += time.process_time() - started
     truth = build_truth(config, population, plan, stream.labelled) if want_truth else None
-    end = datetime.fromisoformat(config_end(config))
     return _Part(
         changes=engine.result.changes,
-        baseline=baseline.changes(until=end),
+        observations=observer.out,
         events=events,
         cpu_s=cpu,
         statuses=dict(engine.result.statuses),
         truth=truth,
     )
+
+
+def observer_for(config: SimulationConfig, population: Population) -> Observer:
+    rows = [(s.location_id, s.location.capacity, s.location.service_type.value) for s in population.sites]
+    return Observer(rows, datetime.fromtimestamp(config.start_epoch, UTC), config.days)
 
 
 def config_end(config: SimulationConfig) -> str:
@@ -124,8 +157,7 @@ def run_scenario(
 ) -> ScenarioRun:
     """One scenario; with `workers` > 1 its partitions are split over processes."""
     started = time.monotonic()
-    config = scenario.config()
-    population, _ = build_world(config)
+    config, population, _, _ = world(scenario)
     locations = {s.location_id: s.location for s in population.sites}
     providers = {s.location_id: s.location.provider_id for s in population.sites}
     if workers <= 1:
@@ -141,7 +173,9 @@ def run_scenario(
     orgs = organisation_changes((roll_up_input(c, providers[c.subject]) for c in location_changes), policy)
     truth = next(p.truth for p in parts if p.truth is not None)
     statuses: dict[str, int] = {}
+    observer = observer_for(config, population)
     for part in parts:
+        observer.merge(part.observations)
         for status, count in part.statuses.items():
             statuses[status] = statuses.get(status, 0) + count
     return ScenarioRun(
@@ -149,7 +183,7 @@ def run_scenario(
         truth=truth,
         locations=locations,
         policy=location_changes + orgs,
-        baseline=sorted((c for p in parts for c in p.baseline), key=lambda c: (c.time, c.subject)),
+        observations=observer.out,
         events=sum(p.events for p in parts),
         replay_cpu_s=sum(p.cpu_s for p in parts),
         wall_s=time.monotonic() - started,
@@ -183,12 +217,3 @@ def run_scenarios(
                 on_done(run)
             results.append(run)
         return results
-
-
-def baseline_changes(scenario: Scenario) -> list[Change]:
-    """The baseline's changes for a scenario: the stream generated again (cheap beside a
-    replay), so that a cached replay is always scored against the current baseline."""
-    config = scenario.config()
-    population, plan = build_world(config)
-    baseline = CountBaseline().feed(EventStream(config, population, plan).run())
-    return baseline.changes(until=datetime.fromisoformat(config_end(config)))

@@ -7,7 +7,8 @@ from typing import Any
 from schemas.directory import Location
 from schemas.risk import Level
 from services.evaluation.changes import Change
-from services.evaluation.scenarios import Scenario, ScenarioRun
+from services.evaluation.scenarios import STANDARD, Scenario, ScenarioRun
+from services.evaluation.signals import Observations
 
 
 def _change(c: Change) -> list[Any]:
@@ -28,7 +29,7 @@ def save_run(run: ScenarioRun, path: Path) -> None:
         "truth": run.truth,
         "locations": [loc.model_dump(mode="json") for loc in run.locations.values()],
         "policy": [_change(c) for c in run.policy],
-        "baseline": [_change(c) for c in run.baseline],
+        "observations": run.observations.as_json(),
         "events": run.events,
         "replay_cpu_s": run.replay_cpu_s,
         "wall_s": run.wall_s,
@@ -46,7 +47,7 @@ def load_run(path: Path) -> ScenarioRun:
         truth=data["truth"],
         locations={loc.location_id: loc for loc in locations},
         policy=[_unchange(r) for r in data["policy"]],
-        baseline=[_unchange(r) for r in data["baseline"]],
+        observations=Observations.from_json(data["observations"]),
         events=data["events"],
         replay_cpu_s=data["replay_cpu_s"],
         wall_s=data["wall_s"],
@@ -62,14 +63,15 @@ def policy_digest(policy_json: str) -> str:
 
 
 def code_digest() -> str:
-    """The simulator's, the scoring model's and the replay's source: a run is reused only
-    if none has changed since (the same seed gives other events under another simulator)."""
+    """The simulator's, the scoring model's, the replay's and the observations' source: a
+    run is reused only if none has changed since (the same seed gives other events under
+    another simulator)."""
     import hashlib
 
     root = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256()
     paths = [*sorted((root / "simulator").glob("*.py")), *sorted((root / "scoring").glob("*.py"))]
-    paths += [root / "evaluation" / "replay.py", root / "evaluation" / "scenarios.py"]
+    paths += [root / "evaluation" / name for name in ("replay.py", "scenarios.py", "signals.py", "baseline.py")]
     for path in paths:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:12]
@@ -79,4 +81,5 @@ def cache_path(folder: Path, scenario: Scenario, policy_json: str, code: str | N
     """Where a run of this scenario under this exact policy and code is kept."""
     s = scenario
     key = f"{policy_digest(policy_json)}-{code or code_digest()}"
-    return folder / f"{s.name}-seed{s.seed}-{s.locations or s.scale}-{s.days}d-{key}.json"
+    variant = "" if s.variant == STANDARD else f"-{s.variant}"
+    return folder / f"{s.name}{variant}-seed{s.seed}-{s.locations or s.scale}-{s.days}d-{key}.json"
