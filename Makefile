@@ -36,7 +36,9 @@ python-deps:
 # runs the scorer, ingest, a mail sink and alerts until Ctrl-C, and streams a simulated
 # region into them (CARESIGNAL_DEMO=0 make run: the pipeline empty). On Ctrl-C the script stops every service, prints
 # "make run: stopped" and exits 0; GNU make itself still ends by re-raising SIGINT
-# (status 130 in a shell) once its child has exited, whatever the child's status.
+# (status 130 in a shell) once its child has exited, printing nothing when the child
+# exited 0 ("Error N" or "Interrupt" only for a child that failed or died of it). A make
+# started with SIGINT ignored (`make run &` in a script) ignores it and exits 0.
 run: run-setup
 	@bash deploy/run-local.sh
 

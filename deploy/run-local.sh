@@ -3,6 +3,15 @@
 # makes local API keys on first run, runs every service until Ctrl-C and, unless
 # CARESIGNAL_DEMO=0, streams a simulated region into it (docs/demo.md).
 set -euo pipefail
+# Ctrl-C is how this script is stopped, and bash cannot trap a signal that was ignored
+# when it started: a shell without job control starts `make run &` that way (a script,
+# a CI step), and SIGINT to its process group would then stop no one but the services,
+# which turn SIGINT back on themselves (uvicorn, aiosmtpd, faust): their exit looked
+# like a crash. Start again with SIGINT at its default (GNU env): the trap below holds.
+if [ "$(trap -p INT)" = "trap -- '' SIGINT" ] && [ -z "${CARESIGNAL_RUN_LOCAL_SIGINT_RESET:-}" ] &&
+  env --default-signal=INT true 2>/dev/null; then
+  CARESIGNAL_RUN_LOCAL_SIGINT_RESET=1 exec env --default-signal=INT bash "$0" "$@"
+fi
 cd "$(dirname "$0")/.."
 # uv as the Makefile finds it: on PATH, else where its installer puts it (~/.local/bin).
 UV="$(command -v uv 2>/dev/null || true)"
@@ -15,38 +24,68 @@ RUN=("$UV" run --frozen)
 
 pids=()
 names=()
-helper=""   # a background step that is not a service (a slow set-up step, the demo's stream)
+helper=""   # a background set-up step being waited for
 streamer=""
-start() {  # start NAME LOGFILE COMMAND...: a service in the background, its output appended to LOGFILE
+# start NAME LOGFILE COMMAND...: a service in the background, its output appended to
+# LOGFILE, in a process group of its own (set -m), out of reach of Ctrl-C: a terminal
+# sends SIGINT to its foreground process group, make's and this script's, and the
+# services catch SIGINT although a background command starts with it ignored (uvicorn,
+# aiosmtpd and faust each install a handler). Sharing the group, they stopped on their
+# own, exit 0, while this script was stopping them: a race it could lose.
+start() {
   local name=$1 log=$2
   shift 2
+  set -m
   "$@" >>"$log" 2>&1 &
+  set +m
   pids+=("$!")
   names+=("$name")
 }
 
-# Background children of a non-interactive shell ignore SIGINT, so Ctrl-C reaches this
-# script only: it stops them with SIGTERM (uv passes it on to the service), waits, and
-# kills what is still there after STOP_GRACE_S. Runs at most once.
+# Ctrl-C (or SIGTERM, or the terminal closing) reaches this script only: it stops the
+# services with SIGTERM (uv passes it on to the service), waits, and kills the process
+# groups still there after STOP_GRACE_S. Runs at most once.
 STOP_GRACE_S=10
 stopping=0
+transient=""  # the sleep or curl a wait below is on: a trap can end that wait early
+# running_children PID...: those still running as this script's children. It asks the
+# kernel, not `jobs -r`: a job whose `wait` a trap cut short can stay "Running" in bash's
+# table after it has ended. And a PID recorded long ago (the demo's stream ends when its
+# year is streamed) may belong to another process by now.
+running_children() {
+  local pid stat fields
+  for pid in "$@"; do
+    read -r stat 2>/dev/null <"/proc/$pid/stat" || continue
+    # shellcheck disable=SC2206  # the fields after "(command) ": state, parent, ...
+    fields=(${stat##*) })
+    if [ "${fields[0]}" != Z ] && [ "${fields[1]}" = "$$" ]; then echo "$pid"; fi
+  done
+}
 stop_services() {
   [ "$stopping" -eq 0 ] || return 0
   stopping=1
-  trap - INT TERM
-  local pid running deadline=$((SECONDS + STOP_GRACE_S))
-  for pid in "${pids[@]}" $helper $streamer; do kill -TERM "$pid" 2>/dev/null || true; done
-  while running=$(jobs -rp) && [ -n "$running" ]; do
-    if [ "$SECONDS" -ge "$deadline" ]; then
-      for pid in $running; do
+  # A second signal must not end this script before the services have stopped: GNU make
+  # passes a SIGTERM on to its child (so `timeout make run` sends it twice), and a
+  # second Ctrl-C is impatience. What does not stop is killed after STOP_GRACE_S.
+  trap '' INT TERM HUP
+  # shellcheck disable=SC2206  # helper, streamer and transient are a PID or nothing
+  local pid left killed=0 ours=("${pids[@]}" $helper $streamer $transient) deadline=$((SECONDS + STOP_GRACE_S))
+  for pid in $(running_children "${ours[@]}"); do kill -TERM "$pid" 2>/dev/null || true; done
+  while left=$(running_children "${ours[@]}") && [ -n "$left" ]; do
+    if [ "$killed" -eq 0 ] && [ "$SECONDS" -ge "$deadline" ]; then
+      killed=1
+      for pid in $left; do
         echo "$pid did not stop within ${STOP_GRACE_S}s; killing it" >&2
-        pkill -KILL -P "$pid" 2>/dev/null || true  # the service uv started
+        # A service's group (uv and the service it started); other steps have none.
+        kill -KILL -- "-$pid" 2>/dev/null || pkill -KILL -P "$pid" 2>/dev/null || true
         kill -KILL "$pid" 2>/dev/null || true
       done
+    elif [ "$killed" -eq 1 ] && [ "$SECONDS" -ge $((deadline + 5)) ]; then
+      echo "still running after SIGKILL: $left" >&2
+      break
     fi
     sleep 0.2
   done
-  wait 2>/dev/null || true
 }
 on_signal() {
   echo
@@ -55,7 +94,7 @@ on_signal() {
   echo "make run: stopped (every service it started has exited; the broker keeps running: make kafka-stop)"
   exit 0
 }
-trap on_signal INT TERM
+trap on_signal INT TERM HUP
 trap stop_services EXIT
 
 INGEST_PORT=${CARESIGNAL_INGEST_PORT:-8000}
@@ -90,7 +129,9 @@ step() {
   while kill -0 "$helper" 2>/dev/null; do
     printf '\r%s ... %d s ' "$label" $((SECONDS - started))
     sleep 1 &
+    transient=$!
     wait $! || true
+    transient=""
   done
   wait "$helper" || status=$?
   helper=""
@@ -99,6 +140,21 @@ step() {
     return "$status"
   fi
   printf '\r%s ... done (%d s)\n' "$label" $((SECONDS - started))
+}
+
+# quick OUT ERR COMMAND...: a quick set-up step, its output to the files OUT and ERR
+# ("-": this script's), in the background and waited for. In the foreground, Ctrl-C
+# would reach it too and Python print a KeyboardInterrupt traceback; in the background
+# it ignores SIGINT, and the trap stops it. The redirections are made here, not on the
+# call: the trap runs inside the caller's, and "make run: stopped" would go to OUT.
+quick() {
+  local out=$1 err=$2 status=0
+  shift 2
+  if [ "$err" = - ]; then "$@" >"$out" & else "$@" >"$out" 2>"$err" & fi
+  helper=$!
+  wait "$helper" || status=$?
+  helper=""
+  return "$status"
 }
 
 port_taken() { (: <"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -128,7 +184,7 @@ needed=("ingest $INGEST_PORT CARESIGNAL_INGEST_PORT" "scoring $SCORING_PORT CARE
 [ -n "${CARESIGNAL_ALERTS_SMTP_HOST:-}" ] || needed+=("mail-sink $SMTP_PORT CARESIGNAL_ALERTS_SMTP_PORT")
 if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
   # A broker this directory started is ours to reuse; any other holder of its ports is not.
-  if ! "${RUN[@]}" caresignal kafka status >/dev/null 2>&1; then
+  if ! quick /dev/null /dev/null "${RUN[@]}" caresignal kafka status; then
     needed+=("kafka $KAFKA_PORT CARESIGNAL_KAFKA_PORT"
       "kafka-controller $KAFKA_CONTROLLER_PORT CARESIGNAL_KAFKA_CONTROLLER_PORT")
     command -v java >/dev/null 2>&1 || fail "Java is not installed: the local Kafka broker needs a JDK" \
@@ -147,16 +203,17 @@ step "$label" "${RUN[@]}" caresignal kafka start ||
     "(full output: $LOGS/setup.log; the broker's own log: .cache/kafka/server.log)"
 step "creating the topics" "${RUN[@]}" caresignal topics create ||
   fail "could not create the topics:" "$(tail -n 15 "$LOGS/setup.log")"
-"${RUN[@]}" caresignal apikey create --name dev --source urn:caresignal:source:dev \
-  --all-types --directory --write-key-to .cache/dev-api-key >/dev/null
-"${RUN[@]}" caresignal apikey create --for alerts --name ops --operator --write-key-to .cache/dev-alerts-key >/dev/null
+quick /dev/null - "${RUN[@]}" caresignal apikey create --name dev --source urn:caresignal:source:dev \
+  --all-types --directory --write-key-to .cache/dev-api-key
+quick /dev/null - "${RUN[@]}" caresignal apikey create --for alerts --name ops --operator \
+  --write-key-to .cache/dev-alerts-key
 
 DEMO_ARGS=(--seed 1 --scale region)
 if [ "$DEMO" != 0 ]; then
   mkdir -p "$DEMO_DIR"
   # The simulated authorities are told by email (the local mail sink) unless the user
   # named a contact file of their own.
-  "${RUN[@]}" caresignal simulate "${DEMO_ARGS[@]}" --write-contacts "$DEMO_DIR/contacts.yaml" >"$DEMO_DIR/authorities.txt" ||
+  quick "$DEMO_DIR/authorities.txt" - "${RUN[@]}" caresignal simulate "${DEMO_ARGS[@]}" --write-contacts "$DEMO_DIR/contacts.yaml" ||
     fail "could not make the demo's contact file (see above)"
   if [ -z "${CARESIGNAL_ALERTS_CONTACTS_FILE:-}" ]; then
     export CARESIGNAL_ALERTS_CONTACTS_FILE="$DEMO_DIR/contacts.yaml"
@@ -164,8 +221,8 @@ if [ "$DEMO" != 0 ]; then
   read -r DEMO_AUTHORITY DEMO_AUTHORITY_NAME <"$DEMO_DIR/authorities.txt"
   if [ ! -f "$DEMO_DIR/authority-key" ]; then
     # Names are unique in the key file, and a removed $DEMO_DIR leaves its key's entry.
-    "${RUN[@]}" caresignal apikey create --for alerts --name "demo-${DEMO_AUTHORITY,,}-$(date +%s)" \
-      --authority "$DEMO_AUTHORITY" --write-key-to "$DEMO_DIR/authority-key" >/dev/null
+    quick /dev/null - "${RUN[@]}" caresignal apikey create --for alerts --name "demo-${DEMO_AUTHORITY,,}-$(date +%s)" \
+      --authority "$DEMO_AUTHORITY" --write-key-to "$DEMO_DIR/authority-key"
   fi
 fi
 
@@ -192,8 +249,20 @@ echo "contact points ${CARESIGNAL_ALERTS_CONTACTS_FILE:-deploy/alerts/contacts.y
 # Waits in the loops below are `wait` on a background command: a Ctrl-C then runs the
 # trap at once. A foreground command that catches SIGINT itself (curl does) would make
 # bash drop the signal, and a loop would see services that Ctrl-C stopped as dead.
-pause() { sleep "$1" & wait $!; }
-fetch() { curl -fsS --max-time 3 "$@" 2>/dev/null & wait $!; }
+pause() {
+  sleep "$1" &
+  transient=$!
+  wait $! || true
+  transient=""
+}
+fetch() {
+  local status=0
+  curl -fsS --max-time 3 "$@" 2>/dev/null &
+  transient=$!
+  wait $! || status=$?
+  transient=""
+  return "$status"
+}
 
 service_died() {  # service_died PID STATUS: name it, stop the others, fail
   local i exited=unknown
