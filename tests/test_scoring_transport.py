@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
+from faust.types import TP
 from kafka import KafkaAdminClient, KafkaConsumer
 from kafka import TopicPartition as KafkaTopicPartition
 from kafka.admin import NewTopic
@@ -19,7 +20,7 @@ from kafka.errors import KafkaError
 
 from schemas.topics import Topics
 from services.broker.settings import KafkaSettings
-from services.scoring.transport import ScoringApp, seek_to_committed_or_earliest
+from services.scoring.transport import Continuity, ScoringApp, seek_to_committed_or_earliest
 
 pytestmark = pytest.mark.integration
 
@@ -121,3 +122,26 @@ def end_offset(bootstrap: str, topic: str, partition: int) -> int:
         return offset
     finally:
         consumer.close()
+
+
+def test_continuity_sends_a_partition_back_to_a_missing_record_once() -> None:
+    events, other = TP("events", 0), TP("events", 1)
+    continuity = Continuity()
+    continuity.sought({events: 10, other: None})
+
+    assert continuity.admit(events, 10) is None
+    assert continuity.admit(events, 11) is None
+    # 12 to 14 were fetched and dropped around a seek: 15 must wait for them.
+    assert continuity.admit(events, 15) == 12
+    assert continuity.admit(events, 12) is None
+    assert continuity.admit(events, 13) is None
+    # A record the broker no longer has (deleted by retention): sought back once, then taken.
+    assert continuity.admit(events, 20) == 14
+    assert continuity.admit(events, 20) is None
+    assert continuity.admit(events, 21) is None
+    # Redelivered records are Faust's duplicates to drop, not a hole.
+    assert continuity.admit(events, 18) is None
+    assert continuity.admit(events, 22) is None
+    # A partition sought to its beginning takes its first record, whatever its offset.
+    assert continuity.admit(other, 7) is None
+    assert continuity.admit(other, 9) == 8

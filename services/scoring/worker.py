@@ -114,6 +114,8 @@ class Scorer:
             "value_serializer": "raw",
         }
         self.events_topic = events_topic = app.topic(self.topics.events, **raw)
+        # A location's events must reach the model in partition order with none missing.
+        app.contiguous_topics = frozenset({self.topics.events})
         # faust-streaming types a signal receiver more narrowly than it calls one.
         app.on_partitions_revoked.connect(self._partitions_revoked)  # type: ignore[arg-type]
         self.locations_topic = locations_topic = app.topic(self.topics.locations, **raw)
