@@ -40,6 +40,20 @@ def clean_env(kafka: KafkaSettings, **extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
+def demo_env(kafka: KafkaSettings, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """A newcomer's environment for a demo of the test's own: its topics, scorer state,
+    consumer group and database, so that runs never share them."""
+    return clean_env(
+        kafka,
+        CARESIGNAL_TOPIC_PREFIX=kafka.topic_prefix,
+        CARESIGNAL_SCORING_DATA_DIR=str(tmp_path / "scoring"),
+        CARESIGNAL_SCORING_APP_ID=f"demo-{uuid.uuid4().hex[:8]}",
+        CARESIGNAL_ALERTS_DATABASE_URL=f"sqlite:///{tmp_path / 'alerts.db'}",
+        CARESIGNAL_ALERTS_CONSUMER_GROUP=f"demo-{uuid.uuid4().hex[:8]}",
+        **extra,
+    )
+
+
 def readme_block(heading: str) -> str:
     """The first ```sh block under a README heading."""
     readme = (ROOT / "README.md").read_text()
@@ -235,14 +249,7 @@ def test_make_run_is_a_demo_with_alerts_within_a_minute(
 ) -> None:
     prefix = test_kafka_settings.topic_prefix
     demo_dir = ROOT / ".cache" / "demo" / prefix
-    env = clean_env(
-        test_kafka_settings,
-        CARESIGNAL_TOPIC_PREFIX=prefix,
-        CARESIGNAL_SCORING_DATA_DIR=str(tmp_path / "scoring"),
-        CARESIGNAL_SCORING_APP_ID=f"demo-{uuid.uuid4().hex[:8]}",
-        CARESIGNAL_ALERTS_DATABASE_URL=f"sqlite:///{tmp_path / 'alerts.db'}",
-        CARESIGNAL_ALERTS_CONSUMER_GROUP=f"demo-{uuid.uuid4().hex[:8]}",
-    )
+    env = demo_env(test_kafka_settings, tmp_path)
     mail_log = LOGS / "mail.log"
     mail_before = mail_log.stat().st_size if mail_log.exists() else 0
     run = MakeRun(env, tmp_path / "make-run.out")
@@ -354,14 +361,7 @@ def test_the_demo_stream_resumes_ends_without_stopping_the_services_and_is_not_s
 ) -> None:
     prefix = test_kafka_settings.topic_prefix
     demo_dir = ROOT / ".cache" / "demo" / prefix
-    env = clean_env(
-        test_kafka_settings,
-        CARESIGNAL_TOPIC_PREFIX=prefix,
-        CARESIGNAL_SCORING_DATA_DIR=str(tmp_path / "scoring"),
-        CARESIGNAL_SCORING_APP_ID=f"demo-{uuid.uuid4().hex[:8]}",
-        CARESIGNAL_ALERTS_DATABASE_URL=f"sqlite:///{tmp_path / 'alerts.db'}",
-        CARESIGNAL_ALERTS_CONSUMER_GROUP=f"demo-{uuid.uuid4().hex[:8]}",
-    )
+    env = demo_env(test_kafka_settings, tmp_path)
     ready = ["http://127.0.0.1:8000/readyz", "http://127.0.0.1:6066/readyz", "http://127.0.0.1:8002/readyz"]
 
     def stop(run: MakeRun) -> str:
@@ -457,15 +457,7 @@ def test_ctrl_c_or_sigterm_stops_the_demo_cleanly_at_any_moment(
         "CARESIGNAL_ALERTS_PORT": free_port(),
         "CARESIGNAL_ALERTS_SMTP_PORT": free_port(),
     }
-    env = clean_env(
-        test_kafka_settings,
-        CARESIGNAL_TOPIC_PREFIX=prefix,
-        CARESIGNAL_SCORING_DATA_DIR=str(tmp_path / "scoring"),
-        CARESIGNAL_SCORING_APP_ID=f"demo-{uuid.uuid4().hex[:8]}",
-        CARESIGNAL_ALERTS_DATABASE_URL=f"sqlite:///{tmp_path / 'alerts.db'}",
-        CARESIGNAL_ALERTS_CONSUMER_GROUP=f"demo-{uuid.uuid4().hex[:8]}",
-        **{name: str(port) for name, port in ports.items()},
-    )
+    env = demo_env(test_kafka_settings, tmp_path, **{name: str(port) for name, port in ports.items()})
     run = MakeRun(env, tmp_path / "make-run.out", sigint_ignored=sigint_ignored)
     try:
         wait_for_output(run, after, timeout_s=180)
