@@ -155,15 +155,18 @@ def run_evaluate(args: argparse.Namespace) -> int:
             run = run_scenario(scenario, policy, workers=args.workers)
             keep(run)
         national.append(run)
+    replayed = time.monotonic() - started
     scored = score_all(runs, args.warmup_days, args.workers)
-    results = [
-        variant_result(
-            v, len(args.seeds), pool([s for r, s in zip(runs, scored, strict=True) if r.scenario.variant == v])
-        )
-        for v in variants
-    ]
-    ctx = Context(_command(args, variants), policy.version, args.seeds, args.days, None, args.warmup_days)
-    ctx = Context(ctx.command, ctx.policy_version, ctx.seeds, ctx.days, time.monotonic() - started, ctx.warmup_days)
+    results = []
+    for v in variants:
+        mine = [s for r, s in zip(runs, scored, strict=True) if r.scenario.variant == v]
+        results.append(variant_result(v, len(args.seeds), pool(mine)))
+    if args.progress:
+        took = time.monotonic() - started - replayed
+        print(f"{time.strftime('%H:%M:%S')} every detector scored ({took:,.0f} s)", file=sys.stderr)
+    wall = time.monotonic() - started
+    reused = sum(run is not None for run in found.values())
+    ctx = Context(_command(args, variants), policy.version, args.seeds, args.days, wall, args.warmup_days, reused)
     write_report(args.out, generated(results, runs, national, ctx, args.img, args.out))
     print(f"wrote {args.out} and plots in {args.img} ({time.monotonic() - started:,.0f} s)", file=sys.stderr)
     return 0
