@@ -43,7 +43,17 @@ class EvidenceRef(Contract):
 
 
 Family = Literal[
-    "trigger", "pattern", "rise", "peer", "accumulation", "triangulation", "rating", "organisation", "hold"
+    "trigger",
+    "pattern",
+    "rise",
+    "peer",
+    "accumulation",
+    "triangulation",
+    "rating",
+    "organisation",
+    "hold",
+    "persistence",
+    "closed_culture",
 ]
 
 

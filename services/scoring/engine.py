@@ -14,14 +14,18 @@ from schemas.directory import Location
 from schemas.risk import EvidenceRef, Level, LevelName, RuleFiring
 from services.scoring.evidence import classify
 from services.scoring.policy import Policy
+from services.scoring.policy_families import PeerPrior
 from services.scoring.rules.accumulation import Accumulated
 from services.scoring.rules.base import Evaluator, History, Hit, PeerView, Step
+from services.scoring.rules.closed_culture import ClosedCultures, series_tags
+from services.scoring.rules.own_rate import observed_span, peer_rate
 from services.scoring.rules.patterns import Patterns
 from services.scoring.rules.peers import Peers
+from services.scoring.rules.persistence import Held, Persisting
 from services.scoring.rules.ratings import Rated
 from services.scoring.rules.rises import Rises
 from services.scoring.rules.triangulation import Triangulated, kind_index
-from services.scoring.rules.triggers import Triggers
+from services.scoring.rules.triggers import Triggers, corroboration_tag
 from services.scoring.timeline import US_PER_DAY, Item, Timeline, days_us, from_us
 
 MAX_EVIDENCE_REFS = 20
@@ -56,7 +60,28 @@ class Compiled:
     tolerance_us: int
     half_life_us: float | None
     min_at_level_us: int
+    # Series whose rates a location contributes to its peers' sums: (key, tag bit,
+    # window, prior) for the peer-prior rules; the peer rules' own rates come from `peers`.
+    prior_series: list[tuple[str, int, int, PeerPrior]] = field(default_factory=list)
     _classified: dict[Any, tuple[int, float, bool]] = field(default_factory=dict)
+    _peer_keys: list[str] | None = None
+
+    @property
+    def peer_keys(self) -> list[str]:
+        """Every key of the peer sums: the peer rules', then the peer priors' series."""
+        if self._peer_keys is None:
+            self._peer_keys = [rule.id for rule in self.policy.peers] + [key for key, _, _, _ in self.prior_series]
+        return self._peer_keys
+
+    def peer_rates(
+        self, timeline: Timeline, capacity: int, t: int, observed_days: float
+    ) -> list[tuple[str, float | None]]:
+        """What this location contributes to each peer sum at t (None: nothing yet)."""
+        rates = self.peers.rates(timeline, capacity, t, observed_days)
+        for key, bit, _, prior in self.prior_series:
+            span = days_us(observed_span(prior, observed_days))
+            rates.append((key, peer_rate(timeline.tagged(bit, t - span, t), observed_days, prior, capacity)))
+        return rates
 
     def classify(self, event_type: str, facts: dict[str, Any]) -> tuple[int, float, bool]:
         """Tag mask, accumulation weight and whether a triangulation concern."""
@@ -83,24 +108,73 @@ class Compiled:
         )
 
 
-def compile_policy(policy: Policy) -> Compiled:
+def tag_names(policy: Policy) -> list[str]:
+    """Every tag an event can carry, in bit order: the rules' ids, then the tags of the
+    events that corroborate a flag and of the closed-culture series."""
     rules = [*policy.triggers, *policy.patterns, *policy.rises, *policy.peers]
-    bits = {rule.id: index for index, rule in enumerate(rules)}
-    peers = Peers(policy.peers, bits)
-    evaluators: list[Evaluator] = [
-        Triggers(policy.triggers, bits),
-        Patterns(policy.patterns, bits),
-        Rises(policy.rises, bits),
-        peers,
+    names = [rule.id for rule in rules]
+    names += [corroboration_tag(t.id) for t in policy.triggers if t.corroborate is not None]
+    for rule in policy.closed_culture:
+        names += series_tags(rule)
+    return names
+
+
+def prior_keys(policy: Policy) -> dict[str, str]:
+    """Per rule (or closed-culture series) with a peer prior, the key of the peer sums it
+    reads: rules that count the same events with the same prior (a short and a long
+    window of one signal) share the first one's sums."""
+    keys: dict[str, str] = {}
+    first: dict[tuple[str, str], str] = {}
+    named = [(r.id, r.when, r.prior) for r in policy.rises]
+    for rule in policy.closed_culture:
+        named += [(key, s.when, s.prior) for key, s in zip(series_tags(rule), (rule.voices, rule.reports), strict=True)]
+    for name, when, prior in named:
+        if prior is not None:
+            signature = (repr(when), repr(prior))
+            keys[name] = first.setdefault(signature, name)
+    return keys
+
+
+def _prior_series(policy: Policy, bits: Mapping[str, int]) -> list[tuple[str, int, int, PeerPrior]]:
+    """The series a location contributes to its peers' sums: (key, tag bit, window, prior)."""
+    priors = {r.id: r.prior for r in policy.rises if r.prior is not None}
+    for rule in policy.closed_culture:
+        for key, series in zip(series_tags(rule), (rule.voices, rule.reports), strict=True):
+            if series.prior is not None:
+                priors[key] = series.prior
+    return [
+        (name, bits[name], days_us(priors[name].window_days), priors[name])
+        for name, key in prior_keys(policy).items()
+        if key == name
     ]
+
+
+def compile_policy(policy: Policy) -> Compiled:
+    bits = {name: index for index, name in enumerate(tag_names(policy))}
+    kinds, kind_of_type = kind_index(policy.triangulation)
+    peers = Peers(policy.peers, bits)
+    patterns = Patterns(policy.patterns, bits)
+    keys = prior_keys(policy)
+    rises = Rises(policy.rises, bits, keys)
+    evaluators: list[Evaluator] = [Triggers(policy.triggers, bits, kind_of_type), patterns, rises, peers]
+    held: dict[str, tuple[Held, int]] = {}
+    held.update({r.id: (patterns.held, bits[r.id]) for r in policy.patterns})
+    held.update({r.id: (rises.held, bits[r.id]) for r in policy.rises})
+    held.update({r.id: (peers.held, bits[r.id]) for r in policy.peers})
     retention_us = policy.retention // _US
     if policy.accumulation is not None:
-        evaluators.append(Accumulated(policy.accumulation, retention_us))
+        accumulated = Accumulated(policy.accumulation, retention_us)
+        evaluators.append(accumulated)
+        held[policy.accumulation.id] = (accumulated.held, -1)
     if policy.triangulation is not None:
         evaluators.append(Triangulated(policy.triangulation))
     if policy.ratings is not None:
         evaluators.append(Rated(policy.ratings, retention_us * RATING_RETENTION_FACTOR))
-    kinds, kind_of_type = kind_index(policy.triangulation)
+    if policy.closed_culture:
+        evaluators.append(ClosedCultures(policy.closed_culture, bits, keys))
+    if policy.persistence:
+        # Last: it reads what the other families found at the step.
+        evaluators.append(Persisting(policy.persistence, held))
     acc = policy.accumulation
     return Compiled(
         policy=policy,
@@ -114,6 +188,7 @@ def compile_policy(policy: Policy) -> Compiled:
         tolerance_us=policy.tolerance // _US,
         half_life_us=acc.half_life_days * US_PER_DAY if acc is not None else None,
         min_at_level_us=days_us(policy.min_days_at_level),
+        prior_series=_prior_series(policy, bits),
     )
 
 
@@ -146,7 +221,16 @@ def step(
     The hits (the reasons' raw material) are kept only when `explain`."""
     observed_days = (t - first_seen) / US_PER_DAY if first_seen is not None else 0.0
     s = Step(
-        t, timeline, previous, location, observed_days, peers, own_peer_rates, explain, {} if memo is None else memo
+        t,
+        timeline,
+        previous,
+        location,
+        observed_days,
+        peers,
+        own_peer_rates,
+        explain,
+        {} if memo is None else memo,
+        retention_us=c.retention_us,
     )
     for evaluator in c.evaluators:
         evaluator.evaluate(s)
@@ -244,7 +328,7 @@ def due(
     if current.level is Level.none:
         return None
     observed_days = (t - first_seen) / US_PER_DAY if first_seen is not None else 0.0
-    s = Step(t, timeline, current, location, observed_days, peers, own_peer_rates)
+    s = Step(t, timeline, current, location, observed_days, peers, own_peer_rates, retention_us=c.retention_us)
     times = [e.due(s) for e in c.evaluators]
     if current.since is not None:
         times.append(current.since + c.min_at_level_us)
@@ -256,6 +340,8 @@ def _items(hit: Hit, timeline: Timeline) -> list[Item]:
         return [i for i in timeline.between(hit.start, hit.end) if i.tags >> hit.bit & 1]
     if hit.selector == "weighted":
         return [i for i in timeline.between(hit.start, hit.end) if i.weight > 0]
+    if hit.selector == "tags":
+        return [i for i in timeline.between(hit.start, hit.end) if i.tags & hit.bit]
     if hit.selector == "concerns":
         return [i for i in timeline.between(hit.start, hit.end) if i.concern]
     if hit.selector == "named":

@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict
 
 from schemas.events import Event
 from services.scoring.policy import Condition, Pattern, Peer, Policy, Range, Rise, Trigger
+from services.scoring.rules.closed_culture import series_tags
+from services.scoring.rules.triggers import corroboration_tag
 
 
 class Evidence(BaseModel):
@@ -68,6 +70,17 @@ def classify(policy: Policy, event_type: str, facts: dict[str, Any]) -> tuple[fr
     """Tags, accumulation weight and whether it is a triangulation concern."""
     rules: list[Trigger | Pattern | Rise | Peer] = [*policy.triggers, *policy.patterns, *policy.rises, *policy.peers]
     tags = {rule.id for rule in rules if any_match(rule.when, event_type, facts)}
+    # Tags that are not rule ids (ids have no colon): what corroborates a flag, and the
+    # closed-culture rules' two series.
+    for trigger in policy.triggers:
+        if trigger.corroborate is not None and any_match(trigger.corroborate.by, event_type, facts):
+            tags.add(corroboration_tag(trigger.id))
+    for rule in policy.closed_culture:
+        voices, reports = series_tags(rule)
+        if any_match(rule.voices.when, event_type, facts):
+            tags.add(voices)
+        if any_match(rule.reports.when, event_type, facts):
+            tags.add(reports)
     weight = 0.0
     if policy.accumulation is not None:
         weight = max(

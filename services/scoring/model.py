@@ -25,7 +25,7 @@ from services.scoring.evidence import content_digest
 from services.scoring.policy import Policy
 from services.scoring.rules.base import History, PeerView
 from services.scoring.rules.peer_stats import PeerUpdate
-from services.scoring.timeline import Item, Timeline, from_us, to_us
+from services.scoring.timeline import US_PER_DAY, Item, Timeline, from_us, to_us
 
 
 @dataclass
@@ -175,16 +175,21 @@ def _finish(
 ) -> Outcome:
     peer_updates: list[PeerUpdate] = []
     peer_rates = state.peer_rates
-    if location is not None and state.clock_us is not None and c.policy.peers:
+    if location is not None and state.clock_us is not None and (c.policy.peers or c.prior_series):
         kind = location.service_type.value
-        for rule_id, rate in c.peers.rates(state.timeline, location.capacity, state.clock_us):
-            new = (kind, round(rate, 6))
+        first = state.first_seen_us
+        observed = (state.clock_us - first) / US_PER_DAY if first is not None else 0.0
+        for rule_id, rate in c.peer_rates(state.timeline, location.capacity, state.clock_us, observed):
+            new = None if rate is None else (kind, round(rate, 6))
             old = peer_rates.get(rule_id)
             if old != new:
                 if peer_rates is state.peer_rates:
                     peer_rates = dict(peer_rates)
                 peer_updates.append(PeerUpdate(rule_id, old, new))
-                peer_rates[rule_id] = new
+                if new is None:
+                    del peer_rates[rule_id]
+                else:
+                    peer_rates[rule_id] = new
     change = None
     seq = state.change_seq
     if current.level != before.current.level:

@@ -9,6 +9,7 @@ import json
 from collections.abc import Mapping, MutableMapping
 
 from schemas.directory import Location
+from services.scoring.engine import compiled
 from services.scoring.policy import Policy
 from services.scoring.rules.peer_stats import PeerStats, PeerUpdate
 
@@ -26,15 +27,21 @@ def peer_view(
         return {}
     view = {}
     kind = location.service_type.value
-    for rule in policy.peers:
+    for key, rows in _rows(tuple(compiled(policy).peer_keys), kind, partitions):
         n, total, total_sq = 0, 0.0, 0.0
-        for partition in range(partitions):
-            raw = table.get(peer_key(rule.id, kind, partition))
+        for row in rows:
+            raw = table.get(row)
             if raw:
                 part = _sums(raw)
                 n, total, total_sq = n + part[0], total + part[1], total_sq + part[2]
-        view[(rule.id, kind)] = PeerStats(n, total, total_sq)
+        view[(key, kind)] = PeerStats(n, total, total_sq)
     return view
+
+
+@functools.lru_cache(maxsize=256)
+def _rows(keys: tuple[str, ...], kind: str, partitions: int) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Each key's rows, one per partition: the same strings for every event of a type."""
+    return tuple((key, tuple(peer_key(key, kind, p) for p in range(partitions))) for key in keys)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -16,6 +16,7 @@ from schemas.risk import Action, Level, LevelName
 from services.scoring.policy_conditions import CONTRACT_FIELDS, Conditions, LocatedError, Strict
 from services.scoring.policy_conditions import Condition as Condition  # re-exported for the evidence module
 from services.scoring.policy_conditions import Range as Range
+from services.scoring.policy_families import ClosedCulture, Corroboration, PeerPrior, Persistence
 
 DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "deploy" / "policy" / "default.yaml"
 
@@ -42,6 +43,9 @@ class Trigger(Rule):
 
     when: Conditions
     hold_days: Days
+    # None: the event alone sets the level. Otherwise only with another piece of
+    # information from another kind of source within `within_days` of it.
+    corroborate: Corroboration | None = None
 
 
 def _scaled(rate: float, per_capacity: float, capacity: int | None, floor: int) -> int:
@@ -86,21 +90,41 @@ class Pattern(Rule):
 
 
 class Rise(Rule):
-    """A recent window against the location's own longer history (one-sided Poisson test)."""
+    """A recent window against the location's own longer history (one-sided test): more
+    than its history predicts, or with `direction: down` fewer (under-reporting)."""
 
     when: Conditions
     recent_days: Days
     baseline_days: Days
+    # up: at least this many in the recent window (never a rise on one or two events);
+    # down: at least this many expected in it (a fall from two to none is no sign).
     min_recent_count: Annotated[int, Field(ge=2)]
+    direction: Literal["up", "down"] = "up"
     enter_p: Annotated[float, Field(gt=0, lt=0.5)]
     exit_p: Annotated[float, Field(gt=0, lt=1)]
     # Without this much history a rise cannot be told from a new service finding its feet.
     min_history_days: Days
+    # poisson: the baseline's rate taken as known (with half an event of pseudo-count);
+    # negative_binomial: the own rate is an estimate, as uncertain as the history is
+    # short (and shrunk toward the peers' with `prior`).
+    tail: Literal["poisson", "negative_binomial"] = "poisson"
+    # negative_binomial: the certainty about the own rate is capped at this many events
+    # (a service's rate drifts over months: a long history is no proof of its rate now).
+    max_shape: Annotated[float, Field(gt=0)] | None = None
+    prior: PeerPrior | None = None
+    # The recent rate must also be at least this multiple of the expected one (down: at
+    # most its inverse): at a large service a small change can be significant and still
+    # not be a cause for concern.
+    min_ratio: Annotated[float, Field(ge=1)] = 1.0
 
     @model_validator(mode="after")
     def _exit_looser(self) -> Self:
         if self.exit_p < self.enter_p:
             raise ValueError("exit_p must be at least enter_p (hysteresis)")
+        if self.tail == "poisson" and self.max_shape is not None:
+            raise ValueError("max_shape applies to the negative_binomial tail")
+        if self.direction == "down" and self.tail == "poisson" and self.prior is None:
+            raise ValueError("a fall is judged with the negative_binomial tail or a prior")
         return self
 
 
@@ -119,6 +143,9 @@ class Peer(Rule):
     # "Unusually high" also needs this many events: a small service's one or two are not
     # a disproportionate number, however high their rate per bed.
     min_count: Annotated[int, Field(ge=0)] = 0
+    # A location's rate counts among its peers', and is judged at all, only once it has
+    # been observed this long: a window's count from a few weeks is no rate (None: at once).
+    min_peer_history_days: Days | None = None
 
 
 class Weight(Strict):
@@ -191,6 +218,10 @@ class Ratings(Strict):
     repeat_ri_id: RuleId = "requires_improvement_repeatedly"
     repeat_ri_count: Annotated[int, Field(ge=2)]
     repeat_ri_level: LevelName
+    # None: the repeated rating sets its level for as long as it stands. Otherwise for this
+    # many days after the latest of them was published (its event time): the attention
+    # it calls for, not a label until the next inspection.
+    repeat_ri_hold_days: Days | None = None
 
 
 class Organisation(Strict):
@@ -223,6 +254,8 @@ class Policy(Strict):
     triangulation: Triangulation | None = None
     ratings: Ratings | None = None
     organisation: Organisation | None = None
+    persistence: list[Persistence] = []
+    closed_culture: list[ClosedCulture] = []
 
     @model_validator(mode="after")
     def _complete(self) -> Self:
@@ -230,8 +263,8 @@ class Policy(Strict):
         if missing:
             raise _LocatedError(f"levels must describe {sorted(missing)}", ("levels",))
         located: list[tuple[str, tuple[int | str, ...]]] = []
-        for section in ("triggers", "patterns", "rises", "peers"):
-            rules: list[Rule] = getattr(self, section)
+        for section in ("triggers", "patterns", "rises", "peers", "persistence", "closed_culture"):
+            rules: list[Rule | Persistence | ClosedCulture] = getattr(self, section)
             located += [(r.id, (section, index, "id")) for index, r in enumerate(rules)]
         for section in ("accumulation", "triangulation"):
             part: Accumulation | Triangulation | None = getattr(self, section)
@@ -243,7 +276,54 @@ class Policy(Strict):
             # Point at the first rule that repeats an earlier id.
             loc = next(loc for n, (i, loc) in enumerate(located) if i in ids[:n])
             raise _LocatedError(f"rule ids must be unique: {duplicates}", loc)
+        self._check_persistence()
+        if self.triangulation is None:
+            for index, trigger in enumerate(self.triggers):
+                if trigger.corroborate is not None:
+                    raise _LocatedError(
+                        "corroborate needs the triangulation's source_kinds (another kind of source)",
+                        ("triggers", index, "corroborate"),
+                    )
         return self
+
+    def _check_persistence(self) -> None:
+        for index, rule in enumerate(self.persistence):
+            found = self.persisting(rule.of)
+            if found is None:
+                raise _LocatedError(
+                    f"of: {rule.of!r} is not a pattern, rise, peer rule or the accumulation",
+                    ("persistence", index, "of"),
+                )
+            level, look_back = found
+            if Level[rule.level] <= Level[level]:
+                raise _LocatedError(
+                    f"level must be above the level of {rule.of!r} ({level.value})", ("persistence", index, "level")
+                )
+            # Every sample must see a whole window of kept evidence (a week spare for
+            # late events), or what it finds would depend on what the retention dropped.
+            if look_back + rule.persist_days > self.retention_days - 7:
+                raise _LocatedError(
+                    f"{rule.of!r}'s window ({look_back:g} days) and persist_days ({rule.persist_days:g}) "
+                    f"must fit in retention_days less a week ({self.retention_days - 7:g})",
+                    ("persistence", index, "persist_days"),
+                )
+
+    def persisting(self, rule_id: str) -> tuple[LevelName, float] | None:
+        """The level and look-back in days of the rule a persistence rule can judge."""
+        for pattern in self.patterns:
+            if pattern.id == rule_id:
+                return pattern.level, pattern.window_days
+        for rise in self.rises:
+            if rise.id == rule_id:
+                # Its baseline is cut to what is kept at a sample; the recent window is not.
+                return rise.level, rise.recent_days
+        for peer in self.peers:
+            if peer.id == rule_id:
+                return peer.level, peer.window_days
+        if self.accumulation is not None and self.accumulation.id == rule_id:
+            # The score at a sample counts what is kept; older concerns weigh next to nothing.
+            return self.accumulation.max_level, 0.0
+        return None
 
     @property
     def retention(self) -> timedelta:

@@ -7,6 +7,8 @@ from schemas.risk import Level, LevelName
 from services.scoring.policy import Accumulation
 from services.scoring.rules.base import Hit, Step, next_edge
 
+_WEEK_US = 7 * 86_400_000_000
+
 
 class Accumulated:
     def __init__(self, rule: Accumulation, retention_us: int) -> None:
@@ -33,13 +35,28 @@ class Accumulated:
                 edges.append(t + max(60_000_000, math.ceil(half_lives * timeline.half_life_us)))
         return min((e for e in edges if e is not None), default=None)
 
-    def evaluate(self, step: Step) -> None:
-        rule, t = self._rule, step.t
-        start = t - self._retention
-        score, _ = step.timeline.score(start, t)
+    def _score(self, step: Step, at: int, start: int) -> float:
+        rule = self._rule
+        score, _ = step.timeline.score(start, at)
         capacity = step.capacity
         if rule.per_capacity is not None and capacity is not None:
             score *= rule.per_capacity / max(capacity, rule.per_capacity)
+        return score
+
+    def held(self, step: Step, rule_id: str, at: int) -> float | None:
+        """The score at `at` if it was then in its lowest band (at its leaving threshold,
+        as a band is kept). Concerns older than the kept evidence weigh next to nothing."""
+        lowest = min((value for _, value in self._enter), default=None)
+        # What the retention may have dropped by the time of a later step is left out of
+        # every sample alike (a week spare for late events), so that samples agree however
+        # the clock stood when the evidence was trimmed.
+        score = self._score(step, at, max(at - self._retention, step.t - self._retention + _WEEK_US))
+        return score if lowest is not None and score >= lowest * self._rule.exit_ratio else None
+
+    def evaluate(self, step: Step) -> None:
+        rule, t = self._rule, step.t
+        start = t - self._retention
+        score = self._score(step, t, start)
         band = min(max((level for level, value in self._enter if score >= value), default=Level.none), self._max)
         for held in range(min(step.previous.accumulation_band, self._max), band, -1):
             threshold = rule.enter.get(LevelName(Level(held).name))

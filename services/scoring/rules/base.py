@@ -16,7 +16,7 @@ from services.scoring.timeline import Timeline
 
 # Which items a hit's explanation lists: those with a rule's tag, the weighted ones, the
 # concerns, in (start, end]; or the named items (ratings); or none (a hold).
-Selector = Literal["tag", "weighted", "concerns", "named", "none"]
+Selector = Literal["tag", "weighted", "concerns", "named", "tags", "none"]
 
 
 class Hit(msgspec.Struct, array_like=True, frozen=True):
@@ -68,6 +68,9 @@ class Step:
     explain: bool = False
     # Shared by every step of one assessment: what does not change between its steps.
     memo: dict[object, Any] = field(default_factory=dict)
+    # How far back evidence is kept: a rule looking back from an earlier sample must not
+    # count on evidence the retention may already have dropped.
+    retention_us: int = 0
     top: Level = Level.none
     hits: list[Hit] = field(default_factory=list)
     active: set[str] = field(default_factory=set)

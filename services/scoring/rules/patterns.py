@@ -15,6 +15,7 @@ class Patterns:
         self._rules = [(r, bits[r.id], days_us(r.window_days), Level[r.level]) for r in patterns]
         # Thresholds depend only on the capacity: worked out once per size.
         self._thresholds: dict[int | None, list[tuple[int, int]]] = {}
+        self._index = {r.id: i for i, (r, _, _, _) in enumerate(self._rules)}
 
     def _for(self, capacity: int | None) -> list[tuple[int, int]]:
         found = self._thresholds.get(capacity)
@@ -22,6 +23,15 @@ class Patterns:
             found = [(r.enter_threshold(capacity), r.exit_threshold(capacity)) for r, _, _, _ in self._rules]
             self._thresholds[capacity] = found
         return found
+
+    def held(self, step: Step, rule_id: str, at: int) -> float | None:
+        """The count at `at` if the pattern held then (at its leaving threshold, as an
+        active pattern stays)."""
+        index = self._index[rule_id]
+        _, bit, window, _ = self._rules[index]
+        leave = self._for(step.capacity)[index][1]
+        count = step.timeline.tagged(bit, at - window, at)
+        return float(count) if count >= leave else None
 
     def due(self, step: Step) -> int | None:
         by_rule = step.timeline.by_rule

@@ -4,7 +4,7 @@ row. A rating stands until the next, so ratings are looked back on for longer.""
 from schemas.risk import Level
 from services.scoring.policy import Ratings
 from services.scoring.rules.base import Hit, Step
-from services.scoring.timeline import Item
+from services.scoring.timeline import Item, days_us
 
 
 def _published(item: Item) -> tuple[str, int]:
@@ -15,11 +15,16 @@ class Rated:
     def __init__(self, rule: Ratings, lookback_us: int) -> None:
         self._rule = rule
         self._lookback = lookback_us
+        self._hold = days_us(rule.repeat_ri_hold_days) if rule.repeat_ri_hold_days is not None else None
 
     def due(self, step: Step) -> int | None:
         start = step.t - self._lookback
         inside = [r.time for r in step.timeline.ratings if start < r.time <= step.t]
-        return min(inside) + self._lookback if inside else None
+        edges = [min(inside) + self._lookback] if inside else []
+        if self._hold is not None:
+            # The repeated rating's hold ends this long after the latest rating.
+            edges += [r + self._hold for r in inside if r + self._hold > step.t]
+        return min(edges, default=None)
 
     def evaluate(self, step: Step) -> None:
         rule, t = self._rule, step.t
@@ -31,7 +36,12 @@ class Rated:
         if latest.facts.get("overall") == "inadequate":
             self._fire(step, rule.inadequate_id, rule.inadequate_level, "Rated Inadequate by CQC", [latest])
         last = rated[-rule.repeat_ri_count :]
-        if len(last) == rule.repeat_ri_count and all(r.facts.get("overall") == "requires_improvement" for r in last):
+        held = self._hold is None or latest.time > t - self._hold
+        if (
+            held
+            and len(last) == rule.repeat_ri_count
+            and all(r.facts.get("overall") == "requires_improvement" for r in last)
+        ):
             description = f"Rated Requires improvement {rule.repeat_ri_count} times in a row"
             self._fire(step, rule.repeat_ri_id, rule.repeat_ri_level, description, last)
 

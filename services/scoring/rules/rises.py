@@ -1,34 +1,40 @@
-"""Rises: a recent window against the location's own longer history (one-sided Poisson)."""
+"""Rises: a recent window against the location's own longer history.
 
-import math
+The own rate is the baseline's (Poisson: taken as known, with half an event of
+pseudo-count), or an estimate as uncertain as the history is short (negative binomial),
+shrunk toward the rate its peers of the same type have for its size when the rule has a
+`prior`: a young service is judged mostly against its peers, an established one against
+itself. A short and a long window where a burst matters are two rules.
+"""
+
 from collections.abc import Mapping
 
 from schemas.risk import Level
 from services.scoring.policy import Rise
 from services.scoring.rules.base import CONTINUOUS_US, Hit, Step, next_edge
-from services.scoring.timeline import days_us
+from services.scoring.rules.own_rate import (
+    Rate,
+    cantelli_bound,
+    estimate,
+    lower_tail,
+    poisson_upper_tail,
+    prior_rate,
+    upper_tail,
+)
+from services.scoring.rules.peer_stats import PeerStats
+from services.scoring.timeline import US_PER_DAY, days_us
 
+__all__ = ["Rises", "poisson_upper_tail"]
 
-def poisson_upper_tail(observed: int, expected: float) -> float:
-    """P(X >= observed) for X ~ Poisson(expected)."""
-    if observed <= 0:
-        return 1.0
-    if expected > 700:
-        # exp(-expected) underflows (to zero beyond ~745): sum the terms in logs instead.
-        log_expected = math.log(expected)
-        below = math.fsum(math.exp(k * log_expected - expected - math.lgamma(k + 1)) for k in range(observed))
-        return min(1.0, max(0.0, 1.0 - below))
-    term = math.exp(-expected)
-    below = term
-    for k in range(1, observed):
-        term *= expected / k
-        below += term
-    return max(0.0, 1.0 - below)
+_WEEK_US = 7 * US_PER_DAY
 
 
 class Rises:
-    def __init__(self, rises: list[Rise], bits: Mapping[str, int]) -> None:
+    def __init__(self, rises: list[Rise], bits: Mapping[str, int], prior_keys: Mapping[str, str] | None = None) -> None:
+        """`prior_keys`: per rule with a prior, the key of the peer sums it reads."""
         self._rules = [(r, bits[r.id], days_us(r.recent_days), Level[r.level]) for r in rises]
+        self._by_id = {r.id: (r, bit, span) for r, bit, span, _ in self._rules}
+        self._prior_keys = dict(prior_keys or {})
 
     def due(self, step: Step) -> int | None:
         t, by_rule = step.t, step.timeline.by_rule
@@ -38,34 +44,117 @@ class Rises:
             if not times:
                 continue
             baseline_days = min(rule.baseline_days, step.observed_days - rule.recent_days)
-            if baseline_days < rule.baseline_days:
-                # The baseline grows with the location's history: the test moves every day.
+            if baseline_days < rule.baseline_days or (rule.prior is not None and rule.id in step.previous.active):
+                # The baseline grows with the location's history (or the peers' rates
+                # move with their own events): the test moves every day.
                 edges.append(t + CONTINUOUS_US)
             edges.append(next_edge(times, t, recent_span))
             if baseline_days > 0:
                 edges.append(next_edge(times, t - recent_span, days_us(baseline_days)))
         return min((e for e in edges if e is not None), default=None)
 
-    def evaluate(self, step: Step) -> None:
-        t, timeline = step.t, step.timeline
-        for rule, bit, recent_span, level in self._rules:
-            if not timeline.by_rule[bit] or step.observed_days < rule.min_history_days:
-                continue
-            baseline_days = min(rule.baseline_days, step.observed_days - rule.recent_days)
+    def _prior(self, step: Step, rule: Rise) -> Rate | None:
+        """The peers' rate for this location's size: the same for every step of one
+        assessment, so worked out once for it."""
+        if rule.prior is None or step.location is None:
+            return None
+        key = ("rise-prior", rule.id)
+        if key not in step.memo:
+            kind = step.location.service_type.value
+            series = self._prior_keys.get(rule.id, rule.id)
+            own = step.own_peer_rates.get(series)
+            stats = step.peers.get((series, kind), PeerStats()).without(own[1] if own and own[0] == kind else None)
+            step.memo[key] = prior_rate(stats, rule.prior, step.capacity)
+        found: Rate | None = step.memo[key]
+        return found
+
+    def test(
+        self,
+        step: Step,
+        rule: Rise,
+        bit: int,
+        recent_span: int,
+        at: int,
+        can_enter_only: bool = False,
+        below: float | None = None,
+    ) -> tuple[int, float, float] | None:
+        """(recent count, expected count, p) at time `at` (a step's time or an earlier
+        sample; its history as observed then), or None when the rule cannot judge. With
+        `can_enter_only`, None also when the count is not `min_ratio` times beyond the
+        expected one (it could not enter: the tail is not worked out). With `below`, the
+        caller asks only whether p is below it: far out in the tail, p is then an upper
+        bound on it (below `below`), not worked out exactly."""
+        timeline = step.timeline
+        observed = step.observed_days - (step.t - at) / US_PER_DAY
+        if observed < rule.min_history_days:
+            return None
+        baseline_days = min(rule.baseline_days, observed - rule.recent_days)
+        recent_start = at - recent_span
+        recent = timeline.tagged(bit, recent_start, at)
+        if rule.tail == "poisson" and rule.prior is None:
             if baseline_days <= 0:
-                continue
-            recent_start = t - recent_span
-            recent = timeline.tagged(bit, recent_start, t)
-            was = rule.id in step.previous.active
-            # No recent event is never a rise (p = 1), and below the minimum only an
-            # active rise can stay: skip the test.
-            if recent == 0 or (recent < rule.min_recent_count and not was):
-                continue
+                return None
             baseline = timeline.tagged(bit, recent_start - days_us(baseline_days), recent_start)
             # Half an event of pseudo-count: a quiet history is not proof of a zero rate.
             expected = (baseline + 0.5) * rule.recent_days / baseline_days
-            p = poisson_upper_tail(recent, expected)
-            if (recent >= rule.min_recent_count and p < rule.enter_p) or (was and p < rule.exit_p):
+            if can_enter_only and recent < rule.min_ratio * expected:
+                return None
+            return recent, expected, poisson_upper_tail(recent, expected)
+        # At an earlier sample the evidence before the retention (less a week) is gone.
+        start = max(recent_start - days_us(max(baseline_days, 0.0)), step.t - step.retention_us + _WEEK_US)
+        baseline_days = max(0.0, (recent_start - start) / US_PER_DAY)
+        baseline = timeline.tagged(bit, start, recent_start) if baseline_days else 0
+        rate = estimate(baseline, baseline_days, self._prior(step, rule), rule.max_shape)
+        if rate is None:
+            return None
+        expected = rate.expected(rule.recent_days)
+        up = rule.direction == "up"
+        if can_enter_only and (recent < rule.min_ratio * expected if up else recent * rule.min_ratio > expected):
+            return None
+        if rule.tail == "poisson":
+            return recent, expected, poisson_upper_tail(recent, expected)
+        if below is not None:
+            bound = cantelli_bound(recent, rule.recent_days, rate, upper=up)
+            if bound < below:
+                return recent, expected, bound
+        if up:
+            return recent, expected, upper_tail(recent, rule.recent_days, rate)
+        return recent, expected, lower_tail(recent, rule.recent_days, rate)
+
+    def held(self, step: Step, rule_id: str, at: int) -> float | None:
+        """The recent count at `at` if the rule held then (at its leaving threshold, as an
+        active rule stays)."""
+        rule, bit, span = self._by_id[rule_id]
+        found = self.test(step, rule, bit, span, at, below=rule.exit_p)
+        if found is None or (found[0] == 0 and rule.direction == "up"):
+            return None
+        recent, _, p = found
+        return float(recent) if p < rule.exit_p else None
+
+    def evaluate(self, step: Step) -> None:
+        t, timeline = step.t, step.timeline
+        for rule, bit, recent_span, level in self._rules:
+            up = rule.direction == "up"
+            if (up and not timeline.by_rule[bit]) or step.observed_days < rule.min_history_days:
+                continue
+            recent = timeline.tagged(bit, t - recent_span, t)
+            was = rule.id in step.previous.active
+            # No recent event is never a rise (p = 1), and below the minimum only an
+            # active rise can stay: skip the test.
+            if up and (recent == 0 or (recent < rule.min_recent_count and not was)):
+                continue
+            # An active rule stays while p < exit_p: unless explained, how far below does
+            # not matter.
+            below = rule.exit_p if was and not step.explain else None
+            found = self.test(step, rule, bit, recent_span, t, can_enter_only=not was, below=below)
+            if found is None:
+                continue
+            _, expected, p = found
+            if up:
+                entering = recent >= rule.min_recent_count and recent >= rule.min_ratio * expected
+            else:
+                entering = expected >= rule.min_recent_count and recent * rule.min_ratio <= expected
+            if (entering and p < rule.enter_p) or (was and p < rule.exit_p):
                 step.active.add(rule.id)
                 step.fire(level)
                 if step.explain:
@@ -73,4 +162,4 @@ class Rises:
                         f"{rule.description} ({recent} in {rule.recent_days:g} days against "
                         f"{expected:.1f} expected; p={p:.4f})"
                     )
-                    step.hits.append(Hit(rule.id, "rise", level, description, p, "tag", bit, recent_start, t))
+                    step.hits.append(Hit(rule.id, "rise", level, description, p, "tag", bit, t - recent_span, t))
