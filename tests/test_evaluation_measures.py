@@ -87,6 +87,15 @@ def test_hand_computed_figures_at_both_levels() -> None:
     assert t.alerts["s/T5"] == 1 and t.true_alerts["s/O1"] == 1
 
 
+def test_a_short_burst_is_active_until_it_has_passed() -> None:
+    truth = {**TRUTH, "trajectories": [trajectory("B1", "short_burst", ["L7"], 50, "minor", recovered=80)]}
+    world = World.from_truth("s", truth)
+    t = tally(world, {"L7": [(60.0, 70.0), (120.0, 130.0)]}, warmup_days=20)
+    # The alert during the burst is true; the one 40 days after it passed is not.
+    assert t.alerts["s/B1"] == 2 and t.true_alerts["s/B1"] == 1
+    assert figures(t, Level.minor).recall270 == 1.0 and figures(t, Level.moderate).planted == 0
+
+
 def change(subject: str, day: float, seq: int, old: Level, new: Level) -> Change:
     return Change("location", subject, START + timedelta(days=day), seq, old, new, ("r",))
 

@@ -38,7 +38,7 @@ class Planted:
     kind: str
     locations: tuple[str, ...]
     start: float
-    active_end: float  # the end of the run, or for a recovery when it recovered
+    active_end: float  # when it recovered (a recovery, a short burst), else the end of the run
     expected: Level  # before any planted severe event
     cluster: str
 
@@ -65,7 +65,7 @@ class World:
         for t in truth["trajectories"]:
             begin = _day(t["start"], start)
             assert begin is not None
-            recovered = _day(t.get("recovered"), start) if t["kind"] == "recovery" else None
+            recovered = _day(t.get("recovered"), start)
             expected = Level[t.get("expected_level_before_major") or t["expected_min_level"]]
             cluster = f"{scenario}/{t['id']}"
             planted.append(

@@ -140,7 +140,7 @@ def assess_run(
     for t in truth["trajectories"]:
         t_start = _time(t["start"])
         assert t_start is not None
-        active_end = (_time(t["recovered"]) or end) if t["kind"] == "recovery" else end
+        active_end = _time(t.get("recovered")) or end
         for location in t["locations"]:
             planted.setdefault(location, []).append((t["kind"], t_start, active_end))
         expected = Level[t["expected_level_before_major"] or t["expected_min_level"]]
