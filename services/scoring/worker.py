@@ -106,6 +106,12 @@ class Scorer:
             broker_heartbeat_interval=heartbeat_interval_s(s.session_timeout_s),
             # A worker taking a partition over has its tables already, not a changelog to read.
             table_standby_replicas=s.standby_replicas,
+            # Faust creates its changelog topics and joins the group at once; the group
+            # leader can assign before the broker lists a topic just created ("Ignoring
+            # missing topic"), and aiokafka assigns again only when its metadata changes:
+            # with the 5-minute default a fresh scorer sat unready that long (a clean-clone
+            # run's consumer-lag test). A 10 s refresh bounds that wait.
+            consumer_metadata_max_age_ms=10_000,
         )
         raw: dict[str, Any] = {
             "key_type": bytes,
