@@ -26,7 +26,8 @@ from services.scoring.rules.own_rate import (
     prior_rate,
     upper_tail,
 )
-from tests.scoring_policies import Peers, feed, small_policy, stats
+from services.scoring.model import next_due
+from tests.scoring_policies import Peers, feed, small_policy, stats, tick_to
 from tests.test_scoring_model import ev
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -224,3 +225,37 @@ def test_a_fall_in_its_own_reports_is_a_sign_of_under_reporting_a_service_that_a
     always_few = every(4, 0, 390, "f", NOTIFIED, "statutory_notification") + poke
     state, _ = feed(sorted(always_few, key=lambda e: e.time), policy, HOME)
     assert state.current.level is Level.none
+
+
+LEGACY = """
+rises:
+  - id: complaints_rising
+    description: An increase in the number of complaints about the service
+    level: minor
+    when:
+      - {type: complaint}
+    recent_days: 60
+    baseline_days: 300
+    min_recent_count: 4
+    enter_p: 0.01
+    exit_p: 0.05
+    min_history_days: 180
+"""
+
+
+def test_an_active_rise_with_a_full_baseline_is_planned_to_fall_when_its_window_passes() -> None:
+    # Found by the scan's test: the edge of the baseline (which ends where the recent
+    # window starts) was worked out as if it ended now, so it lay in the past; being the
+    # earliest of the family's edges it hid the others, and a rise with a full baseline
+    # was never planned to fall: it fell only at the location's next event.
+    policy = small_policy(LEGACY, version="legacy-rise")
+    complaint = {"category": "care", "severity": "low"}
+    events = every(4, 0, 420, "c", complaint, "complaint") + [
+        ev("complaint", day(420 + i), complaint, f"burst-{i}") for i in range(6)
+    ]
+    state, _ = feed(events, policy, HOME)
+    assert state.current.level is Level.minor
+    due = next_due(state, HOME, policy)
+    assert due is not None and due <= day(481)
+    state, outcomes = tick_to(state, policy, HOME, day(600))
+    assert [o.change.new_level for o in outcomes if o.change is not None] == ["none"]

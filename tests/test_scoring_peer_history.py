@@ -73,3 +73,34 @@ def test_a_location_without_the_history_contributes_nothing_to_its_peers_sums() 
     outcome = assess(state, HOME, concerns([0.5])[0], WAITING, {})
     assert outcome.peer_updates == []
     assert outcome.state.peer_rates == {}
+
+
+LOW_ONLY = small_policy(
+    """
+peers:
+  - id: safeguarding_concerns_vs_peers
+    description: An unusually low number of safeguarding concerns for its size (possible under-reporting)
+    level: minor
+    when:
+      - {type: safeguarding_concern}
+    window_days: 365
+    per_capacity: 10
+    min_peers: 5
+    high_z: null
+    low_z: -2.0
+    min_history_days: 365
+    min_peer_history_days: 365
+""",
+    version="peers-low-only",
+)
+
+
+def test_a_low_side_only_rule_never_calls_a_high_number_unusual() -> None:
+    peers = {KEY: [2.0, 2.5, 3.0, 3.5, 2.0, 2.5, 3.0, 3.5]}
+    high, _ = feed(concerns([d * 4.0 for d in range(100)]), LOW_ONLY, HOME, Peers(peers))
+    assert high.current.level is Level.none
+    # One concern in a year and a half, against peers' 2-3.5 per 10 beds a year.
+    low, _ = feed(concerns([0.5, 500.0]), LOW_ONLY, HOME, Peers(peers))
+    assert low.current.level is Level.minor
+    (why,) = low.reasons()
+    assert "unusually low (possible under-reporting)" in why.description

@@ -21,7 +21,7 @@ from services.scoring.rules.closed_culture import ClosedCultures, series_tags
 from services.scoring.rules.own_rate import observed_span, peer_rate
 from services.scoring.rules.patterns import Patterns
 from services.scoring.rules.peers import Peers
-from services.scoring.rules.persistence import Held, Persisting
+from services.scoring.rules.persistence import Judged, Persisting
 from services.scoring.rules.ratings import Rated
 from services.scoring.rules.rises import Rises
 from services.scoring.rules.triangulation import Triangulated, kind_index
@@ -128,6 +128,7 @@ def prior_keys(policy: Policy) -> dict[str, str]:
     named = [(r.id, r.when, r.prior) for r in policy.rises]
     for rule in policy.closed_culture:
         named += [(key, s.when, s.prior) for key, s in zip(series_tags(rule), (rule.voices, rule.reports), strict=True)]
+
     for name, when, prior in named:
         if prior is not None:
             signature = (repr(when), repr(prior))
@@ -157,15 +158,15 @@ def compile_policy(policy: Policy) -> Compiled:
     keys = prior_keys(policy)
     rises = Rises(policy.rises, bits, keys)
     evaluators: list[Evaluator] = [Triggers(policy.triggers, bits, kind_of_type), patterns, rises, peers]
-    held: dict[str, tuple[Held, int]] = {}
-    held.update({r.id: (patterns.held, bits[r.id]) for r in policy.patterns})
-    held.update({r.id: (rises.held, bits[r.id]) for r in policy.rises})
-    held.update({r.id: (peers.held, bits[r.id]) for r in policy.peers})
+    judged: dict[str, Judged] = {}
+    judged.update({r.id: Judged(patterns.held, "tag", bits[r.id]) for r in policy.patterns})
+    judged.update({r.id: Judged(rises.held, "tag", bits[r.id]) for r in policy.rises})
+    judged.update({r.id: Judged(peers.held, "tag", bits[r.id]) for r in policy.peers})
     retention_us = policy.retention // _US
     if policy.accumulation is not None:
         accumulated = Accumulated(policy.accumulation, retention_us)
         evaluators.append(accumulated)
-        held[policy.accumulation.id] = (accumulated.held, -1)
+        judged[policy.accumulation.id] = Judged(accumulated.held, "weighted", by_band=True)
     if policy.triangulation is not None:
         evaluators.append(Triangulated(policy.triangulation))
     if policy.ratings is not None:
@@ -174,7 +175,7 @@ def compile_policy(policy: Policy) -> Compiled:
         evaluators.append(ClosedCultures(policy.closed_culture, bits, keys))
     if policy.persistence:
         # Last: it reads what the other families found at the step.
-        evaluators.append(Persisting(policy.persistence, held))
+        evaluators.append(Persisting(policy.persistence, judged))
     acc = policy.accumulation
     return Compiled(
         policy=policy,

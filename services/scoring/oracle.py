@@ -223,7 +223,12 @@ def _step(
             rate = len(items) / location.capacity * peer.per_capacity
             z = (rate - mean) / sd
             was = peer.id in history.active
-            high = len(items) >= peer.min_count and (z >= peer.high_z or (was and z >= peer.high_z - peer.exit_margin))
+            # (high_z None, a low-side-only rule, came after this model: no high side.)
+            high = (
+                peer.high_z is not None
+                and len(items) >= peer.min_count
+                and (z >= peer.high_z or (was and z >= peer.high_z - peer.exit_margin))
+            )
             low = (
                 peer.low_z is not None
                 and observed_days >= peer.min_history_days

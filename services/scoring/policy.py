@@ -135,7 +135,9 @@ class Peer(Rule):
     window_days: Days
     per_capacity: Annotated[float, Field(gt=0)] = 10.0
     min_peers: Annotated[int, Field(ge=3)]
-    high_z: Annotated[float, Field(gt=0)]
+    # None: only an unusually low number is a concern (a high one is judged elsewhere,
+    # e.g. against the service's own history).
+    high_z: Annotated[float, Field(gt=0)] | None
     # None: only an unusually high number is a concern.
     low_z: Annotated[float, Field(lt=0)] | None = None
     exit_margin: Annotated[float, Field(ge=0)] = 0.5
@@ -146,6 +148,12 @@ class Peer(Rule):
     # A location's rate counts among its peers', and is judged at all, only once it has
     # been observed this long: a window's count from a few weeks is no rate (None: at once).
     min_peer_history_days: Days | None = None
+
+    @model_validator(mode="after")
+    def _a_side(self) -> Self:
+        if self.high_z is None and self.low_z is None:
+            raise ValueError("a peer rule needs high_z, low_z or both")
+        return self
 
 
 class Weight(Strict):

@@ -100,6 +100,12 @@ def next_edge(times: list[int], t: int, window: int) -> int | None:
     return None
 
 
+def later(edge: int | None, by: int) -> int | None:
+    """An edge computed for a window ending `by` earlier (a baseline before a recent
+    window), moved to when it passes."""
+    return None if edge is None else edge + by
+
+
 class Evaluator(Protocol):
     def evaluate(self, step: Step) -> None:
         """Add the family's hits (and any state it carries) to the step."""

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from schemas.risk import Level
 from services.scoring.policy_families import ClosedCulture, Series
-from services.scoring.rules.base import CONTINUOUS_US, Hit, Step, next_edge
+from services.scoring.rules.base import CONTINUOUS_US, Hit, Step, later, next_edge
 from services.scoring.rules.own_rate import Rate, estimate, lower_tail, prior_rate, upper_tail
 from services.scoring.rules.peer_stats import PeerStats
 from services.scoring.timeline import days_us
@@ -62,7 +62,7 @@ class ClosedCultures:
             for bit in (voices, reports):
                 edges.append(next_edge(by_rule[bit], t, window))
                 if baseline_days > 0:
-                    edges.append(next_edge(by_rule[bit], t - window, days_us(baseline_days)))
+                    edges.append(later(next_edge(by_rule[bit], t - window, days_us(baseline_days)), window))
         return min((e for e in edges if e is not None), default=None)
 
     def evaluate(self, step: Step) -> None:

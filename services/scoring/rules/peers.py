@@ -78,6 +78,8 @@ class Peers:
         if found is None:
             return None
         count, _, z = found
+        if rule.high_z is None:
+            return None
         return float(count) if count >= rule.min_count and z >= rule.high_z - rule.exit_margin else None
 
     def evaluate(self, step: Step) -> None:
@@ -87,15 +89,20 @@ class Peers:
         t, timeline = step.t, step.timeline
         for rule, bit, window, level in self._rules:
             can_be_low = rule.low_z is not None and step.observed_days >= rule.min_history_days
-            # With no event, a rate of 0 is never unusually high (high_z > 0).
-            if not can_be_low and not timeline.tagged(bit, t - window, t):
+            # With no event, a rate of 0 is never unusually high (high_z > 0); a rule that
+            # judges only the low side and cannot yet is skipped as well.
+            if not can_be_low and (rule.high_z is None or not timeline.tagged(bit, t - window, t)):
                 continue
             found = self._judged(step, rule, bit, window, t)
             if found is None:
                 continue
             count, rate, z = found
             was = rule.id in step.previous.active
-            high = count >= rule.min_count and (z >= rule.high_z or (was and z >= rule.high_z - rule.exit_margin))
+            high = (
+                rule.high_z is not None
+                and count >= rule.min_count
+                and (z >= rule.high_z or (was and z >= rule.high_z - rule.exit_margin))
+            )
             low = (
                 can_be_low
                 and rule.low_z is not None

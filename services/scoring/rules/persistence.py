@@ -13,22 +13,35 @@ falls with it when the pattern fades.
 """
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from schemas.risk import Level
 from services.scoring.policy_families import Persistence
-from services.scoring.rules.base import Hit, Step
+from services.scoring.rules.base import Hit, Selector, Step
 from services.scoring.timeline import US_PER_DAY, days_us
 
 # At a sample time: the rule's measure (a count, a score) if its condition held then.
 Held = Callable[[Step, str, int], float | None]
 
 
+@dataclass(frozen=True)
+class Judged:
+    """How to read the rule a persistence rule judges: at a sample time (`held`), whether
+    it holds now (its band for the accumulation, else the active set), and which events
+    are its evidence (a selector and its bit or mask)."""
+
+    held: Held
+    selector: Selector
+    bit: int = 0
+    by_band: bool = False
+
+
 class Persisting:
-    def __init__(self, rules: list[Persistence], held: Mapping[str, tuple[Held, int]]) -> None:
-        """`held`: per rule id judged, how to read it at a sample time, and the bit of its
-        tag for the evidence (-1: the accumulation, whose weighted events are its evidence
-        and whose band, not the active set, says whether it holds)."""
-        self._rules = [(r, held[r.of], days_us(r.persist_days), days_us(r.sample_days), Level[r.level]) for r in rules]
+    def __init__(self, rules: list[Persistence], judged: Mapping[str, Judged]) -> None:
+        """`judged`: per rule id a persistence rule can judge, how to read it."""
+        self._rules = [
+            (r, judged[r.of], days_us(r.persist_days), days_us(r.sample_days), Level[r.level]) for r in rules
+        ]
 
     @staticmethod
     def _samples(t: int, period: int, every: int) -> list[int]:
@@ -43,8 +56,8 @@ class Persisting:
         oldest sample leaving the period, whichever comes first."""
         edges = []
         t = step.t
-        for rule, (_, bit), period, every, _ in self._rules:
-            was = step.previous.accumulation_band > Level.none if bit < 0 else rule.of in step.previous.active
+        for rule, judged, period, every, _ in self._rules:
+            was = step.previous.accumulation_band > Level.none if judged.by_band else rule.of in step.previous.active
             if was and rule.id not in step.previous.active:
                 samples = self._samples(t, period, every)
                 edges.append(t - t % every + every)
@@ -54,8 +67,9 @@ class Persisting:
 
     def evaluate(self, step: Step) -> None:
         t = step.t
-        for rule, (held, bit), period, every, level in self._rules:
-            if not (step.accumulation_band > Level.none if bit < 0 else rule.of in step.active):
+        for rule, judged, period, every, level in self._rules:
+            held = judged.held
+            if not (step.accumulation_band > Level.none if judged.by_band else rule.of in step.active):
                 continue
             now = held(step, rule.of, t)
             if now is None:
@@ -65,7 +79,7 @@ class Persisting:
             step.active.add(rule.id)
             step.fire(level)
             if step.explain:
-                step.hits.append(self._hit(step, rule, held, bit, level, now, period, every))
+                step.hits.append(self._hit(step, rule, judged, level, now, period, every))
 
     def _persisted(self, step: Step, rule: Persistence, held: Held, now: float, period: int, every: int) -> bool:
         """Held at every sample of the period, and (not_falling) no lower now than at its
@@ -80,7 +94,7 @@ class Persisting:
         return all(held(step, rule.of, s) is not None for s in samples[:-1])
 
     def _hit(
-        self, step: Step, rule: Persistence, held: Held, bit: int, level: Level, now: float, period: int, every: int
+        self, step: Step, rule: Persistence, judged: Judged, level: Level, now: float, period: int, every: int
     ) -> Hit:
         """What persisted and how it moved over the period: "for over 90 days and rising
         (9 then, 12 now)". Explained at every assessment while it fires, so it reads one
@@ -88,15 +102,13 @@ class Persisting:
         t = step.t
         samples = self._samples(t, period, every)
         start = samples[-1] if samples else t - period
-        first = held(step, rule.of, start) if samples else None
+        first = judged.held(step, rule.of, start) if samples else None
         description = f"{rule.description}: for over {rule.persist_days:g} days"
         if first is not None:
             trend = "rising" if now > first else "falling" if now < first else "steady"
             description += f" and {trend} ({_fmt(first)} then, {_fmt(now)} now)"
         days = (t - start) / US_PER_DAY
-        if bit < 0:
-            return Hit(rule.id, "persistence", level, description, days, "weighted", 0, start - 1, t)
-        return Hit(rule.id, "persistence", level, description, days, "tag", bit, start - 1, t)
+        return Hit(rule.id, "persistence", level, description, days, judged.selector, judged.bit, start - 1, t)
 
 
 def _fmt(x: float) -> str:

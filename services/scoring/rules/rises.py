@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from schemas.risk import Level
 from services.scoring.policy import Rise
-from services.scoring.rules.base import CONTINUOUS_US, Hit, Step, next_edge
+from services.scoring.rules.base import CONTINUOUS_US, Hit, Step, later, next_edge
 from services.scoring.rules.own_rate import (
     Rate,
     cantelli_bound,
@@ -50,7 +50,9 @@ class Rises:
                 edges.append(t + CONTINUOUS_US)
             edges.append(next_edge(times, t, recent_span))
             if baseline_days > 0:
-                edges.append(next_edge(times, t - recent_span, days_us(baseline_days)))
+                # The baseline ends where the recent window starts: its oldest event leaves
+                # it a recent window later than it would leave a window ending now.
+                edges.append(later(next_edge(times, t - recent_span, days_us(baseline_days)), recent_span))
         return min((e for e in edges if e is not None), default=None)
 
     def _prior(self, step: Step, rule: Rise) -> Rate | None:
