@@ -16,6 +16,7 @@ from schemas.directory import Location, ServiceType
 from schemas.events import Event
 from schemas.risk import Level
 from services.scoring.engine import compiled
+from services.scoring.model import next_due
 from services.scoring.policy_families import PeerPrior
 from services.scoring.rules.own_rate import (
     Rate,
@@ -26,7 +27,6 @@ from services.scoring.rules.own_rate import (
     prior_rate,
     upper_tail,
 )
-from services.scoring.model import next_due
 from tests.scoring_policies import Peers, feed, small_policy, stats, tick_to
 from tests.test_scoring_model import ev
 
