@@ -58,7 +58,7 @@ def assert_names(message: str, line: int, *problems: str) -> None:
 def test_the_default_policy_loads_from_its_file_and_parses_the_same_from_text() -> None:
     assert isinstance(POLICY, Policy)
     assert parse_policy(TEXT, str(DEFAULT_POLICY)) == POLICY
-    assert POLICY.version == "default-2026.11.4"
+    assert POLICY.version == "default-2026.12.1"
 
 
 def test_the_default_policy_has_the_thresholds_the_model_tests_rely_on() -> None:
@@ -96,25 +96,63 @@ def test_the_default_policy_has_every_rule_family_and_unique_rule_ids() -> None:
         "concerns_about_manager",
         "agency_staff_poor_induction",
     }
-    assert {p.id for p in POLICY.patterns} == {
-        "series_of_medication_errors",
-        "repeated_missed_visits",
-        "repeated_missed_time_critical_visits",
-        "repeated_injuries",
-        "ae_attendances",
-        "missed_gp_or_dental_appointments",
-        "signs_of_neglect",
-        "no_registered_manager",
-        "repeated_concerns_about_manager",
+    assert {p.id for p in POLICY.patterns} == {"no_registered_manager", "repeated_concerns_about_manager"}
+    assert {r.id for r in POLICY.rises} == {
+        "complaints_rising",
+        "concerns_rising",
+        "medication_errors_rising",
+        "medication_errors_burst",
+        "neglect_rising",
+        "injuries_rising",
+        "missed_appointments_rising",
+        "reports_falling",
+        "missed_visits_rising",
+        "missed_time_critical_burst",
+        "missed_time_critical_rising",
+        "agency_use_rising",
+        "low_level_concerns_disproportionate",
+        "safeguarding_concerns_rising",
     }
-    assert {r.id for r in POLICY.rises} == {"complaints_rising", "agency_use_rising"}
-    assert {p.id for p in POLICY.peers} == {"safeguarding_concerns_vs_peers", "low_level_concerns_disproportionate"}
+    assert {p.id for p in POLICY.peers} == {"safeguarding_concerns_vs_peers"}
+    assert {p.of for p in POLICY.persistence} == {
+        "complaints_rising",
+        "concerns_rising",
+        "medication_errors_rising",
+        "neglect_rising",
+        "missed_visits_rising",
+        "missed_time_critical_rising",
+        "low_level_concerns_disproportionate",
+    }
+    assert [c.id for c in POLICY.closed_culture] == ["closed_culture"]
     assert POLICY.accumulation is not None and POLICY.accumulation.id == "accumulated_concern"
     assert POLICY.triangulation is not None and POLICY.triangulation.id == "triangulated_concern"
     assert POLICY.ratings is not None and POLICY.organisation is not None
     ids = [r.id for r in (*POLICY.triggers, *POLICY.patterns, *POLICY.rises, *POLICY.peers)]
+    ids += [r.id for r in (*POLICY.persistence, *POLICY.closed_culture)]
     ids += [POLICY.accumulation.id, POLICY.triangulation.id]
     assert len(ids) == len(set(ids))
+
+
+def test_patterns_that_persist_escalate_from_minor_to_moderate_after_at_least_a_quarter() -> None:
+    minor = {r.id for r in (*POLICY.patterns, *POLICY.rises) if Level[r.level] is Level.minor}
+    for rule in POLICY.persistence:
+        assert rule.of in minor and Level[rule.level] is Level.moderate, rule.id
+        assert rule.persist_days >= 90 and rule.trend == "not_falling", rule.id
+
+
+def test_the_manager_flag_needs_corroboration_from_another_kind_of_source() -> None:
+    flag = next(t for t in POLICY.triggers if t.id == "concerns_about_manager")
+    assert flag.corroborate is not None and flag.corroborate.within_days == 60
+    assert POLICY.triangulation is not None
+    kinds = POLICY.triangulation.source_kinds
+    assert all(kinds[c.type] != kinds["workforce"] for c in flag.corroborate.by)
+
+
+def test_every_own_history_rule_is_judged_against_its_peers_for_its_size_too() -> None:
+    for rule in POLICY.rises:
+        if rule.tail == "negative_binomial":
+            assert rule.prior is not None and rule.prior.per_capacity == 10, rule.id
+            assert rule.max_shape is not None and rule.min_ratio > 1, rule.id
 
 
 def test_the_default_single_event_triggers_are_the_threshold_tables_major_and_moderate_rows() -> None:
@@ -134,7 +172,7 @@ def test_low_level_concerns_alone_stay_at_minor_in_the_default() -> None:
 
 
 def test_accumulation_thresholds_above_max_level_are_refused_unless_the_file_raises_it() -> None:
-    higher = edit("enter: {minor: 8}", "enter: {minor: 8, moderate: 16}")
+    higher = edit("enter: {minor: 16}", "enter: {minor: 16, moderate: 32}")
     assert_names(refused(higher), line_of(higher, "accumulation:"), "above max_level minor")
     allowed = edit("  max_level: minor\n", "  max_level: moderate\n", higher)
     acc = parse_policy(allowed, ORIGIN).accumulation
@@ -147,24 +185,24 @@ def test_without_max_level_the_accumulation_stops_at_minor() -> None:
     assert acc is not None and acc.max_level is LevelName.minor
 
 
-def test_the_minor_rows_three_sources_are_counted_against_peers_per_capacity() -> None:
-    rule = next(p for p in POLICY.peers if p.id == "low_level_concerns_disproportionate")
-    assert Level[rule.level] is Level.minor and rule.low_z is None and rule.min_count >= 2
+def test_the_minor_rows_three_sources_are_judged_for_size_against_own_history_and_peers() -> None:
+    rule = next(r for r in POLICY.rises if r.id == "low_level_concerns_disproportionate")
+    assert Level[rule.level] is Level.minor and rule.direction == "up" and rule.min_recent_count >= 2
     assert {c.type for c in rule.when} == {"contract_monitoring", "ccg_flag", "care_review"}
-    assert rule.per_capacity == 10
+    assert rule.prior is not None and rule.prior.per_capacity == 10
 
 
 # --- refusing a broken policy -----------------------------------------------------------
 
 
 def test_an_unknown_field_on_a_condition_names_its_line() -> None:
-    old = "      - {type: missed_visit, outcome: missed}\n  - id: repeated_missed_time_critical_visits"
+    old = "      - {type: missed_visit, outcome: missed}\n    recent_days: 28"
     broken = edit(old, old.replace("outcome: missed}", "result: missed}"))
     message = refused(broken)
     assert_names(
         message,
         line_of(broken, "{type: missed_visit, result: missed}"),
-        "patterns.1.when.0",
+        "rises.8.when.0",
         "missed_visit events have no field(s) ['result']",
     )
 
@@ -214,16 +252,18 @@ def test_exit_count_above_enter_count_is_refused_at_the_pattern() -> None:
         ),
         (
             edit(
-                "    window_days: 28                    # JUDGEMENT\n    enter_count: 3                     # JUDGEMENT\n"
-                "    # NF: missed visits",
-                "\twindow_days: 28\n    enter_count: 3\n    # NF: missed visits",
+                "    window_days: 180                   # JUDGEMENT\n    enter_count: 2\n",
+                "\twindow_days: 180\n    enter_count: 2\n",
             ),
-            line_of(TEXT, "window_days: 28"),
+            line_of(TEXT, "window_days: 180"),
             "found character '\\t' that cannot start any token",
         ),
         (
-            edit("    enter_count: 4                     # JUDGEMENT", "     enter_count: 4"),
-            line_of(TEXT, "enter_count: 4", after="id: ae_attendances"),
+            edit(
+                "    min_recent_count: 4                # JUDGEMENT: never on one or two complaints",
+                "     min_recent_count: 4",
+            ),
+            line_of(TEXT, "min_recent_count: 4", after="id: complaints_rising"),
             "expected <block end>",
         ),
         ("version: x\nretention_days: 400: 3\n", 2, "mapping values are not allowed here"),
@@ -274,10 +314,10 @@ def test_a_misspelt_level_names_its_line() -> None:
 
 
 def test_exit_p_below_enter_p_is_refused_at_the_rise() -> None:
-    old = "    enter_p: 0.01                      # JUDGEMENT\n    exit_p: 0.05\n"
+    old = "    enter_p: 0.01\n    exit_p: 0.05\n"
     broken = edit(old, "    enter_p: 0.01\n    exit_p: 0.005\n")
     assert_names(
-        refused(broken), line_of(broken, "- id: complaints_rising"), "rises.0", "exit_p must be at least enter_p"
+        refused(broken), line_of(broken, "- id: agency_use_rising"), "rises.11", "exit_p must be at least enter_p"
     )
 
 
@@ -292,7 +332,7 @@ def test_duplicate_rule_ids_name_the_line_of_the_duplicate() -> None:
 
 def test_duplicate_rule_ids_across_families_name_the_line_of_the_later_one() -> None:
     # A pattern that reuses a trigger's id: the pattern is the duplicate.
-    broken = edit("  - id: repeated_injuries\n", "  - id: serious_abuse_or_neglect\n")
+    broken = edit("  - id: no_registered_manager\n", "  - id: serious_abuse_or_neglect\n")
     assert_names(
         refused(broken),
         nth_line_of(broken, "- id: serious_abuse_or_neglect", 2),
@@ -308,14 +348,14 @@ def test_an_unknown_top_level_setting_names_its_line() -> None:
 
 
 def test_accumulation_thresholds_out_of_order_are_refused() -> None:
-    broken = edit("enter: {minor: 8}", "enter: {minor: 6, moderate: 30, major: 24}")
+    broken = edit("enter: {minor: 16}", "enter: {minor: 12, moderate: 30, major: 24}")
     broken = edit("  max_level: minor\n", "  max_level: major\n", broken)
     assert_names(refused(broken), line_of(broken, "accumulation:"), "enter thresholds must rise")
 
 
 def test_every_error_is_reported_each_with_its_line() -> None:
     broken = edit("min_days_at_level: 14 ", "min_days_at_level: -1 ")
-    broken = edit("    enter_count: 4                     # JUDGEMENT", "    enter_count: 0", broken)
+    broken = edit("    enter_count: 2\n    exit_count: 1\n", "    enter_count: 0\n    exit_count: 1\n", broken)
     message = refused(broken)
     assert len(message.splitlines()) == 2, message
     assert_names(message, line_of(broken, "min_days_at_level:"), "min_days_at_level", "greater than or equal to 0")
@@ -324,7 +364,7 @@ def test_every_error_is_reported_each_with_its_line() -> None:
 
 def test_load_policy_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "area.yaml"
-    path.write_text(edit("    enter_count: 4                     # JUDGEMENT", "    enter_count: 1"))
+    path.write_text(edit("    enter_count: 2\n    exit_count: 1\n", "    enter_count: 1\n    exit_count: 1\n"))
     with pytest.raises(PolicyError) as info:
         load_policy(path)
     assert str(info.value).startswith(f"{path}:{line_of(path.read_text(), 'enter_count: 1')}: ")

@@ -131,14 +131,17 @@ def test_organisations_are_compared_apart_from_locations() -> None:
 # --- the command on a simulated history --------------------------------------------------
 
 SIMULATION = ["--seed", "1", "--locations", "6", "--days", "60"]
-CHANGED_RULE = "repeated_missed_visits"
+# A single-event rule that fires in the simulated history's first weeks (the own-history
+# rules of the default need more history than these 60 days give).
+CHANGED_RULE = "agency_staff_poor_induction"
 
 
 def changed_policy(folder: Path) -> Path:
     """The default policy with one threshold raised out of reach, under a new version."""
     raw = yaml.safe_load(DEFAULT_POLICY.read_text())
-    [pattern] = [p for p in raw["patterns"] if p["id"] == CHANGED_RULE]
-    pattern["enter_count"] = 500
+    [trigger] = [t for t in raw["triggers"] if t["id"] == CHANGED_RULE]
+    for condition in trigger["when"]:
+        condition["agency_staff_share"] = {"gte": 0.99}
     raw["version"] = "what-if-test"
     path = folder / "changed.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
@@ -184,7 +187,7 @@ def test_a_raised_threshold_shows_which_locations_differ_and_by_which_rule(
         assert (d["old_level"] != d["new_level"]) == (d["kind"] == "levels")
     days = result["summary"]["location_days_old"]
     assert sum(days.values()) == pytest.approx(sum(result["summary"]["location_days_new"].values()))
-    assert days["minor"] > result["summary"]["location_days_new"]["minor"]
+    assert days["moderate"] > result["summary"]["location_days_new"]["moderate"]
 
 
 def test_a_policy_compared_with_itself_differs_nowhere(history: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -201,7 +204,7 @@ def test_a_policy_compared_with_itself_differs_nowhere(history: Path, capsys: py
 def test_an_invalid_policy_exits_2_naming_its_line(
     history: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    text = (history / "changed.yaml").read_text().replace("enter_count: 500", "enter_count: 1")
+    text = (history / "changed.yaml").read_text().replace("enter_count: 2", "enter_count: 1", 1)
     bad = tmp_path / "bad.yaml"
     bad.write_text(text)
     line = text.splitlines().index("  enter_count: 1") + 1
@@ -289,11 +292,12 @@ def test_the_readme_example_runs_and_shows_the_changed_rule(tmp_path: Path) -> N
         timeout=120,
     )
     assert run.returncode == 0, run.stderr
-    # The variant differs from the default on exactly the threshold the example changes.
-    assert (tmp_path / "my-area.yaml").read_text().count("enter_rate: 3") == 1 + DEFAULT_POLICY.read_text().count(
-        "enter_rate: 3"
+    # The variant differs from the default on exactly the holds the example changes.
+    assert (tmp_path / "my-area.yaml").read_text().count("hold_days: 30") == 2 + DEFAULT_POLICY.read_text().count(
+        "hold_days: 30"
     )
-    assert "repeated_missed_time_critical_visits" in run.stdout and "my-area-1" in run.stdout
+    # A location the default holds at Moderate falls sooner under the variant.
+    assert "Minor (falls from Moderate)" in run.stdout and "my-area-1" in run.stdout
 
 
 HOLD_POLICY = """

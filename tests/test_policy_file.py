@@ -29,21 +29,21 @@ def test_the_default_policy_loads_and_one_off_poor_care_is_never_a_pattern() -> 
     ("old", "new", "needle", "problem"),
     [
         (
-            "- {type: missed_visit, outcome: missed}\n  - id: repeated_missed_time",
-            "- {type: missed_visit, result: missed}\n  - id: repeated_missed_time",
+            "- {type: missed_visit, outcome: missed}\n    recent_days: 28",
+            "- {type: missed_visit, result: missed}\n    recent_days: 28",
             "{type: missed_visit, result: missed}",
             "no field(s) ['result']",
         ),
         (
-            "    enter_count: 3                     # JUDGEMENT\n    # NF: missed visits",
-            "    enter_count: 1\n    # NF: missed visits",
+            "    enter_count: 2\n    exit_count: 1\n",
+            "    enter_count: 1\n    exit_count: 1\n",
             "enter_count: 1",
             "greater than or equal to 2",
         ),
         # A mistyped value would match nothing and silently disable its rule.
         (
-            "- {type: missed_visit, outcome: missed}\n  - id: repeated_missed_time",
-            "- {type: missed_visit, outcome: mised}\n  - id: repeated_missed_time",
+            "- {type: missed_visit, outcome: missed}\n    recent_days: 28",
+            "- {type: missed_visit, outcome: mised}\n    recent_days: 28",
             "outcome: mised}",
             "missed_visit.outcome: 'mised' is not one of ['missed', 'late']",
         ),
@@ -78,15 +78,15 @@ def test_the_default_policy_loads_and_one_off_poor_care_is_never_a_pattern() -> 
             "provider_incident.person_ref cannot be matched on by a rule",
         ),
         (
-            "{type: care_review, finding_level: [low, medium]}\n    window_days",
-            "{type: care_review, finding_level: [low, meduim]}\n    window_days",
+            "{type: care_review, finding_level: [low, medium]}\n    recent_days",
+            "{type: care_review, finding_level: [low, meduim]}\n    recent_days",
             "finding_level: [low, meduim]",
             "care_review.finding_level: 'meduim' is not one of ['none', 'low', 'medium', 'high']",
         ),
         (
-            "    exit_p: 0.05\n    min_history_days: 180              # JUDGEMENT\n",
-            "    exit_p: 0.001\n    min_history_days: 180              # JUDGEMENT\n",
-            "id: complaints_rising",
+            "    enter_p: 0.01\n    exit_p: 0.05\n",
+            "    enter_p: 0.01\n    exit_p: 0.001\n",
+            "id: agency_use_rising",
             "exit_p must be at least enter_p",
         ),
         ("  - id: agency_use_rising", "  - id: complaints_rising", "rises:", "rule ids must be unique"),
@@ -118,6 +118,8 @@ def test_every_condition_value_in_the_default_policy_is_one_the_contract_allows(
 
     policy = load_policy(DEFAULT_POLICY)
     conditions = [c for rule in (*policy.triggers, *policy.patterns, *policy.rises, *policy.peers) for c in rule.when]
+    conditions += [c for t in policy.triggers if t.corroborate is not None for c in t.corroborate.by]
+    conditions += [c for r in policy.closed_culture for c in (*r.voices.when, *r.reports.when)]
     assert policy.accumulation is not None and policy.triangulation is not None
     conditions += [c for w in policy.accumulation.weights for c in w.when] + list(policy.triangulation.concerns)
     for condition in conditions:
@@ -165,5 +167,5 @@ def test_duplicate_keys_are_refused_with_their_line(old: str, new: str, key: str
 
 
 def test_the_policy_version_must_fit_in_a_change_id() -> None:
-    broken = TEXT.replace('version: "default-2026.11.4"', 'version: "kent: 2026"', 1)
+    broken = TEXT.replace('version: "default-2026.12.1"', 'version: "kent: 2026"', 1)
     assert "area.yaml:" in refused(broken) and "version" in refused(broken)

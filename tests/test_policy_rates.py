@@ -1,5 +1,7 @@
-"""The default policy per capacity and against peers, and every row and pattern of the
-source reachable with events a real source sends (the risk model, no broker)."""
+"""Counts per capacity, against peers and by kinds of source, as the previous default
+policy (default-2026.11.4, tests/data/policy/) configured them: the families are still
+there for areas that want them; and every row and pattern of the source reachable with
+events a real source sends in the current default (the risk model, no broker)."""
 
 from datetime import timedelta
 
@@ -9,9 +11,22 @@ from schemas.directory import Location, ServiceType
 from schemas.risk import Level
 from services.scoring.engine import compiled
 from services.scoring.model import LocationState, assess, tick
-from services.scoring.policy import DEFAULT_POLICY, parse_policy
+from services.scoring.policy import DEFAULT_POLICY, load_policy, parse_policy
 from services.scoring.rules.peer_stats import PeerStats
-from tests.test_scoring_model import HOME, LOC, POLICY, SMALL, day, ev, level, reason, rules, run, stats
+from tests.test_scoring_model import (
+    HOME,
+    LOC,
+    POLICY,
+    PREVIOUS_POLICY,
+    SMALL,
+    day,
+    ev,
+    level,
+    reason,
+    rules,
+    run,
+    stats,
+)
 
 MEDICATION_ERROR = {"category": "medication_error", "harm": "none"}
 BIG_HOME = HOME.model_copy(update={"capacity": 90})
@@ -178,10 +193,11 @@ def test_a_kind_of_source_counts_in_triangulation_once_it_has_a_concern_per_20_b
 def test_every_default_rule_is_reachable_from_events_a_real_source_sends() -> None:
     # Each rule family's conditions name event types in the contract, with values checked
     # at load; here: the two signals that were missing reach their rules.
-    medication = next(p for p in POLICY.patterns if p.id == "series_of_medication_errors")
+    current = load_policy(DEFAULT_POLICY)
+    medication = next(r for r in current.rises if r.id == "medication_errors_rising")
     assert "provider_incident" in {c.type for c in medication.when}
-    peer = next(p for p in POLICY.peers if p.id == LOW_LEVEL)
-    assert "care_review" in {c.type for c in peer.when}
+    low_level = next(r for r in current.rises if r.id == LOW_LEVEL)
+    assert "care_review" in {c.type for c in low_level.when}
 
 
 def test_a_requirement_notice_is_not_a_major_trigger_but_counts_as_the_regulators_concern() -> None:
@@ -196,7 +212,7 @@ def test_a_requirement_notice_is_not_a_major_trigger_but_counts_as_the_regulator
 
 
 def test_a_condition_on_key_question_tags_matches_any_listed_tag() -> None:
-    text = DEFAULT_POLICY.read_text().replace(
+    text = PREVIOUS_POLICY.read_text().replace(
         "      - {type: workforce, manager_concerns: true}\n",
         "      - {type: workforce, manager_concerns: true}\n      - {type: care_review, key_questions: [well_led]}\n",
     )

@@ -1,5 +1,6 @@
-"""The pure risk model with the default policy: one test per rule family, the policy's
-own examples of poor care, hysteresis, order independence and idempotency."""
+"""The pure risk model: one test per rule family, the policy's own examples of poor care,
+hysteresis, order independence and idempotency; on the previous default policy
+(default-2026.11.4), whose families these are (see tests/test_scoring_model.py)."""
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,11 +13,9 @@ from schemas.events import EventParser
 from schemas.examples import example_event
 from schemas.risk import Level
 from services.scoring.model import LocationState, assess, tick
-from services.scoring.policy import DEFAULT_POLICY, load_policy
 from services.scoring.rules.peer_stats import PeerStats
-from tests.test_scoring_model import level, rules, run
+from tests.test_scoring_model import POLICY, level, rules, run
 
-POLICY = load_policy(DEFAULT_POLICY)
 PARSER = EventParser()
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
