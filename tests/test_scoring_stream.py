@@ -21,7 +21,7 @@ from services.scoring.routing import REROUTED_FROM_HEADER, partition_of
 from tests.conftest import consume_all
 from tests.service_process import ScorerProcess, committed_reader, read_until
 from tests.test_scoring_model import POLICY
-from tests.test_scoring_worker import VERSION, missed, serious
+from tests.test_scoring_worker import VERSION, PolicyScorer, missed, serious
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +30,7 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 
 @pytest.fixture
 def scorer(test_kafka_settings: KafkaSettings, tmp_path: Path) -> Iterator[ScorerProcess]:
-    process = ScorerProcess(topic_prefix=test_kafka_settings.topic_prefix, workdir=tmp_path)
+    process = PolicyScorer(topic_prefix=test_kafka_settings.topic_prefix, workdir=tmp_path)
     try:
         yield process
     finally:

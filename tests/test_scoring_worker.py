@@ -3,6 +3,7 @@
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from services.cli import main
 from services.ingest.app import create_app
 from services.ingest.auth import ApiKeyRegistry
 from services.ingest.settings import IngestSettings
-from services.scoring.policy import DEFAULT_POLICY, load_policy
+from services.scoring.policy import load_policy
 from tests.conftest import KEYS, consume_all
 from tests.service_process import ScorerProcess, committed_reader, read_until
 
@@ -27,15 +28,28 @@ pytestmark = pytest.mark.integration
 
 SOURCE = KEYS["all"][1]
 HEADERS = {"Authorization": f"Bearer {KEYS['all'][0]}"}
+# The worker's tests run the previous default policy (default-2026.11.4), whose count
+# pattern makes a Minor of three missed visits at a new agency: what the worker does with
+# a change does not depend on which rule made it, and the current default's own-history
+# rules need months of history first.
+WORKER_POLICY = Path(__file__).parent / "data" / "policy" / "default-2026.11.4.yaml"
 # Recent enough that the missed-visit pattern (28 days) still holds when time signals tick to today.
 # Change ids name the policy version that decided them.
-VERSION = load_policy(DEFAULT_POLICY).version
+VERSION = load_policy(WORKER_POLICY).version
 START = datetime.now(UTC).replace(microsecond=0) - timedelta(days=20)
+
+
+@dataclass
+class PolicyScorer(ScorerProcess):
+    """A scorer with the worker tests' policy file."""
+
+    def env(self) -> dict[str, str]:
+        return {**super().env(), "CARESIGNAL_SCORING_POLICY_FILE": str(WORKER_POLICY)}
 
 
 @pytest.fixture
 def scorer(test_kafka_settings: KafkaSettings, tmp_path: Path) -> Iterator[ScorerProcess]:
-    process = ScorerProcess(topic_prefix=test_kafka_settings.topic_prefix, workdir=tmp_path)
+    process = PolicyScorer(topic_prefix=test_kafka_settings.topic_prefix, workdir=tmp_path)
     try:
         yield process
     finally:
