@@ -23,10 +23,14 @@ class Recorder:
     def __init__(self, clock: "FakeClock") -> None:
         self.clock = clock
         self.sent: list[tuple[float, str]] = []
+        self.history: list[tuple[float, str]] = []
         self.closed = False
 
     def send(self, event: dict[str, Any]) -> None:
         self.sent.append((self.clock.now, event["id"]))
+
+    def send_history(self, event: dict[str, Any]) -> None:
+        self.history.append((self.clock.now, event["id"]))
 
     def directory(self, population: Population) -> None:
         return None
@@ -87,6 +91,31 @@ def test_a_resumed_stream_sends_what_is_already_due_at_once() -> None:
     assert inner.sent == [(1_010.0, "a"), (1_010.0, "b"), (1_012.5, "c")]
 
 
+def test_history_goes_out_at_once_as_history_then_the_pace_counts_from_its_end() -> None:
+    live_from = event_epoch(event("x", "2026-03-10T00:00:00Z"))
+    clock = FakeClock(1_000.0)
+    inner = Recorder(clock)
+    sink = PacedSink(inner, Pace(live_from, 1_000.0, DAY / 2.5), clock=clock.time, sleep=clock.sleep, history=True)
+    sink.send(event("a", "2026-03-01T00:00:00Z"))
+    sink.send(event("b", "2026-03-09T23:00:00Z"))
+    sink.send(event("c", "2026-03-10T00:00:00Z"))
+    # An old incident reported once the stream is live is news, not history.
+    sink.send(event("d", "2026-03-05T00:00:00Z"))
+    sink.send(event("e", "2026-03-11T00:00:00Z"))
+    assert inner.history == [(1_000.0, "a"), (1_000.0, "b")]
+    assert inner.sent == [(1_000.0, "c"), (1_000.0, "d"), (1_002.5, "e")]
+    assert sink.history == 2
+
+
+def test_without_history_nothing_is_marked_history() -> None:
+    start = event_epoch(event("x", "2026-03-01T00:00:00Z"))
+    clock = FakeClock(1_000.0)
+    inner = Recorder(clock)
+    sink = PacedSink(inner, Pace(start, 1_000.0, DAY / 2.5), clock=clock.time, sleep=clock.sleep)
+    sink.send(event("a", "2026-02-28T00:00:00Z"))
+    assert inner.history == [] and inner.sent == [(1_000.0, "a")]
+
+
 def test_pace_refuses_a_speed_that_is_not_positive() -> None:
     with pytest.raises(ValueError, match="speed must be positive"):
         Pace(0.0, 0.0, 0)
@@ -125,6 +154,9 @@ def _no_kafka() -> KafkaSettings:
         (["--speed", "0", "--to", "kafka"], "--speed must be positive"),
         (["--speed", "34560"], "--speed streams to Kafka only"),
         (["--speed", "34560", "--to", "ingest"], "--speed streams to Kafka only"),
+        (["--to", "kafka", "--history-days", "30"], "--history-days needs --speed"),
+        (["--speed", "34560", "--to", "kafka", "--history-days", "365"], "--history-days needs --speed"),
+        (["--speed", "34560", "--to", "kafka", "--history-days", "-1"], "--history-days needs --speed"),
     ],
 )
 def test_pacing_is_refused_where_it_cannot_work(

@@ -62,6 +62,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "resuming a stream with the first run's value sends what is already due at once",
     )
     parser.add_argument(
+        "--history-days",
+        type=int,
+        default=0,
+        help="--speed: the first N days are history, sent at once and marked backfill (what an authority "
+        "loads when it starts: the scorer judges each service against its past; nobody is alerted of it), "
+        "then the pace counts from the end of the history (0)",
+    )
+    parser.add_argument(
         "--write-contacts",
         type=Path,
         help="write an alerts contact file giving each simulated authority an email address, list the "
@@ -104,6 +112,9 @@ def run_simulate(args: argparse.Namespace, kafka_settings: Callable[[], KafkaSet
     if args.speed is not None and args.speed <= 0:
         print("error: --speed must be positive (simulated seconds per wall second)", file=sys.stderr)
         return 2
+    if args.history_days and (args.speed is None or not 0 < args.history_days < config.days):
+        print("error: --history-days needs --speed and must be between 1 and --days - 1", file=sys.stderr)
+        return 2
     if args.speed is not None and args.to != "kafka":
         print("error: --speed streams to Kafka only (--to kafka): ingest refuses future events", file=sys.stderr)
         return 2
@@ -118,8 +129,9 @@ def run_simulate(args: argparse.Namespace, kafka_settings: Callable[[], KafkaSet
             kafka = kafka_settings()
             sink = kafka_sink = KafkaSink(kafka.bootstrap_servers, kafka.topics, security=kafka.security)
             if args.speed is not None:
-                pace = Pace(config.start_epoch, args.wall_start or time.time(), args.speed)
-                sink = PacedSink(kafka_sink, pace, flush=kafka_sink.flush)
+                live_from = config.start_epoch + args.history_days * 86_400
+                pace = Pace(live_from, args.wall_start or time.time(), args.speed)
+                sink = PacedSink(kafka_sink, pace, flush=kafka_sink.flush, history=args.history_days > 0)
         elif args.to == "ingest":
             from services.ingest.settings import IngestSettings
 

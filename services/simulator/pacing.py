@@ -9,15 +9,26 @@ events more than 5 minutes in the future), so a paced run goes straight to Kafka
 Events come in arrival order, but each carries only its event time; arrival is never
 earlier. The pace follows the latest event time seen so far, which moves forward only,
 so a late report goes out at once behind newer ones, as it would arrive in reality.
+
+A paced run may begin with history (`history_until`): what arrives before that instant
+is the past an authority loads when it starts (sent at once, marked backfill, so that it
+informs the scorer's view of each service without alerting anyone as if it were news);
+the pace counts from there.
 """
 
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from services.simulator.population import Population
 from services.simulator.sinks import EventSink
+
+
+class HistorySink(EventSink, Protocol):
+    """A sink that can mark an event as loaded history (a backfill)."""
+
+    def send_history(self, event: dict[str, Any]) -> None: ...
 
 
 def event_epoch(event: dict[str, Any]) -> float:
@@ -47,27 +58,37 @@ class PacedSink:
     """Holds each event back until its time is due, then passes it to `inner`.
 
     `flush` is called before any wait, so what is due is delivered rather than sitting
-    in a producer's buffer while this one sleeps.
+    in a producer's buffer while this one sleeps. With `history`, events that arrive
+    before the pace's simulated start are history: sent at once with `inner.send_history`.
     """
 
     def __init__(
         self,
-        inner: EventSink,
+        inner: HistorySink,
         pace: Pace,
         flush: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        history: bool = False,
     ) -> None:
         self._inner = inner
         self._pace = pace
         self._flush = flush
         self._clock = clock
         self._sleep = sleep
-        self._latest = pace.sim_start
+        self._history = history
+        self._latest = float("-inf") if history else pace.sim_start
         self.waited_s = 0.0
+        self.history = 0
 
     def send(self, event: dict[str, Any]) -> None:
         self._latest = max(self._latest, event_epoch(event))
+        # Arrival, not event time, decides: a late report of an old incident that
+        # arrives once the stream is live is news.
+        if self._history and self._latest < self._pace.sim_start:
+            self._inner.send_history(event)
+            self.history += 1
+            return
         wait = self._pace.due(self._latest) - self._clock()
         if wait > 0:
             self._flush()

@@ -14,7 +14,7 @@ import httpx
 from kafka import KafkaProducer
 
 from schemas.directory import Authority, Location, Placement
-from schemas.topics import Topics
+from schemas.topics import BACKFILL_HEADER, Topics
 from services.broker.security import PLAINTEXT, KafkaSecurity
 from services.simulator.population import Population
 
@@ -146,6 +146,11 @@ class KafkaSink:
         self._send(
             self._topics.events, event["subject"], encode(event).encode(), [("content-type", CLOUDEVENTS_CONTENT_TYPE)]
         )
+
+    def send_history(self, event: dict[str, Any]) -> None:
+        """The event as loaded history: marked backfill as ingest marks a backfill key's."""
+        headers = [("content-type", CLOUDEVENTS_CONTENT_TYPE), (BACKFILL_HEADER, b"1")]
+        self._send(self._topics.events, event["subject"], encode(event).encode(), headers)
 
     def directory(self, population: Population) -> None:
         for authority in population.authorities:
