@@ -30,8 +30,9 @@ failed, so that a commit never covers a state the changelog does not hold.
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping, Set
+from collections.abc import AsyncIterator, Iterable, Mapping, Set
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import faust
@@ -39,6 +40,15 @@ from aiokafka import AIOKafkaConsumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer, Producer, Transport
 from faust.types import TP, TransportT
 from faust.types.tuples import FutureMessage, Message
+from mode import Service
+
+from services.scoring.membership import (
+    COORDINATION_CHECK_S,
+    GroupStatus,
+    listed_partitions,
+    read_coordination_error,
+    wait_for_topics,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +80,36 @@ class SeekingConsumerThread(AIOKafkaConsumerThread):
         changelogs = set(self.app.tables.changelog_topics)
         result: Mapping[TP, int] = await self.call_thread(seek_to_committed_or_earliest, consumer, changelogs)
         return result
+
+    def _group_status(self) -> GroupStatus:
+        status: GroupStatus = self.app.group_status  # type: ignore[attr-defined]  # a ScoringApp
+        return status
+
+    async def subscribe(self, topics: Iterable[str]) -> None:
+        # Joins the group only once the broker lists every topic (see membership.py).
+        # Waits here, on the app's loop, asking on the consumer's: its method queue stays free.
+        names = set(topics)
+        consumer = self._ensure_consumer()
+
+        async def partitions(wanted: frozenset[str]) -> Mapping[str, int] | None:
+            counts: Mapping[str, int] | None = await self.call_thread(listed_partitions, consumer, wanted)
+            return counts
+
+        await wait_for_topics(names, partitions, self._group_status())
+        await super().subscribe(names)
+
+    async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
+        self._group_status().coordination_error = None
+        await super().on_partitions_assigned(assigned, generation_id)
+
+    @Service.task
+    async def _read_coordination_errors(self) -> None:
+        # aiokafka hands group coordination errors to getmany(), which Faust never calls:
+        # unread, they stop the coordinator for good (membership.py). On the consumer's loop.
+        while not self.should_stop:
+            await self.sleep(COORDINATION_CHECK_S)
+            if self._consumer is not None:
+                read_coordination_error(self._consumer, self._group_status())
 
 
 @dataclass
@@ -191,9 +231,15 @@ class SeekingTransport(Transport):
 
 class ScoringApp(faust.App):
     """A Faust app on the seeking transport (kafka:// only). `contiguous_topics`: the
-    topics whose records are delivered with no hole (see `Continuity`)."""
+    topics whose records are delivered with no hole (see `Continuity`); `group_status`:
+    what keeps the worker out of its consumer group."""
 
     contiguous_topics: frozenset[str] = frozenset()
+
+    @cached_property
+    def group_status(self) -> GroupStatus:
+        """Why the worker is not in its consumer group yet (see membership.py)."""
+        return GroupStatus()
 
     def _new_transport(self) -> TransportT:
         return SeekingTransport(self.conf.broker_consumer, self)

@@ -20,6 +20,7 @@ from schemas.risk import Level
 from services.scoring.model import LocationState
 from services.scoring.policy import Policy
 from services.scoring.timeline import from_us
+from services.scoring.transport import ScoringApp
 
 if TYPE_CHECKING:
     from services.scoring.worker import Scorer
@@ -135,10 +136,17 @@ def register_views(app: faust.App, scorer: "Scorer") -> None:
     @app.page("/readyz")
     class Ready(View):
         async def get(self, request: Request) -> Response:
+            problem = app.group_status.problem() if isinstance(app, ScoringApp) else None
+            if problem is not None:
+                return self.json({"status": problem}, status=503)
             recovery = getattr(app.tables, "recovery", None)
             recovering = recovery is None or not recovery.completed.is_set()
             if recovering:
                 return self.json({"status": "recovering state from changelogs"}, status=503)
+            if not app.consumer.assignment():
+                # Every worker reads all of the global table's changelog: nothing at all
+                # means a leader that assigned nothing (membership.py) until it rebalances.
+                return self.json({"status": "no partitions assigned to this worker yet"}, status=503)
             return self.json({"status": "ready", "policy_version": scorer.policy.version})
 
 

@@ -27,6 +27,7 @@ from schemas.topics import BACKFILL_HEADER, Topics, dead_letter_headers
 from services.broker.settings import KafkaSettings, heartbeat_interval_s
 from services.scoring.ledger import PublishedLedger
 from services.scoring.level_index import LevelIndex
+from services.scoring.membership import CompleteAssignor
 from services.scoring.metrics import ScoringMetrics
 from services.scoring.model import Outcome, assess, next_due, tick
 from services.scoring.organisation import OrganisationState, roll_up
@@ -106,12 +107,12 @@ class Scorer:
             broker_heartbeat_interval=heartbeat_interval_s(s.session_timeout_s),
             # A worker taking a partition over has its tables already, not a changelog to read.
             table_standby_replicas=s.standby_replicas,
-            # Faust creates its changelog topics and joins the group at once; the group
-            # leader can assign before the broker lists a topic just created ("Ignoring
-            # missing topic"), and aiokafka assigns again only when its metadata changes:
-            # with the 5-minute default a fresh scorer sat unready that long (a clean-clone
-            # run's consumer-lag test). A 10 s refresh bounds that wait.
+            # A group leader whose metadata lacks a topic assigns nothing (see
+            # membership.py), and aiokafka assigns again only when its metadata changes:
+            # with the 5-minute default a scorer sat unready that long after a rebalance
+            # on a broker slow to list its topics (a clean-clone run's consumer-lag test).
             consumer_metadata_max_age_ms=10_000,
+            PartitionAssignor=CompleteAssignor,
         )
         raw: dict[str, Any] = {
             "key_type": bytes,
