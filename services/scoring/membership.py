@@ -104,10 +104,18 @@ async def wait_for_topics(
 
 
 async def listed_partitions(consumer: AIOKafkaConsumer, topics: frozenset[str]) -> Mapping[str, int] | None:
-    """The partition counts the broker lists now, fetched into the consumer's own metadata
-    (the metadata its group leader assigns from); None when no broker answered. Runs on
-    the consumer's event loop."""
+    """The partition counts the broker lists now (None: no broker answered). Once it lists
+    every topic, they are fetched into the consumer's own metadata, which its group leader
+    assigns from. Runs on the consumer's event loop."""
     client: Any = consumer._client
+    try:
+        # Every topic's metadata: asked for by name, each missing one is logged as an error.
+        everything: ClusterMetadata = await client.fetch_all_metadata()
+    except KafkaError:
+        return None
+    counts = {topic: len(everything.partitions_for_topic(topic) or ()) for topic in topics}
+    if missing_topics(topics, counts):
+        return counts
     client.set_topics(topics)
     if not await client.force_metadata_update():
         return None
