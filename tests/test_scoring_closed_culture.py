@@ -9,12 +9,12 @@ from typing import Any
 from schemas.events import Event
 from schemas.risk import Level
 from services.scoring.engine import compiled
+from services.scoring.model import next_due
 from tests.scoring_policies import feed, small_policy
 from tests.test_scoring_model import HOME, ev
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-POLICY = small_policy(
-    """
+CLOSED_CULTURE = """
 closed_culture:
   - id: closed_culture
     description: Staff and police raising concerns while the provider's own reports thin out
@@ -38,7 +38,7 @@ closed_culture:
     min_history_days: 180
     max_shape: 30
 """
-)
+POLICY = small_policy(CLOSED_CULTURE)
 NOTIFIED = {"category": "serious_injury", "linked_to_safeguarding": False}
 REFERRAL = {"abuse_type": "neglect", "serious": False, "linked_death": False}
 WHISTLE = {"topic": "care", "key_questions": []}
@@ -98,3 +98,34 @@ def test_the_series_have_their_own_tags_and_the_reports_their_peer_sums() -> Non
     c = compiled(POLICY)
     assert {"closed_culture:voices", "closed_culture:reports"} <= set(c.bits)
     assert c.peer_keys == ["closed_culture:reports"]
+
+
+def test_a_growing_baseline_plans_no_tick_at_the_gap_after_the_first_event() -> None:
+    # While the baseline still grows it starts at the first observation and loses no event;
+    # its edge was worked out from the part grown so far, which planned a raised location
+    # again at its clock plus the gap between its first event and the next (here ten
+    # minutes), at every tick (found with the rises' same fault, profiling the evaluation).
+    policy = small_policy(
+        """
+triggers:
+  - id: quality_enforcement
+    description: CQC enforcement related to quality of care
+    level: major
+    hold_days: 180
+    when:
+      - {type: cqc_enforcement, quality_related: true}
+"""
+        + CLOSED_CULTURE,
+        version="closed-culture-ticks",
+    )
+    first = [
+        ev("whistleblowing", day(0), WHISTLE, "w-0"),
+        ev("whistleblowing", day(0) + timedelta(minutes=10), WHISTLE, "w-1"),
+    ]
+    enforcement = ev("cqc_enforcement", day(200), {"action": "warning_notice", "quality_related": True}, "enf")
+    events = first + spaced("statutory_notification", NOTIFIED, 12, 0, 200, "n") + [enforcement]
+    state, _ = feed(sorted(events, key=lambda e: e.time), policy, HOME)
+    assert state.current.level is Level.major and state.clock == day(200)
+    due = next_due(state, HOME, policy)
+    # The next thing that can change: the minimum time at the level running out.
+    assert due == day(214)

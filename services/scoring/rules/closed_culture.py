@@ -62,7 +62,8 @@ class ClosedCultures:
             for bit in (voices, reports):
                 edges.append(next_edge(by_rule[bit], t, window))
                 if baseline_days > 0:
-                    edges.append(later(next_edge(by_rule[bit], t - window, days_us(baseline_days)), window))
+                    # A growing baseline loses no event until it is full (as in rises).
+                    edges.append(later(next_edge(by_rule[bit], t - window, days_us(rule.baseline_days)), window))
         return min((e for e in edges if e is not None), default=None)
 
     def evaluate(self, step: Step) -> None:

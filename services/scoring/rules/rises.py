@@ -34,6 +34,7 @@ class Rises:
         """`prior_keys`: per rule with a prior, the key of the peer sums it reads."""
         self._rules = [(r, bits[r.id], days_us(r.recent_days), Level[r.level]) for r in rises]
         self._by_id = {r.id: (r, bit, span) for r, bit, span, _ in self._rules}
+        self._baseline_spans = {r.id: days_us(r.baseline_days) for r in rises}
         self._prior_keys = dict(prior_keys or {})
 
     def due(self, step: Step) -> int | None:
@@ -51,8 +52,13 @@ class Rises:
             edges.append(next_edge(times, t, recent_span))
             if baseline_days > 0:
                 # The baseline ends where the recent window starts: its oldest event leaves
-                # it a recent window later than it would leave a window ending now.
-                edges.append(later(next_edge(times, t - recent_span, days_us(baseline_days)), recent_span))
+                # it a recent window later than it would leave a window ending now. A
+                # baseline still growing starts at the first observation and loses no event
+                # until it is full: the edge is the full baseline's (the part grown so far
+                # would give t plus the gap between the first observation and the next
+                # event, at every tick: a busy young service was ticked every few minutes).
+                baseline_span = self._baseline_spans[rule.id]
+                edges.append(later(next_edge(times, t - recent_span, baseline_span), recent_span))
         return min((e for e in edges if e is not None), default=None)
 
     def _prior(self, step: Step, rule: Rise) -> Rate | None:
