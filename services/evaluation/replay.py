@@ -6,7 +6,8 @@ What it reproduces of the worker, step for step:
   the location ID, `services.scoring.routing.partition_of`), the latest event time or
   time signal seen on that partition before the event;
 - peer sums are the worker's per-partition rows (`services.scoring.peers`), read for
-  every partition, so a location's peers are every location of its type;
+  every partition, so a location's peers are every location of its type (held decoded,
+  `PeerSums`, the same sums as the worker reads);
 - each partition's tick schedule (`services.scoring.ticks.TickSchedule`): a location above
   none is re-evaluated at the time its level could next change (`model.next_due`), once
   the partition's clock (events and time signals) has reached it;
@@ -38,7 +39,7 @@ from services.evaluation.changes import Change, from_level_change
 from services.scoring import model as scoring_model
 from services.scoring.model import LocationState, Outcome, next_due
 from services.scoring.organisation import OrganisationState, roll_up
-from services.scoring.peers import apply_peer_updates, peer_view
+from services.scoring.peers import PeerSums
 from services.scoring.policy import Policy
 from services.scoring.routing import PARTITIONS, partition_of
 from services.scoring.rules.peer_stats import PeerStats
@@ -92,7 +93,7 @@ class Replay:
         self.parser = EventParser(future_tolerance=timedelta(days=3650))
         self.schedule = TickSchedule()
         self.states: dict[str, LocationState] = {}
-        self.peers: dict[str, bytes | None] = {}
+        self.peer_sums = PeerSums(policy, partitions)
         # The worker's LevelIndex: every written location's level and clock, in the order
         # first written (the order its ticks go through them).
         self.levels: dict[str, Level] = {}
@@ -113,15 +114,20 @@ class Replay:
             cached = self._partition[location_id] = partition_of(location_id, self.partitions)
         return cached
 
-    def _peer_view(self, location: Location | None) -> dict[tuple[str, str], PeerStats]:
-        return peer_view(self.peers, self.policy, location, self.partitions)
+    @property
+    def peers(self) -> dict[str, bytes | None]:
+        """The peer rows as the worker's global table would hold them."""
+        return self.peer_sums.table()
+
+    def _peer_view(self, location: Location | None) -> Mapping[tuple[str, str], PeerStats]:
+        return self.peer_sums.view(location)
 
     def _write(self, location_id: str, outcome: Outcome, partition: int) -> None:
         if outcome.change is not None:
             self.level_changes.append(outcome.change)
             self.result.changes.append(from_level_change(outcome.change))
         self.states[location_id] = outcome.state
-        apply_peer_updates(self.peers, outcome.peer_updates, partition)
+        self.peer_sums.apply(outcome.peer_updates, partition)
         if outcome.state.clock is not None:
             self.clocks[location_id] = outcome.state.clock
         self.levels[location_id] = outcome.state.current.level

@@ -2,11 +2,15 @@
 
 Each partition's worker writes only its own rows, so no two writers share a key; a
 location's peer view adds the rows of every partition.
+
+`PeerSums` holds such rows for one process that owns every write to them (the replay):
+decoded, with each service type's view kept until one of its rows is written.
 """
 
 import functools
 import json
 from collections.abc import Mapping, MutableMapping
+from types import MappingProxyType
 
 from schemas.directory import Location
 from services.scoring.engine import compiled
@@ -49,6 +53,68 @@ def _sums(raw: bytes) -> tuple[int, float, float]:
     # Every event reads every partition's rows; most have not changed since the last read.
     n, total, total_sq = json.loads(raw)
     return int(n), float(total), float(total_sq)
+
+
+def _add(sums: tuple[int, float, float] | None, sign: int, rate: float) -> tuple[int, float, float]:
+    """A row after one contribution joins (sign 1) or leaves (-1): what
+    `apply_peer_updates` writes, so the same floats."""
+    n, total, total_sq = sums if sums is not None else (0, 0.0, 0.0)
+    return n + sign, total + sign * rate, total_sq + sign * rate * rate
+
+
+class PeerSums:
+    """Peer rows owned by one process, decoded, with every view cached per service type
+    until a row of that type is written (invalidated by writes, never by time): a view
+    adds each key's rows in partition order, as `peer_view` does, so the same sums.
+
+    Views are shared between readers: read-only."""
+
+    def __init__(self, policy: Policy, partitions: int) -> None:
+        self.policy = policy
+        self.partitions = partitions
+        self._rows: dict[str, tuple[int, float, float]] = {}
+        self._stats: dict[tuple[str, str], PeerStats] = {}
+        self._views: dict[str, Mapping[tuple[str, str], PeerStats]] = {}
+
+    def table(self) -> dict[str, bytes | None]:
+        """The rows as the worker's global table holds them."""
+        return {key: json.dumps(list(sums)).encode() for key, sums in self._rows.items()}
+
+    def view(self, location: Location | None) -> Mapping[tuple[str, str], PeerStats]:
+        if location is None:
+            return {}
+        kind = location.service_type.value
+        found = self._views.get(kind)
+        if found is None:
+            found = self._views[kind] = MappingProxyType(
+                {(key, kind): self._sum(key, kind, rows) for key, rows in _rows(self._keys(), kind, self.partitions)}
+            )
+        return found
+
+    def _keys(self) -> tuple[str, ...]:
+        return tuple(compiled(self.policy).peer_keys)
+
+    def _sum(self, key: str, kind: str, rows: tuple[str, ...]) -> PeerStats:
+        found = self._stats.get((key, kind))
+        if found is None:
+            n, total, total_sq = 0, 0.0, 0.0
+            for row in rows:
+                part = self._rows.get(row)
+                if part is not None:
+                    n, total, total_sq = n + part[0], total + part[1], total_sq + part[2]
+            found = self._stats[(key, kind)] = PeerStats(n, total, total_sq)
+        return found
+
+    def apply(self, updates: list[PeerUpdate], partition: int) -> None:
+        for update in updates:
+            for sign, contribution in ((-1, update.old), (1, update.new)):
+                if contribution is None:
+                    continue
+                kind, rate = contribution
+                key = peer_key(update.rule_id, kind, partition)
+                self._rows[key] = _add(self._rows.get(key), sign, rate)
+                self._stats.pop((update.rule_id, kind), None)
+                self._views.pop(kind, None)
 
 
 def apply_peer_updates(table: PeerTable, updates: list[PeerUpdate], partition: int) -> None:
