@@ -18,7 +18,7 @@ from services.scoring.policy_families import PeerPrior
 from services.scoring.rules.accumulation import Accumulated
 from services.scoring.rules.base import Evaluator, History, Hit, PeerView, Step
 from services.scoring.rules.closed_culture import ClosedCultures, series_tags
-from services.scoring.rules.own_rate import observed_span, peer_rate
+from services.scoring.rules.own_rate import observed_span, peer_rate, scale
 from services.scoring.rules.patterns import Patterns
 from services.scoring.rules.peers import Peers
 from services.scoring.rules.persistence import Judged, Persisting
@@ -64,6 +64,7 @@ class Compiled:
     # window, prior) for the peer-prior rules; the peer rules' own rates come from `peers`.
     prior_series: list[tuple[str, int, int, PeerPrior]] = field(default_factory=list)
     _classified: dict[Any, tuple[int, float, bool]] = field(default_factory=dict)
+    _span_us: dict[float, int] = field(default_factory=dict)
     _peer_keys: list[str] | None = None
 
     @property
@@ -78,8 +79,16 @@ class Compiled:
     ) -> list[tuple[str, float | None]]:
         """What this location contributes to each peer sum at t (None: nothing yet)."""
         rates = self.peers.rates(timeline, capacity, t, observed_days)
+        spans = self._span_us
         for key, bit, _, prior in self.prior_series:
-            span = days_us(observed_span(prior, observed_days))
+            if observed_days < prior.min_history_days or scale(prior.per_capacity, capacity) is None:
+                rates.append((key, None))  # what peer_rate says, without counting
+                continue
+            days = observed_span(prior, observed_days)
+            span = spans.get(days)
+            if span is None:
+                # Whole weeks or the window: a few dozen values.
+                span = spans[days] = days_us(days)
             rates.append((key, peer_rate(timeline.tagged(bit, t - span, t), observed_days, prior, capacity)))
         return rates
 

@@ -12,7 +12,6 @@ history is not rewritten for them.
 States are values: `assess` and `tick` return a new state and never change the one given.
 """
 
-import copy
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -83,8 +82,10 @@ class LocationState:
 
 def _evolve(state: LocationState, **changes: object) -> LocationState:
     """A copy of the state with these fields changed (dataclasses.replace re-runs the
-    constructor and costs several times more; the model makes a few per event)."""
-    new = copy.copy(state)
+    constructor and copy.copy goes through __reduce_ex__, each several times the cost;
+    the model makes a few per event)."""
+    new = object.__new__(type(state))
+    new.__dict__.update(state.__dict__)
     new.__dict__.update(changes)
     return new
 

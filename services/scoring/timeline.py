@@ -30,9 +30,20 @@ def from_us(us: int) -> datetime:
     return EPOCH + timedelta(microseconds=us)
 
 
+# days_us of the spans asked for lately: a step asks for the same few (a young service's
+# baselines, the same for every rule with one recent window) many times.
+_SPANS: dict[float, int] = {}
+_SPANS_KEPT = 4096
+
+
 def days_us(days: float) -> int:
     """A span of days in microseconds, rounded as `timedelta(days=1) * days` rounds."""
-    return (_DAY * days) // _US
+    found = _SPANS.get(days)
+    if found is None:
+        if len(_SPANS) >= _SPANS_KEPT:
+            _SPANS.clear()
+        found = _SPANS[days] = (_DAY * days) // _US
+    return found
 
 
 class Item(msgspec.Struct, array_like=True, frozen=True):

@@ -52,7 +52,7 @@ class History(msgspec.Struct, array_like=True, frozen=True):
 PeerView = Mapping[tuple[str, str], PeerStats]
 
 
-@dataclass
+@dataclass(slots=True)
 class Step:
     """One evaluation at time t: the inputs every evaluator reads, and what they found."""
 

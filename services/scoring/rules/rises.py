@@ -7,6 +7,7 @@ shrunk toward the rate its peers of the same type have for its size when the rul
 itself. A short and a long window where a burst matters are two rules.
 """
 
+from bisect import bisect_right
 from collections.abc import Mapping
 
 from schemas.risk import Level
@@ -14,12 +15,12 @@ from services.scoring.policy import Rise
 from services.scoring.rules.base import CONTINUOUS_US, Hit, Step, later, next_edge
 from services.scoring.rules.own_rate import (
     Rate,
-    cantelli_bound,
-    estimate,
-    lower_tail,
+    cantelli_of,
+    estimated,
+    lower_tail_of,
     poisson_upper_tail,
     prior_rate,
-    upper_tail,
+    upper_tail_of,
 )
 from services.scoring.rules.peer_stats import PeerStats
 from services.scoring.timeline import US_PER_DAY, days_us
@@ -33,9 +34,16 @@ class Rises:
     def __init__(self, rises: list[Rise], bits: Mapping[str, int], prior_keys: Mapping[str, str] | None = None) -> None:
         """`prior_keys`: per rule with a prior, the key of the peer sums it reads."""
         self._rules = [(r, bits[r.id], days_us(r.recent_days), Level[r.level]) for r in rises]
+        # What `evaluate` reads of every rule at every step, before most rules stop.
+        self._screens = [
+            (r, bit, span, level, r.direction == "up", r.min_history_days, r.min_recent_count)
+            for r, bit, span, level in self._rules
+        ]
         self._by_id = {r.id: (r, bit, span) for r, bit, span, _ in self._rules}
         self._baseline_spans = {r.id: days_us(r.baseline_days) for r in rises}
         self._prior_keys = dict(prior_keys or {})
+        # Keys of the assessment's memo (a string's hash is cached, a tuple's is not).
+        self._memo_keys = {r.id: f"rise-prior|{r.id}" for r in rises}
 
     def due(self, step: Step) -> int | None:
         t, by_rule = step.t, step.timeline.by_rule
@@ -66,14 +74,16 @@ class Rises:
         assessment, so worked out once for it."""
         if rule.prior is None or step.location is None:
             return None
-        key = ("rise-prior", rule.id)
-        if key not in step.memo:
-            kind = step.location.service_type.value
-            series = self._prior_keys.get(rule.id, rule.id)
-            own = step.own_peer_rates.get(series)
-            stats = step.peers.get((series, kind), PeerStats()).without(own[1] if own and own[0] == kind else None)
-            step.memo[key] = prior_rate(stats, rule.prior, step.capacity)
-        found: Rate | None = step.memo[key]
+        key = self._memo_keys[rule.id]
+        memo = step.memo
+        if key in memo:
+            found: Rate | None = memo[key]
+            return found
+        kind = step.location.service_type.value
+        series = self._prior_keys.get(rule.id, rule.id)
+        own = step.own_peer_rates.get(series)
+        stats = step.peers.get((series, kind), PeerStats()).without(own[1] if own and own[0] == kind else None)
+        found = memo[key] = prior_rate(stats, rule.prior, step.capacity)
         return found
 
     def test(
@@ -85,49 +95,58 @@ class Rises:
         at: int,
         can_enter_only: bool = False,
         below: float | None = None,
+        recent: int | None = None,
     ) -> tuple[int, float, float] | None:
         """(recent count, expected count, p) at time `at` (a step's time or an earlier
         sample; its history as observed then), or None when the rule cannot judge. With
         `can_enter_only`, None also when the count is not `min_ratio` times beyond the
         expected one (it could not enter: the tail is not worked out). With `below`, the
         caller asks only whether p is below it: far out in the tail, p is then an upper
-        bound on it (below `below`), not worked out exactly."""
+        bound on it (below `below`), not worked out exactly. `recent`: the recent count
+        at `at`, if the caller has it."""
         timeline = step.timeline
         observed = step.observed_days - (step.t - at) / US_PER_DAY
         if observed < rule.min_history_days:
             return None
         baseline_days = min(rule.baseline_days, observed - rule.recent_days)
+        # The full baseline's span is worked out once (days_us is most of a test's arithmetic).
+        baseline_span = (
+            self._baseline_spans[rule.id] if baseline_days == rule.baseline_days else days_us(max(baseline_days, 0.0))
+        )
         recent_start = at - recent_span
-        recent = timeline.tagged(bit, recent_start, at)
+        if recent is None:
+            recent = timeline.tagged(bit, recent_start, at)
         if rule.tail == "poisson" and rule.prior is None:
             if baseline_days <= 0:
                 return None
-            baseline = timeline.tagged(bit, recent_start - days_us(baseline_days), recent_start)
+            baseline = timeline.tagged(bit, recent_start - baseline_span, recent_start)
             # Half an event of pseudo-count: a quiet history is not proof of a zero rate.
             expected = (baseline + 0.5) * rule.recent_days / baseline_days
             if can_enter_only and recent < rule.min_ratio * expected:
                 return None
             return recent, expected, poisson_upper_tail(recent, expected)
         # At an earlier sample the evidence before the retention (less a week) is gone.
-        start = max(recent_start - days_us(max(baseline_days, 0.0)), step.t - step.retention_us + _WEEK_US)
+        start = max(recent_start - baseline_span, step.t - step.retention_us + _WEEK_US)
         baseline_days = max(0.0, (recent_start - start) / US_PER_DAY)
         baseline = timeline.tagged(bit, start, recent_start) if baseline_days else 0
-        rate = estimate(baseline, baseline_days, self._prior(step, rule), rule.max_shape)
+        rate = estimated(baseline, baseline_days, self._prior(step, rule), rule.max_shape)
         if rate is None:
             return None
-        expected = rate.expected(rule.recent_days)
+        shape, per_day = rate
+        days = rule.recent_days
+        expected = shape / per_day * days  # Rate.expected
         up = rule.direction == "up"
         if can_enter_only and (recent < rule.min_ratio * expected if up else recent * rule.min_ratio > expected):
             return None
         if rule.tail == "poisson":
             return recent, expected, poisson_upper_tail(recent, expected)
         if below is not None:
-            bound = cantelli_bound(recent, rule.recent_days, rate, upper=up)
+            bound = cantelli_of(recent, days, shape, per_day, upper=up)
             if bound < below:
                 return recent, expected, bound
         if up:
-            return recent, expected, upper_tail(recent, rule.recent_days, rate)
-        return recent, expected, lower_tail(recent, rule.recent_days, rate)
+            return recent, expected, upper_tail_of(recent, days, shape, per_day)
+        return recent, expected, lower_tail_of(recent, days, shape, per_day)
 
     def held(self, step: Step, rule_id: str, at: int) -> float | None:
         """The recent count at `at` if the rule held then (at its leaving threshold, as an
@@ -140,21 +159,21 @@ class Rises:
         return float(recent) if p < rule.exit_p else None
 
     def evaluate(self, step: Step) -> None:
-        t, timeline = step.t, step.timeline
-        for rule, bit, recent_span, level in self._rules:
-            up = rule.direction == "up"
-            if (up and not timeline.by_rule[bit]) or step.observed_days < rule.min_history_days:
+        t, by_rule, observed, active = step.t, step.timeline.by_rule, step.observed_days, step.previous.active
+        for rule, bit, recent_span, level, up, min_history, min_recent in self._screens:
+            times = by_rule[bit]
+            if (up and not times) or observed < min_history:
                 continue
-            recent = timeline.tagged(bit, t - recent_span, t)
-            was = rule.id in step.previous.active
+            recent = bisect_right(times, t) - bisect_right(times, t - recent_span)  # Timeline.tagged
+            was = rule.id in active
             # No recent event is never a rise (p = 1), and below the minimum only an
             # active rise can stay: skip the test.
-            if up and (recent == 0 or (recent < rule.min_recent_count and not was)):
+            if up and (recent == 0 or (recent < min_recent and not was)):
                 continue
             # An active rule stays while p < exit_p: unless explained, how far below does
             # not matter.
             below = rule.exit_p if was and not step.explain else None
-            found = self.test(step, rule, bit, recent_span, t, can_enter_only=not was, below=below)
+            found = self.test(step, rule, bit, recent_span, t, can_enter_only=not was, below=below, recent=recent)
             if found is None:
                 continue
             _, expected, p = found
