@@ -61,6 +61,15 @@ running_children() {
     if [ "${fields[0]}" != Z ] && [ "${fields[1]}" = "$$" ]; then echo "$pid"; fi
   done
 }
+# group_members PGID...: the processes still in these process groups (a service's group:
+# uv and the Python process it started). uv passes SIGTERM on only once it has set its
+# handler, after it has started the service: a SIGTERM in between ends uv and leaves the
+# service running in the group, orphaned (seen in a CI run: the alert service still up
+# 30 s after Ctrl-C, "every service it started has exited" printed).
+group_members() {
+  local pgid
+  for pgid in "$@"; do pgrep -g "$pgid" 2>/dev/null || true; done
+}
 stop_services() {
   [ "$stopping" -eq 0 ] || return 0
   stopping=1
@@ -69,9 +78,19 @@ stop_services() {
   # second Ctrl-C is impatience. What does not stop is killed after STOP_GRACE_S.
   trap '' INT TERM HUP
   # shellcheck disable=SC2206  # helper, streamer and transient are a PID or nothing
-  local pid left killed=0 ours=("${pids[@]}" $helper $streamer $transient) deadline=$((SECONDS + STOP_GRACE_S))
+  local pid left orphan orphans killed=0 ours=("${pids[@]}" $helper $streamer $transient) deadline=$((SECONDS + STOP_GRACE_S))
+  local -A told=()
   for pid in $(running_children "${ours[@]}"); do kill -TERM "$pid" 2>/dev/null || true; done
-  while left=$(running_children "${ours[@]}") && [ -n "$left" ]; do
+  while left=$(running_children "${ours[@]}"; group_members "${pids[@]}") && [ -n "$left" ]; do
+    for pid in "${pids[@]}"; do
+      # uv has gone and left its service: tell the service itself, once.
+      if [ -z "$(running_children "$pid")" ] && orphans=$(group_members "$pid") && [ -n "$orphans" ]; then
+        for orphan in $orphans; do
+          [ -n "${told[$orphan]:-}" ] || kill -TERM "$orphan" 2>/dev/null || true
+          told[$orphan]=1
+        done
+      fi
+    done
     if [ "$killed" -eq 0 ] && [ "$SECONDS" -ge "$deadline" ]; then
       killed=1
       for pid in $left; do
@@ -81,7 +100,7 @@ stop_services() {
         kill -KILL "$pid" 2>/dev/null || true
       done
     elif [ "$killed" -eq 1 ] && [ "$SECONDS" -ge $((deadline + 5)) ]; then
-      echo "still running after SIGKILL: $left" >&2
+      echo "still running after SIGKILL: $(echo $left)" >&2
       break
     fi
     sleep 0.2

@@ -492,6 +492,39 @@ def test_ctrl_c_or_sigterm_stops_the_demo_cleanly_at_any_moment(
 
 
 @pytest.mark.integration
+def test_ctrl_c_stops_a_service_whose_uv_is_gone(test_kafka_settings: KafkaSettings, tmp_path: Path) -> None:
+    # uv passes SIGTERM on to the service only once it has set its handler, after it has
+    # started the service; a SIGTERM in between ends uv alone. A CI run saw it: Ctrl-C
+    # while the services started left the alert service running, "every service it
+    # started has exited" printed. Killing uv leaves the service as that race does.
+    prefix = test_kafka_settings.topic_prefix
+    ports = {
+        "CARESIGNAL_INGEST_PORT": free_port(),
+        "CARESIGNAL_SCORING_WEB_PORT": free_port(),
+        "CARESIGNAL_ALERTS_PORT": free_port(),
+        "CARESIGNAL_ALERTS_SMTP_PORT": free_port(),
+    }
+    env = demo_env(test_kafka_settings, tmp_path, CARESIGNAL_DEMO="0", **{k: str(v) for k, v in ports.items()})
+    run = MakeRun(env, tmp_path / "make-run.out")
+    try:
+        wait_ready(run, [f"http://127.0.0.1:{ports['CARESIGNAL_ALERTS_PORT']}/readyz"], timeout_s=180)
+        members = session_members(run.process.pid)
+        uv = [pid for pid, group, described in members if "uv run" in described and "caresignal alerts" in described]
+        service = [
+            pid for pid, group, described in members if "python" in described and "caresignal alerts" in described
+        ]
+        assert len(uv) == 1 and len(service) == 1, members
+        os.kill(uv[0], signal.SIGKILL)
+        os.killpg(run.process.pid, signal.SIGINT)
+        left = run.wait_gone(30)
+        assert not left, f"still running 30 s after Ctrl-C: {left}\n{run.diagnostics()}"
+        assert not port_in_use(ports["CARESIGNAL_ALERTS_PORT"])
+    finally:
+        run.kill()
+        shutil.rmtree(ROOT / ".cache" / "demo" / prefix, ignore_errors=True)
+
+
+@pytest.mark.integration
 def test_a_taken_port_is_named_before_anything_starts(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
