@@ -1,5 +1,5 @@
 """A location's stored state (format, migration, refusal of what it cannot read), the
-decoded-state cache beside the table, and the tick plan (`next_due`, `TickSchedule`)."""
+working copy written back at commit (`StateCache`), and the tick plan (`next_due`, `TickSchedule`)."""
 
 import pytest
 
@@ -39,24 +39,83 @@ def test_bytes_that_are_not_a_state_are_refused_never_misread(raw: bytes, says: 
         decode_state(raw, POLICY)
 
 
-def test_the_cache_serves_a_state_only_while_the_table_holds_its_bytes() -> None:
-    decoded: list[bytes] = []
+class _Counting:
+    def __init__(self) -> None:
+        self.encoded = 0
+        self.decoded = 0
 
-    def decode(raw: bytes) -> LocationState:
-        decoded.append(raw)
+    def encode(self, state: LocationState) -> bytes:
+        self.encoded += 1
+        return encode_state(state)
+
+    def decode(self, raw: bytes) -> LocationState:
+        self.decoded += 1
         return decode_state(raw, POLICY)
 
-    cache = StateCache(decode, encode_state, size=2)
-    raw = cache.write("a", _state())
-    assert cache.read("a", raw) is cache.read("a", raw) and decoded == []
-    other = encode_state(run([ev("missed_visit", day(9), MISSED)], AGENCY)[0])
-    cache.read("a", other)  # the table moved on (a rebalance, a changelog recovery)
-    assert decoded == [other]
-    taken = cache.take("a", other)
-    assert taken is not None and cache.read("a", other) is not taken  # taken: decoded again
-    cache.write("b", _state())
-    cache.write("c", _state())
-    assert len(decoded) == 2 and cache.read("a", other) is not None and len(decoded) == 3  # "a" was evicted
+
+def test_a_state_changed_many_times_between_commits_is_encoded_and_written_once() -> None:
+    counting = _Counting()
+    cache = StateCache(counting.decode, counting.encode, size=10)
+    state = _state()
+    for _ in range(50):
+        cache.changed("a", state)
+    assert counting.encoded == 0 and cache.dirty == 1
+    written = list(cache.write_back())
+    assert [key for key, _ in written] == ["a"] and counting.encoded == 1
+    assert decode_state(written[0][1], POLICY).reasons() == state.reasons()
+    assert list(cache.write_back()) == [] and cache.dirty == 0  # clean until it changes again
+
+
+def test_a_cached_location_is_not_read_from_the_table_again() -> None:
+    counting = _Counting()
+    cache = StateCache(counting.decode, counting.encode, size=10)
+    raw = encode_state(_state())
+    reads: list[str] = []
+
+    def load() -> bytes:
+        reads.append("a")
+        return raw
+
+    first = cache.get("a", load)
+    assert first is not None and cache.get("a", load) is first
+    assert reads == ["a"] and counting.decoded == 1
+    assert cache.get("b", lambda: None) is None  # no state yet
+
+
+def test_a_changed_state_is_never_evicted_before_it_is_written_back() -> None:
+    cache = StateCache(lambda raw: decode_state(raw, POLICY), encode_state, size=2)
+    state = _state()
+    raw = encode_state(state)
+    cache.changed("a", state)
+    cache.changed("b", state)
+    cache.changed("c", state)  # over the bound, but all three are the only copies
+    assert cache.dirty == 3 and sorted(cache.locations()) == ["a", "b", "c"]
+    assert [key for key, _ in cache.write_back()] == ["a", "b", "c"]
+    assert len(cache.locations()) == 2  # clean now: the bound applies again
+    cache.read("d", raw)
+    assert len(cache.locations()) == 2 and "d" in cache.locations()
+
+
+def test_a_redelivered_event_writes_the_unchanged_state_again_as_stored() -> None:
+    counting = _Counting()
+    cache = StateCache(counting.decode, counting.encode, size=10)
+    raw = encode_state(_state())
+    cache.read("a", raw)
+    cache.rewrite("a")
+    cache.rewrite("z")  # nothing held for it: nothing to write
+    assert list(cache.write_back()) == [("a", raw)] and counting.encoded == 0
+
+
+def test_a_revoked_partitions_states_are_dropped_changed_or_not() -> None:
+    counting = _Counting()
+    cache = StateCache(counting.decode, counting.encode, size=10)
+    raw = encode_state(_state())
+    cache.changed("a", _state())
+    cache.read("b", raw)
+    cache.drop(["a", "b"])
+    assert cache.dirty == 0 and cache.locations() == [] and list(cache.write_back()) == []
+    cache.read("b", raw)
+    assert counting.decoded == 2  # read afresh from the table
 
 
 def test_a_raised_location_is_due_when_its_rule_lets_go_and_ticked_then_it_falls() -> None:

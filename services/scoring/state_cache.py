@@ -1,15 +1,33 @@
-"""Decoded location states kept beside the state table, so that a location's next event
-does not decode (and re-index) its whole history again.
+"""The worker's working copy of its locations' states: decoded, changed in memory, and
+written back to the state table once per commit rather than once per event.
 
-The table stays the truth: an entry is used only while the table still holds the very
-bytes it was decoded from (after a rebalance or a changelog recovery it does not), and
-the least recently used entries are dropped beyond a bound.
+Kafka Streams puts a record cache in front of every state store for the same reason: a
+key updated many times between commits costs one store write and one changelog record.
+Here a busy location's state (a large agency's: ~300 KB encoded) was encoded, stored and
+sent to the changelog at every event, the larger part of the worker's time; now it is
+encoded once per commit interval however many events changed it.
+
+A changed ("dirty") entry is the only copy of what its events did until it is written
+back: it is never evicted, and the worker writes every dirty entry to the table before
+it commits the offsets of the events that made them (`Scorer.settled`). Clean entries
+are dropped beyond a bound, least recently used first. The table is not read again for
+a cached location: this worker is its only writer while it holds the partition, and
+the entries of a partition are dropped when the partition is revoked (another worker
+may change it, and a recovery may replace it).
 """
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 from services.scoring.model import LocationState
+
+
+@dataclass
+class _Entry:
+    state: LocationState
+    # The bytes the table holds for this state; None while the state is newer (dirty).
+    raw: bytes | None
 
 
 class StateCache:
@@ -17,41 +35,77 @@ class StateCache:
         self._decode = decode
         self._encode = encode
         self._size = size
-        self._entries: OrderedDict[str, tuple[bytes, LocationState]] = OrderedDict()
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._dirty: set[str] = set()
+
+    def get(self, location_id: str, load: Callable[[], bytes | None]) -> LocationState | None:
+        """The location's current state: the working copy, else decoded from what
+        `load` reads from the table (None: no state yet)."""
+        entry = self._entries.get(location_id)
+        if entry is not None:
+            self._entries.move_to_end(location_id)
+            return entry.state
+        raw = load()
+        if not raw:
+            return None
+        state = self._decode(raw)
+        self._keep(location_id, _Entry(state, raw))
+        return state
 
     def read(self, location_id: str, raw: bytes | None) -> LocationState | None:
-        if not raw:
+        """As `get`, with the table's bytes already read."""
+        return self.get(location_id, lambda: raw)
+
+    def changed(self, location_id: str, state: LocationState) -> None:
+        """The location's state changed (an event or a tick applied): written back at the
+        next commit."""
+        self._dirty.add(location_id)
+        self._keep(location_id, _Entry(state, None))
+
+    def rewrite(self, location_id: str) -> None:
+        """Write the location's unchanged state to the table again at the next commit:
+        a redelivered event is in it, and the record that stored it may have been lost
+        in a crash while the offset about to be committed covers the event."""
+        if location_id in self._entries:
+            self._dirty.add(location_id)
+
+    @property
+    def dirty(self) -> int:
+        return len(self._dirty)
+
+    def write_back(self) -> Iterator[tuple[str, bytes]]:
+        """Every changed state, encoded, for the caller to write to the table; each is
+        clean once yielded (the caller writes it before it asks for the next)."""
+        for location_id in sorted(self._dirty):
+            entry = self._entries[location_id]
+            raw = entry.raw if entry.raw is not None else self._encode(entry.state)
+            yield location_id, raw
+            entry.raw = raw
+            self._dirty.discard(location_id)
+        self._evict()
+
+    def drop(self, location_ids: Iterable[str]) -> None:
+        """Forget these locations, changed or not (their partition went to another worker;
+        what was not written back is scored again there from the committed offset)."""
+        for location_id in list(location_ids):
             self._entries.pop(location_id, None)
-            return None
-        entry = self._entries.get(location_id)
-        if entry is not None and (entry[0] is raw or entry[0] == raw):
-            self._entries.move_to_end(location_id)
-            return entry[1]
-        state = self._decode(raw)
-        self._keep(location_id, raw, state)
-        return state
+            self._dirty.discard(location_id)
 
-    def take(self, location_id: str, raw: bytes | None) -> LocationState | None:
-        """As `read`, for a caller that will change the state in place: the entry is
-        removed, so that a failure half-way can never leave a changed state cached beside
-        the bytes it no longer matches. `write` (or `put_back`) keeps it again."""
-        state = self.read(location_id, raw)
-        self._entries.pop(location_id, None)
-        return state
+    def locations(self) -> list[str]:
+        return list(self._entries)
 
-    def put_back(self, location_id: str, raw: bytes | None, state: LocationState | None) -> None:
-        """Keep an unchanged state taken with `take` (its event was not applied)."""
-        if raw and state is not None:
-            self._keep(location_id, raw, state)
-
-    def write(self, location_id: str, state: LocationState) -> bytes:
-        """The bytes to store for this state; the cache remembers them with it."""
-        raw = self._encode(state)
-        self._keep(location_id, raw, state)
-        return raw
-
-    def _keep(self, location_id: str, raw: bytes, state: LocationState) -> None:
-        self._entries[location_id] = (raw, state)
+    def _keep(self, location_id: str, entry: _Entry) -> None:
+        self._entries[location_id] = entry
         self._entries.move_to_end(location_id)
-        while len(self._entries) > self._size:
-            self._entries.popitem(last=False)
+        self._evict()
+
+    def _evict(self) -> None:
+        # Changed entries are skipped (moved to the recent end), never dropped.
+        excess = min(len(self._entries) - self._size, len(self._entries) - len(self._dirty))
+        while excess > 0:
+            location_id = next(iter(self._entries))
+            if location_id in self._dirty:
+                self._entries.move_to_end(location_id)
+            else:
+                del self._entries[location_id]
+                excess -= 1

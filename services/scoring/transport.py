@@ -26,17 +26,27 @@ that event was never applied, and the changes after it were lost or different
 (`make soak`'s broker stop/restart form; the scorer kill test in CI). Here a flush
 returns only when every record sent until then is acknowledged, and raises if one
 failed, so that a commit never covers a state the changelog does not hold.
+
+The scorer keeps its locations' states in memory and writes them to the table once per
+commit (state_cache.py). A commit therefore first passes the app's `commit_barrier`:
+it waits until no event is half applied, has every changed state written to the table,
+and reads the offsets to commit while the agent still waits, so the offsets never cover
+an event whose state is not on its way to the changelog.
 """
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable, Mapping, Set
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Set
+from contextlib import AbstractAsyncContextManager, contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 import faust
 from aiokafka import AIOKafkaConsumer
+from faust.exceptions import ProducerSendError
+from faust.streams import _current_event
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer, Producer, Transport
 from faust.types import TP, TransportT
 from faust.types.tuples import FutureMessage, Message
@@ -169,6 +179,23 @@ class SeekingConsumer(Consumer):
         await super().seek(partition, offset)
         self._continuity().sought({partition: offset})
 
+    async def _commit_tps(self, tps: Iterable[TP], start_new_transaction: bool) -> bool:
+        # Faust's own, with the offsets read inside the app's barrier (see the module doc).
+        barrier: Callable[[], AbstractAsyncContextManager[None]] | None = getattr(self.app, "commit_barrier", None)
+        if barrier is None:
+            commit_offsets = self._filter_committable_offsets(tps)
+        else:
+            async with barrier():
+                commit_offsets = self._filter_committable_offsets(tps)
+        if not commit_offsets:
+            return False
+        try:
+            await self._handle_attached(commit_offsets)
+        except ProducerSendError as exc:
+            await self.crash(exc)
+            return False
+        return await self._commit_offsets(commit_offsets, start_new_transaction=start_new_transaction)
+
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:  # noqa: ASYNC109 (Faust's signature)
         contiguous: frozenset[str] = getattr(self.app, "contiguous_topics", frozenset())
         continuity = self._continuity()
@@ -191,6 +218,34 @@ class SeekingConsumer(Consumer):
                     await super().seek(tp, back)  # keeps `rewound`: a second hole there is real
                     continue
             yield tp, message
+
+
+@dataclass(frozen=True)
+class _Position:
+    topic: str
+    partition: int
+
+
+@dataclass(frozen=True)
+class _PartitionOnly:
+    message: _Position
+
+
+@contextmanager
+def writing_to_partition(topic: str, partition: int) -> Iterator[None]:
+    """Table writes made inside go to `partition`'s store and changelog partition, as if
+    made for an event of that partition of `topic`.
+
+    Faust takes the partition of a table write from the event being processed (its
+    `current_event`), and refuses a write outside one. The scorer writes its states back
+    at commit, outside any event, each to its location's partition (the partition of
+    the events that changed it): this stands in for such an event."""
+    stand_in = _PartitionOnly(_Position(topic, partition))
+    token = _current_event.set(weakref.ref(stand_in))  # type: ignore[arg-type]  # Faust reads .message's topic and partition only
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
 
 
 class AcknowledgingProducer(Producer):
@@ -235,6 +290,8 @@ class ScoringApp(faust.App):
     what keeps the worker out of its consumer group."""
 
     contiguous_topics: frozenset[str] = frozenset()
+    # Entered before a commit reads its offsets (see the module doc); None: none.
+    commit_barrier: Callable[[], AbstractAsyncContextManager[None]] | None = None
 
     @cached_property
     def group_status(self) -> GroupStatus:

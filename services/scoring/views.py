@@ -94,7 +94,7 @@ def register_views(app: faust.App, scorer: "Scorer") -> None:
         # Routed to the worker that holds the location's partition.
         @table_route(app, scorer.events_topic, "location_id")
         async def get(self, request: Request, location_id: str) -> Response:
-            state = scorer.cache.read(location_id, scorer.states.get(location_id))
+            state = scorer.state_of(location_id)
             if state is None:
                 return self.json({"detail": f"no events scored for location {location_id}"}, status=404)
             return self.json(risk_view(state, scorer.policy))

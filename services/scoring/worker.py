@@ -6,10 +6,12 @@ stateful agent runs with concurrency 1, so a location's events are applied one a
 time in partition order.
 """
 
+import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,9 +31,9 @@ from services.scoring.ledger import PublishedLedger
 from services.scoring.level_index import LevelIndex
 from services.scoring.membership import CompleteAssignor
 from services.scoring.metrics import ScoringMetrics
-from services.scoring.model import Outcome, assess, next_due, tick
+from services.scoring.model import LocationState, Outcome, assess, next_due, tick
 from services.scoring.organisation import OrganisationState, roll_up
-from services.scoring.peers import apply_peer_updates, peer_view
+from services.scoring.peer_rows import WorkerPeerSums, row_partition
 from services.scoring.policy import Policy
 from services.scoring.routing import PARTITIONS, REROUTED_FROM_HEADER, partition_of
 from services.scoring.rules.peer_stats import PeerStats
@@ -39,12 +41,18 @@ from services.scoring.settings import ScoringSettings
 from services.scoring.state_cache import StateCache
 from services.scoring.state_codec import decode_state, encode_state
 from services.scoring.ticks import TickSchedule
-from services.scoring.transport import ScoringApp
+from services.scoring.transport import ScoringApp, writing_to_partition
 from services.scoring.views import register_views
 
 log = logging.getLogger(__name__)
 
 REPARTITION_NAME = "changes-by-provider"
+
+
+class ScoringHalted(RuntimeError):
+    """An event was left half applied (its handling failed or was cancelled): the states
+    in memory may hold part of it, so nothing more is committed; the worker stops and
+    the events after the last commit are scored again when it starts."""
 
 
 @dataclass
@@ -76,12 +84,19 @@ class Scorer:
         self.cache = StateCache(
             lambda raw: decode_state(raw, self.policy), encode_state, self.settings.state_cache_size
         )
+        self.peer_sums = WorkerPeerSums(self.policy, PARTITIONS)
+        # Parsed directory records, dropped when the directory agent writes one.
+        self._directory_records: dict[str, Location | None] = {}
+        # Held while an event is applied; a commit takes it to write the states back.
+        self._applying = asyncio.Lock()
+        self._halted: str | None = None
         self.app = self._build()
+        self.app.commit_barrier = self.settled
         self.metrics.track_consumer_lag(self.app, self.topics)
 
     # --- the app -------------------------------------------------------------------------
 
-    def _build(self) -> faust.App:
+    def _build(self) -> ScoringApp:
         s = self.settings
         app = ScoringApp(
             s.app_id,
@@ -180,13 +195,20 @@ class Scorer:
                 await self.dead_letter(event, "key_mismatch", "record key is not the location_id")
                 continue
             self.locations[record.location_id] = event.value
+            self._directory_records.pop(record.location_id, None)
 
-    def _peer_view(self, location: Location | None) -> dict[tuple[str, str], PeerStats]:
-        return peer_view(self.peers, self.policy, location, PARTITIONS)
+    def _peer_view(self, location: Location | None) -> Mapping[tuple[str, str], PeerStats]:
+        self.peer_sums.follow(self.peers, self._scored_partitions)
+        return self.peer_sums.view(location)
+
+    def _scored_partitions(self) -> set[int]:
+        return {tp.partition for tp in self.app.consumer.assignment() if tp.topic == self.topics.events}
 
     def _location(self, location_id: str) -> Location | None:
-        raw = self.locations.get(location_id)
-        return Location.model_validate_json(raw) if raw else None
+        if location_id not in self._directory_records:
+            raw = self.locations.get(location_id)
+            self._directory_records[location_id] = Location.model_validate_json(raw) if raw else None
+        return self._directory_records[location_id]
 
     def ensure_index(self) -> None:
         if self.index.loaded:
@@ -211,18 +233,43 @@ class Scorer:
         # Faust sends (app, revoked); another worker scores them now, and plans their
         # ticks from their states.
         revoked: set[Any] = args[0] if args else kwargs.get("revoked", set())
-        for tp in revoked:
-            if tp.topic == self.topics.events:
-                self.ticks.forget(tp.partition)
-                self._planned.discard(tp.partition)
+        partitions = {tp.partition for tp in revoked if tp.topic == self.topics.events}
+        for partition in partitions:
+            self.ticks.forget(partition)
+            self._planned.discard(partition)
+        # Written back by the commit Faust made before this signal; another worker may
+        # change them now, or a recovery replace them, so they are read afresh if they come back.
+        self.cache.drop(key for key in self.cache.locations() if partition_of(key) in partitions)
+        self.peer_sums.reassigned()
+        self._directory_records.clear()
+
+    @asynccontextmanager
+    async def settled(self) -> AsyncIterator[None]:
+        """No event half applied, and every state the applied events changed written to
+        the state table (its changelog record on the way, acknowledged before the commit,
+        see transport.py): the commit reads its offsets inside."""
+        async with self._applying:
+            if self._halted is not None:
+                raise ScoringHalted(self._halted)
+            for location_id, raw in self.cache.write_back():
+                with writing_to_partition(self.topics.events, partition_of(location_id)):
+                    self.states[location_id] = raw
+            for key, raw in self.peer_sums.write_back():
+                with writing_to_partition(self.topics.events, row_partition(key)):
+                    self.peers[key] = raw
+            yield
+
+    def state_of(self, location_id: str) -> LocationState | None:
+        """The location's current state (None: no event scored), as the agent sees it."""
+        return self.cache.get(location_id, lambda: self.states.get(location_id))
 
     async def _write(self, location_id: str, location: Location | None, outcome: Outcome, partition: int) -> None:
         if outcome.change is not None:
             # Acknowledged before the state is written: a crash in between replays the
             # event and publishes the same change (same change_id) again; it is never lost.
             await self._publish(outcome.change)
-        self.states[location_id] = self.cache.write(location_id, outcome.state)
-        apply_peer_updates(self.peers, outcome.peer_updates, partition)
+        self.cache.changed(location_id, outcome.state)
+        self.peer_sums.apply(outcome.peer_updates, partition)
         self.index.set(location_id, outcome.state.current.level, outcome.state.clock)
         self.ticks.plan(partition, location_id, next_due(outcome.state, location, self.policy))
 
@@ -249,61 +296,66 @@ class Scorer:
 
     async def _score(self, stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            started = self.now()
-            self.ensure_index()
-            self._ensure_planned(event.message.partition)
-            if is_time_signal(event.key):
-                await self._time_signal(event)
-                continue
-            if await self._misplaced(event):
-                continue
-            try:
-                parsed = self.parser.parse_json(event.value)
-            except ValidationError as exc:
-                await self.dead_letter(event, "invalid_event", _problems(exc))
-                continue
-            if event.key is None or event.key.decode(errors="replace") != parsed.subject:
-                await self.dead_letter(event, "key_mismatch", "record key is not the event's subject (location ID)")
-                continue
-            partition = event.message.partition
-            raw = self.states.get(parsed.subject)
-            state = self.cache.take(parsed.subject, raw)
-            location = self._location(parsed.subject)
-            outcome = assess(
-                state,
-                location,
-                parsed,
-                self.policy,
-                self._peer_view(location),
-                stream_clock=self._stream_clock(partition),
-                backfill=_header(event, BACKFILL_HEADER) == b"1" or self._replayed(event),
-                consume=True,
+            async with self._applying:
+                try:
+                    await self._score_event(event)
+                except BaseException as exc:
+                    self._halted = f"{event.message.topic}[{event.message.partition}]@{event.message.offset}: {exc!r}"
+                    raise
+
+    async def _score_event(self, event: EventT[bytes]) -> None:
+        started = self.now()
+        self.ensure_index()
+        self._ensure_planned(event.message.partition)
+        if is_time_signal(event.key):
+            await self._time_signal(event)
+            return
+        if await self._misplaced(event):
+            return
+        try:
+            parsed = self.parser.parse_json(event.value)
+        except ValidationError as exc:
+            await self.dead_letter(event, "invalid_event", _problems(exc))
+            return
+        if event.key is None or event.key.decode(errors="replace") != parsed.subject:
+            await self.dead_letter(event, "key_mismatch", "record key is not the event's subject (location ID)")
+            return
+        partition = event.message.partition
+        state = self.state_of(parsed.subject)
+        location = self._location(parsed.subject)
+        outcome = assess(
+            state,
+            location,
+            parsed,
+            self.policy,
+            self._peer_view(location),
+            stream_clock=self._stream_clock(partition),
+            backfill=_header(event, BACKFILL_HEADER) == b"1" or self._replayed(event),
+            consume=True,
+        )
+        if outcome.status == "duplicate":
+            # A redelivered event (after a crash or a rebalance) that the state already
+            # holds: the write that recorded it may never have reached the changelog,
+            # and this offset is about to be committed. Writing the same state again
+            # puts it there first, as Kafka Streams re-writes what it reprocesses;
+            # otherwise a worker that later restores the location from the changelog
+            # would never see this event.
+            self.cache.rewrite(parsed.subject)
+        self.metrics.events.labels(parsed.short_type, outcome.status).inc()
+        if outcome.status in ("late", "expired"):
+            self.metrics.late_events.labels(outcome.status).inc()
+        if outcome.status == "reused_id":
+            self.metrics.reused_event_ids.labels(parsed.short_type).inc()
+            await self.dead_letter(
+                event,
+                "reused_event_id",
+                f"event id {parsed.id!r} of source {parsed.source!r} was already applied with other content",
             )
-            if outcome.status not in ("applied", "late"):
-                self.cache.put_back(parsed.subject, raw, state)  # not applied: unchanged
-            if outcome.status == "duplicate" and raw is not None:
-                # A redelivered event (after a crash or a rebalance) that the state already
-                # holds: the write that recorded it may never have reached the changelog,
-                # and this offset is about to be committed. Writing the same bytes again
-                # puts them there first, as Kafka Streams re-writes what it reprocesses;
-                # otherwise a worker that later restores the location from the changelog
-                # would never see this event.
-                self.states[parsed.subject] = raw
-            self.metrics.events.labels(parsed.short_type, outcome.status).inc()
-            if outcome.status in ("late", "expired"):
-                self.metrics.late_events.labels(outcome.status).inc()
-            if outcome.status == "reused_id":
-                self.metrics.reused_event_ids.labels(parsed.short_type).inc()
-                await self.dead_letter(
-                    event,
-                    "reused_event_id",
-                    f"event id {parsed.id!r} of source {parsed.source!r} was already applied with other content",
-                )
-                continue
-            if outcome.status in ("applied", "late"):
-                await self._write(parsed.subject, location, outcome, partition)
-            await self._maybe_tick(partition, outcome.state.clock)
-            self.metrics.processing_seconds.observe(self.now() - started)
+            return
+        if outcome.status in ("applied", "late"):
+            await self._write(parsed.subject, location, outcome, partition)
+        await self._maybe_tick(partition, outcome.state.clock)
+        self.metrics.processing_seconds.observe(self.now() - started)
 
     async def _misplaced(self, event: EventT[bytes]) -> bool:
         """Whether the record is on another partition than its key's; if so, it is sent on
@@ -382,16 +434,13 @@ class Scorer:
             await self._tick(partition, *due)
 
     async def _tick(self, partition: int, location_id: str, at: datetime) -> None:
-        raw = self.states.get(location_id)
-        state = self.cache.take(location_id, raw)
+        state = self.state_of(location_id)
         if state is None:
             return
         location = self._location(location_id)
         outcome = tick(state, location, at, self.policy, self._peer_view(location), consume=True)
         if outcome.status == "applied":
             await self._write(location_id, location, outcome, partition)
-        else:
-            self.cache.put_back(location_id, raw, state)
 
     async def _organisations(self, stream: faust.StreamT[bytes]) -> None:
         def provider_of(value: bytes) -> bytes:
