@@ -3,6 +3,7 @@ rule families' evaluators, the replay of steps between two times, and reasons bu
 a step's hits only when someone reads them."""
 
 import math
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -18,7 +19,7 @@ from services.scoring.policy_families import PeerPrior
 from services.scoring.rules.accumulation import Accumulated
 from services.scoring.rules.base import Evaluator, History, Hit, PeerView, Step
 from services.scoring.rules.closed_culture import ClosedCultures, series_tags
-from services.scoring.rules.own_rate import observed_span, peer_rate, scale
+from services.scoring.rules.own_rate import DAYS_PER_YEAR, observed_span, scale
 from services.scoring.rules.patterns import Patterns
 from services.scoring.rules.peers import Peers
 from services.scoring.rules.persistence import Judged, Persisting
@@ -66,6 +67,11 @@ class Compiled:
     _classified: dict[Any, tuple[int, float, bool]] = field(default_factory=dict)
     _span_us: dict[float, int] = field(default_factory=dict)
     _peer_keys: list[str] | None = None
+    # Per prior series, what its span and units depend on (the same for most series).
+    _prior_spans: list[tuple[float | None, float, float]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._prior_spans = [(p.per_capacity, p.min_history_days, p.window_days) for _, _, _, p in self.prior_series]
 
     @property
     def peer_keys(self) -> list[str]:
@@ -79,18 +85,36 @@ class Compiled:
     ) -> list[tuple[str, float | None]]:
         """What this location contributes to each peer sum at t (None: nothing yet)."""
         rates = self.peers.rates(timeline, capacity, t, observed_days)
-        spans = self._span_us
-        for key, bit, _, prior in self.prior_series:
-            if observed_days < prior.min_history_days or scale(prior.per_capacity, capacity) is None:
-                rates.append((key, None))  # what peer_rate says, without counting
+        by_rule = timeline.by_rule
+        # The series share a few priors (usually one): each one's span and the service's
+        # units are worked out once per call. peer_rate's arithmetic, in its order.
+        per_prior: dict[tuple[float | None, float, float], tuple[float, int, float] | None] = {}
+        for (key, bit, _, prior), same in zip(self.prior_series, self._prior_spans, strict=True):
+            if same in per_prior:
+                found = per_prior[same]
+            else:
+                found = per_prior[same] = self._prior_span(prior, capacity, observed_days)
+            if found is None:
+                rates.append((key, None))
                 continue
-            days = observed_span(prior, observed_days)
-            span = spans.get(days)
-            if span is None:
-                # Whole weeks or the window: a few dozen values.
-                span = spans[days] = days_us(days)
-            rates.append((key, peer_rate(timeline.tagged(bit, t - span, t), observed_days, prior, capacity)))
+            days, span, units = found
+            times = by_rule[bit]
+            count = bisect_right(times, t) - bisect_right(times, t - span)  # Timeline.tagged
+            rates.append((key, count / days * DAYS_PER_YEAR / units))
         return rates
+
+    def _prior_span(self, prior: PeerPrior, capacity: int, observed_days: float) -> tuple[float, int, float] | None:
+        """(days, µs, units) a peer rate is taken over and per; None while peer_rate gives
+        None (too little history, no size)."""
+        units = scale(prior.per_capacity, capacity)
+        if units is None or observed_days < prior.min_history_days:
+            return None
+        days = observed_span(prior, observed_days)
+        span = self._span_us.get(days)
+        if span is None:
+            # Whole weeks or the window: a few dozen values.
+            span = self._span_us[days] = days_us(days)
+        return days, span, units
 
     def classify(self, event_type: str, facts: dict[str, Any]) -> tuple[int, float, bool]:
         """Tag mask, accumulation weight and whether a triangulation concern."""

@@ -90,6 +90,11 @@ def classify(policy: Policy, event_type: str, facts: dict[str, Any]) -> tuple[fr
     return frozenset(tags), weight, concern
 
 
+# What json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+# builds for every call: the same encoder, made once (the digests must never change).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def content_digest(event: Event) -> str:
     """SHA-256 of the event's canonical JSON without its person reference.
 
@@ -98,8 +103,7 @@ def content_digest(event: Event) -> str:
     differs only there counts as the same event.
     """
     content = event.model_dump(mode="json", exclude={"data": {"person_ref"}})
-    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(_CANONICAL.encode(content).encode()).hexdigest()
 
 
 def from_event(policy: Policy, event: Event) -> Evidence:

@@ -181,8 +181,16 @@ def _finish(
         first = state.first_seen_us
         observed = (state.clock_us - first) / US_PER_DAY if first is not None else 0.0
         for rule_id, rate in c.peer_rates(state.timeline, location.capacity, state.clock_us, observed):
-            new = None if rate is None else (kind, round(rate, 6))
             old = peer_rates.get(rule_id)
+            if rate is None:
+                if old is None:
+                    continue
+                new = None
+            else:
+                rounded = round(rate, 6)
+                if old is not None and old[1] == rounded and old[0] == kind:
+                    continue  # unchanged (most series at most events): no tuple made
+                new = (kind, rounded)
             if old != new:
                 if peer_rates is state.peer_rates:
                     peer_rates = dict(peer_rates)

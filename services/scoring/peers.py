@@ -18,6 +18,7 @@ from services.scoring.policy import Policy
 from services.scoring.rules.peer_stats import PeerStats, PeerUpdate
 
 PeerTable = MutableMapping[str, bytes | None]
+_NOTHING: frozenset[str] = frozenset()
 
 
 def peer_key(rule_id: str, service_type: str, partition: int) -> str:
@@ -64,8 +65,9 @@ def _add(sums: tuple[int, float, float] | None, sign: int, rate: float) -> tuple
 
 class PeerSums:
     """Peer rows owned by one process, decoded, with every view cached per service type
-    until a row of that type is written (invalidated by writes, never by time): a view
-    adds each key's rows in partition order, as `peer_view` does, so the same sums.
+    and brought up to date when read after a write (invalidated by writes, never by
+    time): a view adds each key's rows in partition order, as `peer_view` does, so the
+    same sums.
 
     Views are shared between readers: read-only."""
 
@@ -73,8 +75,9 @@ class PeerSums:
         self.policy = policy
         self.partitions = partitions
         self._rows: dict[str, tuple[int, float, float]] = {}
-        self._stats: dict[tuple[str, str], PeerStats] = {}
         self._views: dict[str, Mapping[tuple[str, str], PeerStats]] = {}
+        # Per service type, the keys written since its view was last read.
+        self._written: dict[str, set[str]] = {}
 
     def table(self) -> dict[str, bytes | None]:
         """The rows as the worker's global table holds them."""
@@ -85,25 +88,24 @@ class PeerSums:
             return {}
         kind = location.service_type.value
         found = self._views.get(kind)
-        if found is None:
-            found = self._views[kind] = MappingProxyType(
-                {(key, kind): self._sum(key, kind, rows) for key, rows in _rows(self._keys(), kind, self.partitions)}
-            )
-        return found
+        written = self._written.pop(kind, _NOTHING)
+        if found is not None and not written:
+            return found
+        # A copy: a view handed out before stays as it was.
+        fresh = dict(found) if found is not None else {}
+        for key, key_rows in _rows(tuple(compiled(self.policy).peer_keys), kind, self.partitions):
+            if found is None or key in written:
+                fresh[(key, kind)] = self._sum(key_rows)
+        view = self._views[kind] = MappingProxyType(fresh)
+        return view
 
-    def _keys(self) -> tuple[str, ...]:
-        return tuple(compiled(self.policy).peer_keys)
-
-    def _sum(self, key: str, kind: str, rows: tuple[str, ...]) -> PeerStats:
-        found = self._stats.get((key, kind))
-        if found is None:
-            n, total, total_sq = 0, 0.0, 0.0
-            for row in rows:
-                part = self._rows.get(row)
-                if part is not None:
-                    n, total, total_sq = n + part[0], total + part[1], total_sq + part[2]
-            found = self._stats[(key, kind)] = PeerStats(n, total, total_sq)
-        return found
+    def _sum(self, rows: tuple[str, ...]) -> PeerStats:
+        n, total, total_sq = 0, 0.0, 0.0
+        for row in rows:
+            part = self._rows.get(row)
+            if part is not None:
+                n, total, total_sq = n + part[0], total + part[1], total_sq + part[2]
+        return PeerStats(n, total, total_sq)
 
     def apply(self, updates: list[PeerUpdate], partition: int) -> None:
         for update in updates:
@@ -113,8 +115,7 @@ class PeerSums:
                 kind, rate = contribution
                 key = peer_key(update.rule_id, kind, partition)
                 self._rows[key] = _add(self._rows.get(key), sign, rate)
-                self._stats.pop((update.rule_id, kind), None)
-                self._views.pop(kind, None)
+                self._written.setdefault(kind, set()).add(update.rule_id)
 
 
 def apply_peer_updates(table: PeerTable, updates: list[PeerUpdate], partition: int) -> None:

@@ -122,7 +122,10 @@ class Timeline:
     # --- changes ---------------------------------------------------------------------
 
     def add(self, item: Item) -> None:
-        at = bisect.bisect_right(self.items, _order(item), key=_order)
+        items = self.items
+        order = _order(item)
+        # Mostly the newest: bisect_right's answer without its key calls.
+        at = len(items) if not items or _order(items[-1]) <= order else bisect.bisect_right(items, order, key=_order)
         self.items.insert(at, item)
         self.times.insert(at, item.time)
         self.keys[(item.source, item.id)] = item.digest

@@ -57,7 +57,11 @@ class Accumulated:
         rule, t = self._rule, step.t
         start = t - self._retention
         score = self._score(step, t, start)
-        band = min(max((level for level, value in self._enter if score >= value), default=Level.none), self._max)
+        band = Level.none  # the highest band entered, capped at the maximum
+        for level, value in self._enter:
+            if score >= value and level > band:
+                band = level
+        band = min(band, self._max)
         for held in range(min(step.previous.accumulation_band, self._max), band, -1):
             threshold = rule.enter.get(LevelName(Level(held).name))
             if threshold is not None and score >= threshold * rule.exit_ratio:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from schemas.risk import Level
 from services.scoring.policy_families import ClosedCulture, Series
 from services.scoring.rules.base import CONTINUOUS_US, Hit, Step, later, next_edge
-from services.scoring.rules.own_rate import Rate, estimate, lower_tail, prior_rate, upper_tail
+from services.scoring.rules.own_rate import Rate, estimate, lower_tail, prior_without, upper_tail
 from services.scoring.rules.peer_stats import PeerStats
 from services.scoring.timeline import days_us
 
@@ -42,8 +42,9 @@ class ClosedCultures:
             kind = step.location.service_type.value
             sums = self._prior_keys.get(key, key)
             own = step.own_peer_rates.get(sums)
-            stats = step.peers.get((sums, kind), PeerStats()).without(own[1] if own and own[0] == kind else None)
-            step.memo[memo_key] = prior_rate(stats, series.prior, step.capacity)
+            stats = step.peers.get((sums, kind), PeerStats())
+            own_rate = own[1] if own and own[0] == kind else None
+            step.memo[memo_key] = prior_without(stats, own_rate, series.prior, step.capacity)
         found: Rate | None = step.memo[memo_key]
         return found
 

@@ -165,11 +165,20 @@ def prior_rate(stats: PeerStats, prior: PeerPrior, capacity: int | None) -> Rate
     """The peers' rate for a service of this size, weighing as many events as the spread
     between the peers allows (at most the prior's `max_shape`); None without enough peers
     or a size."""
+    return prior_without(stats, None, prior, capacity)
+
+
+def prior_without(stats: PeerStats, own: float | None, prior: PeerPrior, capacity: int | None) -> Rate | None:
+    """`prior_rate(stats.without(own), ...)`, with the sums' arithmetic of `without` and
+    `mean_sd` written out (an assessment works out a few of these for every event)."""
+    n, total, total_sq = stats.n, stats.total, stats.total_sq
+    if own is not None:
+        n, total, total_sq = n - 1, total - own, total_sq - own * own
     units = scale(prior.per_capacity, capacity)
-    summary = stats.mean_sd()
-    if units is None or summary is None or stats.n < prior.min_peers:
+    if units is None or n < 2 or n < prior.min_peers:
         return None
-    mean, sd = summary
+    mean = total / n
+    sd = math.sqrt(max(total_sq / n - mean * mean, 0.0) * n / (n - 1))
     if mean <= 0:
         return None
     shape = prior.max_shape if sd <= 0 else min(prior.max_shape, (mean / sd) ** 2)

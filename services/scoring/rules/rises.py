@@ -19,7 +19,7 @@ from services.scoring.rules.own_rate import (
     estimated,
     lower_tail_of,
     poisson_upper_tail,
-    prior_rate,
+    prior_without,
     upper_tail_of,
 )
 from services.scoring.rules.peer_stats import PeerStats
@@ -28,6 +28,8 @@ from services.scoring.timeline import US_PER_DAY, days_us
 __all__ = ["Rises", "poisson_upper_tail"]
 
 _WEEK_US = 7 * US_PER_DAY
+_UNSET = "unset"  # not a memo value (those are rates or None)
+_NO_PEERS = PeerStats()
 
 
 class Rises:
@@ -41,6 +43,12 @@ class Rises:
         ]
         self._by_id = {r.id: (r, bit, span) for r, bit, span, _ in self._rules}
         self._baseline_spans = {r.id: days_us(r.baseline_days) for r in rises}
+        # What `test` reads of a rule: (baseline days, recent days, baseline span, a
+        # Poisson tail, direction up).
+        self._tests = {
+            r.id: (r.baseline_days, r.recent_days, self._baseline_spans[r.id], r.tail == "poisson", r.direction == "up")
+            for r in rises
+        }
         self._prior_keys = dict(prior_keys or {})
         # Keys of the assessment's memo (a string's hash is cached, a tuple's is not).
         self._memo_keys = {r.id: f"rise-prior|{r.id}" for r in rises}
@@ -76,15 +84,15 @@ class Rises:
             return None
         key = self._memo_keys[rule.id]
         memo = step.memo
-        if key in memo:
-            found: Rate | None = memo[key]
-            return found
+        found: Rate | str | None = memo.get(key, _UNSET)
+        if found is not _UNSET:
+            return found  # type: ignore[return-value]
         kind = step.location.service_type.value
         series = self._prior_keys.get(rule.id, rule.id)
         own = step.own_peer_rates.get(series)
-        stats = step.peers.get((series, kind), PeerStats()).without(own[1] if own and own[0] == kind else None)
-        found = memo[key] = prior_rate(stats, rule.prior, step.capacity)
-        return found
+        stats = step.peers.get((series, kind), _NO_PEERS)
+        prior = memo[key] = prior_without(stats, own[1] if own and own[0] == kind else None, rule.prior, step.capacity)
+        return prior
 
     def test(
         self,
@@ -104,49 +112,47 @@ class Rises:
         caller asks only whether p is below it: far out in the tail, p is then an upper
         bound on it (below `below`), not worked out exactly. `recent`: the recent count
         at `at`, if the caller has it."""
-        timeline = step.timeline
-        observed = step.observed_days - (step.t - at) / US_PER_DAY
+        full_days, recent_days, full_span, by_poisson, up = self._tests[rule.id]
+        t = step.t
+        observed = step.observed_days - (t - at) / US_PER_DAY
         if observed < rule.min_history_days:
             return None
-        baseline_days = min(rule.baseline_days, observed - rule.recent_days)
+        baseline_days = min(full_days, observed - recent_days)
         # The full baseline's span is worked out once (days_us is most of a test's arithmetic).
-        baseline_span = (
-            self._baseline_spans[rule.id] if baseline_days == rule.baseline_days else days_us(max(baseline_days, 0.0))
-        )
+        baseline_span = full_span if baseline_days == full_days else days_us(max(baseline_days, 0.0))
         recent_start = at - recent_span
+        times = step.timeline.by_rule[bit]
         if recent is None:
-            recent = timeline.tagged(bit, recent_start, at)
-        if rule.tail == "poisson" and rule.prior is None:
+            recent = bisect_right(times, at) - bisect_right(times, recent_start)  # Timeline.tagged
+        if by_poisson and rule.prior is None:
             if baseline_days <= 0:
                 return None
-            baseline = timeline.tagged(bit, recent_start - baseline_span, recent_start)
+            baseline = bisect_right(times, recent_start) - bisect_right(times, recent_start - baseline_span)
             # Half an event of pseudo-count: a quiet history is not proof of a zero rate.
-            expected = (baseline + 0.5) * rule.recent_days / baseline_days
+            expected = (baseline + 0.5) * recent_days / baseline_days
             if can_enter_only and recent < rule.min_ratio * expected:
                 return None
             return recent, expected, poisson_upper_tail(recent, expected)
         # At an earlier sample the evidence before the retention (less a week) is gone.
-        start = max(recent_start - baseline_span, step.t - step.retention_us + _WEEK_US)
+        start = max(recent_start - baseline_span, t - step.retention_us + _WEEK_US)
         baseline_days = max(0.0, (recent_start - start) / US_PER_DAY)
-        baseline = timeline.tagged(bit, start, recent_start) if baseline_days else 0
+        baseline = bisect_right(times, recent_start) - bisect_right(times, start) if baseline_days else 0
         rate = estimated(baseline, baseline_days, self._prior(step, rule), rule.max_shape)
         if rate is None:
             return None
         shape, per_day = rate
-        days = rule.recent_days
-        expected = shape / per_day * days  # Rate.expected
-        up = rule.direction == "up"
+        expected = shape / per_day * recent_days  # Rate.expected
         if can_enter_only and (recent < rule.min_ratio * expected if up else recent * rule.min_ratio > expected):
             return None
-        if rule.tail == "poisson":
+        if by_poisson:
             return recent, expected, poisson_upper_tail(recent, expected)
         if below is not None:
-            bound = cantelli_of(recent, days, shape, per_day, upper=up)
+            bound = cantelli_of(recent, recent_days, shape, per_day, upper=up)
             if bound < below:
                 return recent, expected, bound
         if up:
-            return recent, expected, upper_tail_of(recent, days, shape, per_day)
-        return recent, expected, lower_tail_of(recent, days, shape, per_day)
+            return recent, expected, upper_tail_of(recent, recent_days, shape, per_day)
+        return recent, expected, lower_tail_of(recent, recent_days, shape, per_day)
 
     def held(self, step: Step, rule_id: str, at: int) -> float | None:
         """The recent count at `at` if the rule held then (at its leaving threshold, as an
