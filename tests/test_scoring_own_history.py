@@ -24,6 +24,7 @@ from services.scoring.rules.own_rate import (
     estimate,
     lower_tail,
     peer_rate,
+    point_probability,
     prior_rate,
     upper_tail,
 )
@@ -118,6 +119,20 @@ def test_the_tails_are_the_negative_binomials(shape: float, per_day: float, days
     # Cantelli's bound is a bound.
     assert cantelli_bound(k, days, rate) >= upper_tail(k, days, rate) - 1e-12
     assert cantelli_bound(k, days, rate, upper=False) >= lower_tail(k, days, rate) - 1e-12
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.floats(0.5, 60), st.floats(0.5, 400), st.floats(7, 120), st.integers(0, 60))
+def test_the_point_probability_is_part_of_both_tails(shape: float, per_day: float, days: float, k: int) -> None:
+    # A rise that is not active asks only whether p < enter_p, and takes P(X = k) >= the
+    # threshold (times a margin) as no (services/scoring/rules/rises.py, `above`): it must
+    # be the term of both tails at k, and never more than either as computed.
+    rate = Rate(shape, per_day)
+    point = point_probability(k, days, shape, per_day)
+    assert point is not None
+    assert math.isclose(point, _direct(k, days, rate, True) - _direct(k + 1, days, rate, True), abs_tol=1e-12)
+    assert point <= upper_tail(k, days, rate) * (1 + 1e-9) + 1e-300
+    assert point <= lower_tail(k, days, rate) * (1 + 1e-9) + 1e-300
 
 
 def test_the_own_rate_is_shrunk_toward_the_peers_and_no_surer_than_max_shape() -> None:

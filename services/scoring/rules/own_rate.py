@@ -129,6 +129,22 @@ def upper_tail_of(observed: int, days: float, shape: float, per_day: float) -> f
     return regularised_beta(observed, shape, 1.0 - per_day / (per_day + days))
 
 
+def point_probability(observed: int, days: float, shape: float, per_day: float) -> float | None:
+    """P(X = observed) for the count in `days`: part of either tail at `observed`, so a
+    lower bound on it, from three log-gammas (the tail's continued fraction takes dozens
+    of steps). None where the success probability is not strictly inside (0, 1)."""
+    q = per_day / (per_day + days)
+    if not 0.0 < q < 1.0 or observed < 0:
+        return None
+    return math.exp(
+        math.lgamma(observed + shape)
+        - math.lgamma(shape)
+        - math.lgamma(observed + 1)
+        + shape * math.log(q)
+        + observed * math.log1p(-q)
+    )
+
+
 def lower_tail_of(observed: int, days: float, shape: float, per_day: float) -> float:
     if observed < 0:
         return 0.0

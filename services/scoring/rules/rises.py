@@ -18,6 +18,7 @@ from services.scoring.rules.own_rate import (
     cantelli_of,
     estimated,
     lower_tail_of,
+    point_probability,
     poisson_upper_tail,
     prior_without,
     upper_tail_of,
@@ -30,6 +31,9 @@ __all__ = ["Rises", "poisson_upper_tail"]
 _WEEK_US = 7 * US_PER_DAY
 _UNSET = "unset"  # not a memo value (those are rates or None)
 _NO_PEERS = PeerStats()
+# A lower bound on a tail decides "p is not below the threshold" only this far above it:
+# the tail itself is worked out to about 1e-13, so the two never disagree.
+_ROUNDING_MARGIN = 1.001
 
 
 class Rises:
@@ -104,6 +108,7 @@ class Rises:
         can_enter_only: bool = False,
         below: float | None = None,
         recent: int | None = None,
+        above: float | None = None,
     ) -> tuple[int, float, float] | None:
         """(recent count, expected count, p) at time `at` (a step's time or an earlier
         sample; its history as observed then), or None when the rule cannot judge. With
@@ -111,7 +116,10 @@ class Rises:
         expected one (it could not enter: the tail is not worked out). With `below`, the
         caller asks only whether p is below it: far out in the tail, p is then an upper
         bound on it (below `below`), not worked out exactly. `recent`: the recent count
-        at `at`, if the caller has it."""
+        at `at`, if the caller has it. With `above`, the caller asks only whether p is
+        below it: where the probability of the count itself reaches it (with a margin far
+        beyond the arithmetic's rounding), p is then that lower bound on it, not worked
+        out exactly."""
         full_days, recent_days, full_span, by_poisson, up = self._tests[rule.id]
         t = step.t
         observed = step.observed_days - (t - at) / US_PER_DAY
@@ -150,6 +158,10 @@ class Rises:
             bound = cantelli_of(recent, recent_days, shape, per_day, upper=up)
             if bound < below:
                 return recent, expected, bound
+        if above is not None:
+            floor = point_probability(recent, recent_days, shape, per_day)
+            if floor is not None and floor >= above * _ROUNDING_MARGIN:
+                return recent, expected, floor
         if up:
             return recent, expected, upper_tail_of(recent, recent_days, shape, per_day)
         return recent, expected, lower_tail_of(recent, recent_days, shape, per_day)
@@ -179,7 +191,12 @@ class Rises:
             # An active rule stays while p < exit_p: unless explained, how far below does
             # not matter.
             below = rule.exit_p if was and not step.explain else None
-            found = self.test(step, rule, bit, recent_span, t, can_enter_only=not was, below=below, recent=recent)
+            # A rule not active fires only if p < enter_p: how far above does not matter
+            # (its p is read only when it fires, explained or not).
+            above = None if was else rule.enter_p
+            found = self.test(
+                step, rule, bit, recent_span, t, can_enter_only=not was, below=below, recent=recent, above=above
+            )
             if found is None:
                 continue
             _, expected, p = found
