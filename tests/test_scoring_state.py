@@ -150,5 +150,8 @@ def test_the_schedule_gives_each_location_its_latest_plan_once_its_partition_clo
     assert schedule.next_due(0) == ("a", day(4)) and schedule.next_due(0) is None  # day 5 was replaced
     schedule.plan(0, "a", None)
     schedule.forget(1)
+    assert schedule.clock(1) is None  # read again from the partition-clocks table if it comes back
     schedule.advance(1, day(10))
     assert schedule.next_due(1) is None and schedule.planned("c") is None
+    schedule.forget(0)
+    assert schedule.clock(0) is None

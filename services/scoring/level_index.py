@@ -13,7 +13,6 @@ class LevelIndex:
     metrics: ScoringMetrics
     levels: dict[str, Level] = field(default_factory=dict)
     clocks: dict[str, datetime] = field(default_factory=dict)
-    loaded: bool = False
 
     def set(self, location_id: str, level: Level, clock: datetime | None = None) -> None:
         if clock is not None:
@@ -25,3 +24,11 @@ class LevelIndex:
             self.metrics.locations.labels(old.name).dec()
         self.levels[location_id] = level
         self.metrics.locations.labels(level.name).inc()
+
+    def forget(self, location_ids: list[str]) -> None:
+        """These locations' partition went to another worker."""
+        for location_id in location_ids:
+            self.clocks.pop(location_id, None)
+            old = self.levels.pop(location_id, None)
+            if old is not None:
+                self.metrics.locations.labels(old.name).dec()

@@ -57,6 +57,8 @@ class TickSchedule:
         return self._due.get(location_id)
 
     def forget(self, partition: int) -> None:
-        """The partition went to another worker: its plans go with it."""
+        """The partition went to another worker: its plans and clock go with it (read
+        again from the partition-clocks table if it comes back)."""
+        self.clocks.pop(partition, None)
         for _, location_id in self._queues.pop(partition, []):
             self._due.pop(location_id, None)

@@ -87,6 +87,7 @@ class Scorer:
         self.peer_sums = WorkerPeerSums(self.policy, PARTITIONS)
         # Parsed directory records, dropped when the directory agent writes one.
         self._directory_records: dict[str, Location | None] = {}
+        self._clocks_written: dict[int, bytes] = {}
         # Held while an event is applied; a commit takes it to write the states back.
         self._applying = asyncio.Lock()
         self._halted: str | None = None
@@ -211,21 +212,18 @@ class Scorer:
         return self._directory_records[location_id]
 
     def ensure_index(self) -> None:
-        if self.index.loaded:
-            return
-        for key, raw in self.states.items():
-            state = self.cache.read(key, raw)
-            if state is not None:
-                self.index.set(key, state.current.level, state.clock)
-        self.index.loaded = True
+        """Every partition this worker scores is in the level index (see `_ensure_known`)."""
+        for partition in sorted(self._scored_partitions()):
+            self._ensure_known(partition)
 
-    def _ensure_planned(self, partition: int) -> None:
-        """Plan the ticks of a partition's raised locations when it is first scored here
-        (at start, or taken over from another worker in a rebalance)."""
+    def _ensure_known(self, partition: int) -> None:
+        """Index the levels of a partition's locations and plan the ticks of its raised
+        ones when it is first scored here (at start, or taken over in a rebalance)."""
         if partition in self._planned:
             return
         for key, raw in self.states.items():
             if partition_of(key) == partition and (state := self.cache.read(key, raw)) is not None:
+                self.index.set(key, state.current.level, state.clock)
                 self.ticks.plan(partition, key, next_due(state, self._location(key), self.policy))
         self._planned.add(partition)
 
@@ -237,11 +235,13 @@ class Scorer:
         for partition in partitions:
             self.ticks.forget(partition)
             self._planned.discard(partition)
+        self.index.forget([key for key in self.index.levels if partition_of(key) in partitions])
         # Written back by the commit Faust made before this signal; another worker may
         # change them now, or a recovery replace them, so they are read afresh if they come back.
         self.cache.drop(key for key in self.cache.locations() if partition_of(key) in partitions)
         self.peer_sums.reassigned()
         self._directory_records.clear()
+        self._clocks_written.clear()
 
     @asynccontextmanager
     async def settled(self) -> AsyncIterator[None]:
@@ -257,6 +257,7 @@ class Scorer:
             for key, raw in self.peer_sums.write_back():
                 with writing_to_partition(self.topics.events, row_partition(key)):
                     self.peers[key] = raw
+            self._write_back_clocks()
             yield
 
     def state_of(self, location_id: str) -> LocationState | None:
@@ -305,8 +306,7 @@ class Scorer:
 
     async def _score_event(self, event: EventT[bytes]) -> None:
         started = self.now()
-        self.ensure_index()
-        self._ensure_planned(event.message.partition)
+        self._ensure_known(event.message.partition)
         if is_time_signal(event.key):
             await self._time_signal(event)
             return
@@ -422,9 +422,18 @@ class Scorer:
         partition = event.message.partition
         self._stream_clock(partition)
         await self._maybe_tick(partition, signal.time)
-        now = self.ticks.clock(partition)
-        assert now is not None
-        self.partition_clocks[str(partition)] = json.dumps({"clock": now.isoformat()}).encode()
+
+    def _write_back_clocks(self) -> None:
+        """Each scored partition's clock as of the commit being made: a worker taking the
+        partition over (or this one after a restart) judges the events after the commit
+        against it, as this one would have."""
+        for partition in sorted(self._scored_partitions()):
+            clock = self.ticks.clock(partition)
+            raw = json.dumps({"clock": clock.isoformat()}).encode() if clock is not None else None
+            if raw is not None and raw != self._clocks_written.get(partition):
+                with writing_to_partition(self.topics.events, partition):
+                    self.partition_clocks[str(partition)] = raw
+                self._clocks_written[partition] = raw
 
     async def _maybe_tick(self, partition: int, clock: datetime | None) -> None:
         """The partition's clock moves on: tick every location due by then at its due
