@@ -10,11 +10,10 @@ changelog, a round trip late at best, and are read again at most every
 `refresh_s` seconds.
 """
 
-import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
-from services.scoring.peers import PeerSums, peer_key
+from services.scoring.peers import PeerSums, decode_row, encode_row, peer_key
 from services.scoring.policy import Policy
 from services.scoring.rules.peer_stats import PeerUpdate
 
@@ -69,24 +68,10 @@ class WorkerPeerSums(PeerSums):
     def write_back(self) -> Iterator[tuple[str, bytes]]:
         """The rows changed since the last write-back, encoded as the global table holds them."""
         for key in sorted(self._dirty):
-            yield key, json.dumps(list(self._rows[key])).encode()
+            sums = self.row(key)
+            assert sums is not None  # a dirty row was written by apply
+            yield key, encode_row(sums)
         self._dirty.clear()
 
-    def _forget_views(self) -> None:
-        self._views.clear()
-        stats: dict[object, object] | None = self.__dict__.get("_stats")
-        if stats is not None:
-            stats.clear()
-
     def _read(self, rows: Iterable[tuple[str, bytes | None]], wanted: Callable[[str], bool]) -> None:
-        changed = False
-        for key, raw in rows:
-            if not wanted(key):
-                continue
-            n, total, total_sq = json.loads(raw) if raw else (0, 0.0, 0.0)
-            sums = (int(n), float(total), float(total_sq))
-            if self._rows.get(key) != sums:
-                self._rows[key] = sums
-                changed = True
-        if changed:
-            self._forget_views()
+        self.replace({key: sums for key, raw in rows if wanted(key) and (sums := decode_row(raw)) != self.row(key)})

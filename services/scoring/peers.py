@@ -81,7 +81,19 @@ class PeerSums:
 
     def table(self) -> dict[str, bytes | None]:
         """The rows as the worker's global table holds them."""
-        return {key: json.dumps(list(sums)).encode() for key, sums in self._rows.items()}
+        return {key: encode_row(sums) for key, sums in self._rows.items()}
+
+    def row(self, key: str) -> tuple[int, float, float] | None:
+        return self._rows.get(key)
+
+    def replace(self, rows: Mapping[str, tuple[int, float, float]]) -> None:
+        """Rows read from elsewhere (another worker's, through the global table): every
+        view is worked out again when next read."""
+        if not rows:
+            return
+        self._rows.update(rows)
+        self._views.clear()
+        self._written.clear()
 
     def view(self, location: Location | None) -> Mapping[tuple[str, str], PeerStats]:
         if location is None:
@@ -116,6 +128,16 @@ class PeerSums:
                 key = peer_key(update.rule_id, kind, partition)
                 self._rows[key] = _add(self._rows.get(key), sign, rate)
                 self._written.setdefault(kind, set()).add(update.rule_id)
+
+
+def encode_row(sums: tuple[int, float, float]) -> bytes:
+    """A row as the global table holds it (the JSON `apply_peer_updates` writes)."""
+    return json.dumps(list(sums)).encode()
+
+
+def decode_row(raw: bytes | None) -> tuple[int, float, float]:
+    n, total, total_sq = json.loads(raw) if raw else (0, 0.0, 0.0)
+    return int(n), float(total), float(total_sq)
 
 
 def apply_peer_updates(table: PeerTable, updates: list[PeerUpdate], partition: int) -> None:
