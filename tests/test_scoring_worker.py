@@ -154,6 +154,15 @@ def test_events_posted_to_ingest_become_explained_level_changes(
         in metrics
     )
     assert 'caresignal_scoring_locations{level="major"} 2.0' in metrics
+    # The two locations' states reach the table at commits (every ~3 s), once per commit
+    # that finds them changed, however many events changed them in between.
+    written = 'caresignal_scoring_written_back_total{table="location-state"} '
+    deadline = time.monotonic() + 30
+    while f"{written}0.0" in metrics and time.monotonic() < deadline:
+        time.sleep(0.5)
+        metrics = httpx.get(f"{scorer.url}/metrics", timeout=10).text
+    count = float(metrics.split(written, 1)[1].split()[0])
+    assert 2 <= count <= 6 and "caresignal_scoring_write_back_seconds_count" in metrics, metrics
 
 
 def test_bad_messages_go_to_the_dead_letter_topic_and_the_worker_carries_on(

@@ -25,6 +25,18 @@ class ScoringMetrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
             registry=self.registry,
         )
+        self.write_back_seconds = Histogram(
+            "caresignal_scoring_write_back_seconds",
+            "Wall time a commit holds the agent while it writes the changed states and peer rows back to their tables.",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5),
+            registry=self.registry,
+        )
+        self.written_back = Counter(
+            "caresignal_scoring_written_back",
+            "Records written back to a table at commit (one per changed location or peer row), by table.",
+            ["table"],
+            registry=self.registry,
+        )
         self.level_changes = Counter(
             "caresignal_scoring_level_changes",
             "Level changes published, by scope, new level and direction.",

@@ -251,13 +251,20 @@ class Scorer:
         async with self._applying:
             if self._halted is not None:
                 raise ScoringHalted(self._halted)
+            started = self.now()
+            states = rows = 0
             for location_id, raw in self.cache.write_back():
                 with writing_to_partition(self.topics.events, partition_of(location_id)):
                     self.states[location_id] = raw
+                states += 1
             for key, raw in self.peer_sums.write_back():
                 with writing_to_partition(self.topics.events, row_partition(key)):
                     self.peers[key] = raw
+                rows += 1
             self._write_back_clocks()
+            self.metrics.written_back.labels("location-state").inc(states)
+            self.metrics.written_back.labels("peer-sums").inc(rows)
+            self.metrics.write_back_seconds.observe(self.now() - started)
             yield
 
     def state_of(self, location_id: str) -> LocationState | None:
