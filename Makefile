@@ -43,7 +43,7 @@ run: run-setup
 	@bash deploy/run-local.sh
 
 test: setup lint typecheck
-	$(RUN) pytest -ra --durations=15 -m "not rebalance"
+	$(RUN) pytest -ra --durations=15
 
 # The fault tests' long forms (20 kill cycles each, minutes-long outages; `make test`
 # runs the short forms) and their summary table: docs/reliability.md.

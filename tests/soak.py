@@ -23,7 +23,7 @@ FAULT_TESTS = [
     "tests/test_fault_broker.py",
     "tests/test_fault_receivers.py",
     "tests/test_fault_scoping.py",
-    # Workers joining and leaving under load (marked `rebalance`: not in `make test`).
+    # Workers joining and leaving under load (in `make test` too; marked `rebalance`).
     "tests/test_scoring_workers.py",
 ]
 
