@@ -74,3 +74,18 @@ def test_after_a_reassignment_every_row_is_read_from_the_table_again() -> None:
     sums.follow(table, lambda: {0, 1})
     stats = sums.view(AGENCY)[(KEYS[0], AGENCY.service_type.value)]
     assert (stats.n, stats.total) == (2, 4.0)
+
+
+def test_a_partition_given_back_keeps_its_rows_in_memory_written_back_or_not() -> None:
+    # A broker restart expires the worker's session and the group gives it its partitions
+    # back: what it applied since the last write-back must not be replaced by the table's.
+    sums = WorkerPeerSums(POLICY, PARTITIONS)
+    table: dict[str, bytes | None] = {}
+    sums.follow(table, lambda: {1, 2})
+    sums.apply([PeerUpdate(KEYS[0], None, (AGENCY.service_type.value, 3.0))], 1)
+    sums.reassigned(kept={1})  # 2 went to another worker, which wrote it since
+    apply_peer_updates(table, [PeerUpdate(KEYS[0], None, (AGENCY.service_type.value, 1.0))], 2)
+    sums.follow(table, lambda: {1})
+    stats = sums.view(AGENCY)[(KEYS[0], AGENCY.service_type.value)]
+    assert (stats.n, stats.total) == (2, 4.0)
+    assert [row_partition(key) for key, _ in sums.write_back()] == [1]  # still to be written

@@ -36,6 +36,7 @@ class WorkerPeerSums(PeerSums):
         self._clock = clock
         self._dirty: set[str] = set()
         self._owned: frozenset[int] | None = None  # None: to be loaded
+        self._kept: frozenset[int] = frozenset()
         self._read_at = 0.0
 
     def apply(self, updates: list[PeerUpdate], partition: int) -> None:
@@ -45,11 +46,13 @@ class WorkerPeerSums(PeerSums):
                 if contribution is not None:
                     self._dirty.add(peer_key(update.rule_id, contribution[0], partition))
 
-    def reassigned(self) -> None:
-        """The worker's partitions changed: every row is read from the table again before
-        the next view (a rebalance; the dirty rows were written back by the commit before it)."""
+    def reassigned(self, kept: Iterable[int] = ()) -> None:
+        """The worker's partitions changed: before the next view every row is read from
+        the table again, but those of the `kept` partitions (held before and after: their
+        rows in memory are exact, and newer than the table's while not written back)."""
         self._owned = None
-        self._dirty.clear()
+        self._kept = frozenset(kept)
+        self._dirty = {key for key in self._dirty if row_partition(key) in self._kept}
 
     def follow(self, table: Mapping[str, bytes | None], owned: Callable[[], Iterable[int]]) -> None:
         """Before a view: load every row after a reassignment; else read the rows of
@@ -57,7 +60,8 @@ class WorkerPeerSums(PeerSums):
         now = self._clock()
         if self._owned is None:
             self._owned = frozenset(owned())
-            self._read(table.items(), lambda key: True)
+            kept = self._kept
+            self._read(table.items(), lambda key: row_partition(key) not in kept)
         elif len(self._owned) < self.partitions and now - self._read_at >= self.refresh_s:
             mine = self._owned
             self._read(table.items(), lambda key: row_partition(key) not in mine)

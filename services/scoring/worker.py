@@ -88,6 +88,9 @@ class Scorer:
         # Parsed directory records, dropped when the directory agent writes one.
         self._directory_records: dict[str, Location | None] = {}
         self._clocks_written: dict[int, bytes] = {}
+        # Event-topic partitions revoked since the last assignment, and those held.
+        self._revoked: set[int] = set()
+        self._held: set[int] = set()
         # Held while an event is applied; a commit takes it to write the states back.
         self._applying = asyncio.Lock()
         self._halted: str | None = None
@@ -141,6 +144,7 @@ class Scorer:
         app.contiguous_topics = frozenset({self.topics.events})
         # faust-streaming types a signal receiver more narrowly than it calls one.
         app.on_partitions_revoked.connect(self._partitions_revoked)  # type: ignore[arg-type]
+        app.on_partitions_assigned.connect(self._partitions_assigned)  # type: ignore[arg-type]
         self.locations_topic = locations_topic = app.topic(self.topics.locations, **raw)
         self.changes_topic = app.topic(self.topics.risk_changes, **raw)
         self.dead_letter_topic = app.topic(self.topics.dead_letter, **raw)
@@ -228,20 +232,31 @@ class Scorer:
         self._planned.add(partition)
 
     async def _partitions_revoked(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
-        # Faust sends (app, revoked); another worker scores them now, and plans their
-        # ticks from their states.
+        # Faust sends (app, revoked). What they hold is forgotten once the assignment that
+        # follows shows which went to another worker (`_partitions_assigned`): a worker
+        # given its partitions back (a broker restart expires its session) keeps the states
+        # it applied, written back or not, so the events after its last commit, delivered
+        # again, are duplicates rather than applied (and counted) a second time.
         revoked: set[Any] = args[0] if args else kwargs.get("revoked", set())
-        partitions = {tp.partition for tp in revoked if tp.topic == self.topics.events}
-        for partition in partitions:
+        self._revoked |= {tp.partition for tp in revoked if tp.topic == self.topics.events}
+
+    async def _partitions_assigned(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        # Faust sends (app, assigned). Partitions revoked and not given back: another worker
+        # scores them now (from the last commit), and this one reads them afresh from the
+        # tables if they come back.
+        assigned: set[Any] = args[0] if args else kwargs.get("assigned", set())
+        held = {tp.partition for tp in assigned if tp.topic == self.topics.events}
+        lost, self._revoked = self._revoked - held, set()
+        for partition in lost:
             self.ticks.forget(partition)
             self._planned.discard(partition)
-        self.index.forget([key for key in self.index.levels if partition_of(key) in partitions])
-        # Written back by the commit Faust made before this signal; another worker may
-        # change them now, or a recovery replace them, so they are read afresh if they come back.
-        self.cache.drop(key for key in self.cache.locations() if partition_of(key) in partitions)
-        self.peer_sums.reassigned()
+            self._clocks_written.pop(partition, None)
+        self.index.forget([key for key in self.index.levels if partition_of(key) in lost])
+        self.cache.drop(key for key in self.cache.locations() if partition_of(key) in lost)
+        if held != self._held:
+            self.peer_sums.reassigned(kept=held & self._held)
+        self._held = held
         self._directory_records.clear()
-        self._clocks_written.clear()
 
     @asynccontextmanager
     async def settled(self) -> AsyncIterator[None]:
