@@ -13,7 +13,7 @@ changelog, a round trip late at best, and are read again at most every
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
-from services.scoring.peers import PeerSums, decode_row, encode_row, peer_key
+from services.scoring.peers import PeerSums, decode_row, encode_row, row_changes
 from services.scoring.policy import Policy
 from services.scoring.rules.peer_stats import PeerUpdate
 
@@ -41,10 +41,7 @@ class WorkerPeerSums(PeerSums):
 
     def apply(self, updates: list[PeerUpdate], partition: int) -> None:
         super().apply(updates, partition)
-        for update in updates:
-            for contribution in (update.old, update.new):
-                if contribution is not None:
-                    self._dirty.add(peer_key(update.rule_id, contribution[0], partition))
+        self._dirty.update(key for key, *_ in row_changes(updates, partition))
 
     def reassigned(self, kept: Iterable[int] = ()) -> None:
         """The worker's partitions changed: before the next view every row is read from

@@ -9,7 +9,7 @@ decoded, with each service type's view kept until one of its rows is written.
 
 import functools
 import json
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from types import MappingProxyType
 
 from schemas.directory import Location
@@ -120,14 +120,19 @@ class PeerSums:
         return PeerStats(n, total, total_sq)
 
     def apply(self, updates: list[PeerUpdate], partition: int) -> None:
-        for update in updates:
-            for sign, contribution in ((-1, update.old), (1, update.new)):
-                if contribution is None:
-                    continue
+        for key, rule_id, kind, sign, rate in row_changes(updates, partition):
+            self._rows[key] = _add(self._rows.get(key), sign, rate)
+            self._written.setdefault(kind, set()).add(rule_id)
+
+
+def row_changes(updates: list[PeerUpdate], partition: int) -> Iterator[tuple[str, str, str, int, float]]:
+    """Each row a partition's updates change: (row key, rule, service type, -1 for a
+    contribution leaving or +1 for one arriving, its rate)."""
+    for update in updates:
+        for sign, contribution in ((-1, update.old), (1, update.new)):
+            if contribution is not None:
                 kind, rate = contribution
-                key = peer_key(update.rule_id, kind, partition)
-                self._rows[key] = _add(self._rows.get(key), sign, rate)
-                self._written.setdefault(kind, set()).add(update.rule_id)
+                yield peer_key(update.rule_id, kind, partition), update.rule_id, kind, sign, rate
 
 
 def encode_row(sums: tuple[int, float, float]) -> bytes:
@@ -141,12 +146,5 @@ def decode_row(raw: bytes | None) -> tuple[int, float, float]:
 
 
 def apply_peer_updates(table: PeerTable, updates: list[PeerUpdate], partition: int) -> None:
-    for update in updates:
-        for sign, contribution in ((-1, update.old), (1, update.new)):
-            if contribution is None:
-                continue
-            kind, rate = contribution
-            key = peer_key(update.rule_id, kind, partition)
-            raw = table.get(key)
-            n, total, total_sq = json.loads(raw) if raw else (0, 0.0, 0.0)
-            table[key] = json.dumps([n + sign, total + sign * rate, total_sq + sign * rate * rate]).encode()
+    for key, _, _, sign, rate in row_changes(updates, partition):
+        table[key] = encode_row(_add(decode_row(table.get(key)), sign, rate))
