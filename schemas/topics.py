@@ -3,6 +3,8 @@
 from dataclasses import dataclass, fields
 from typing import Literal
 
+from pydantic import ValidationError
+
 TopicRole = Literal["events", "dead_letter", "locations", "placements", "authorities", "risk_changes"]
 
 
@@ -63,3 +65,11 @@ def dead_letter_headers(reason: str, detail: str, topic: str, partition: int, of
         ("caresignal.source.partition", str(partition).encode()),
         ("caresignal.source.offset", str(offset).encode()),
     ]
+
+
+def validation_problems(exc: ValidationError) -> str:
+    """A dead letter's detail: each invalid field's path and why, never its value."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+        for err in exc.errors(include_input=False, include_url=False)
+    )

@@ -221,17 +221,22 @@ def cmd_scorer(args: argparse.Namespace) -> int:
     except KafkaConnectionFailed as exc:
         print(f"error: {exc}; the scorer did not start", file=sys.stderr)
         return 1
-    history = None
     if args.replay:
+        from services.evaluation.replay import Replay
+        from services.scoring.rebuild import Rebuild, RebuildError
+
         try:
             for item in reset_derived_state(settings, kafka):
                 print(f"replay: removed {item}")
             history = history_end_offsets(kafka)
-        except ReplayError as exc:
+            print(f"replay: scoring the event topic's history ({sum(history.values()):,} records)")
+            rebuild = Rebuild(settings, kafka, lambda locations: Replay(locations, policy, signal_hours=None))
+            print(f"replay: {rebuild.run(history).summary()}")
+        except (ReplayError, RebuildError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
     sys.argv = [sys.argv[0], "worker"]  # faust's Worker reads its own command line
-    run(settings, kafka, policy, replayed_history=history)
+    run(settings, kafka, policy)
     return 0
 
 

@@ -151,13 +151,22 @@ class Replay:
             if partition not in self.own:
                 self._emulate_signals(parsed.time)
                 return
-        self.result.events += 1
         self._emulate_signals(parsed.time)
-        clock = self.apply_event(parsed, partition)
-        self._advance(partition, clock)
+        self.score(parsed, partition)
 
-    def apply_event(self, parsed: Event, partition: int) -> datetime | None:
-        """Assess one event and write what it changed; the location's clock after it."""
+    def score(self, parsed: Event, partition: int, *, backfill: bool = False) -> str:
+        """One record of the event topic as the worker's `_score_event` takes it: the
+        event assessed (`backfill`: the changes it causes are about the past), then its
+        partition's clock moved on. The event's status (applied, late, duplicate, ...)."""
+        self.result.events += 1
+        status, clock = self.apply_event(parsed, partition, backfill=backfill)
+        if status != "reused_id":  # dead-lettered by the worker, and no tick
+            self._advance(partition, clock)
+        return status
+
+    def apply_event(self, parsed: Event, partition: int, *, backfill: bool = False) -> tuple[str, datetime | None]:
+        """Assess one event and write what it changed; its status and the location's
+        clock after it."""
         if self.calls is not None:
             self.calls.append(("event", parsed, partition))
         location = self.locations.get(parsed.subject)
@@ -168,14 +177,14 @@ class Replay:
             self.policy,
             self._peer_view(location),
             stream_clock=self.schedule.clock(partition),
+            backfill=backfill,
         )
-        self.result.statuses[outcome.status] += 1
-        if outcome.status == "reused_id":
-            return None  # dead-lettered by the worker, and no tick
-        if outcome.status in ("applied", "late"):
+        status: str = outcome.status
+        self.result.statuses[status] += 1
+        if status in ("applied", "late"):
             self._write(parsed.subject, outcome, partition)
         clock: datetime | None = outcome.state.clock
-        return clock
+        return status, clock
 
     def apply_tick(self, location_id: str, at: datetime, partition: int) -> None:
         if self.calls is not None:

@@ -7,6 +7,7 @@ publishes again carry the ids they had the first time and consumers can drop the
 """
 
 import shutil
+import time
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import GroupIdNotFoundError, KafkaError, NonEmptyGroupError
@@ -40,6 +41,7 @@ def reset_derived_state(settings: ScoringSettings, kafka: KafkaSettings) -> list
         derived = sorted(t for t in admin.list_topics() if t.startswith(f"{settings.app_id}-") or t == repartition)
         if derived:
             admin.delete_topics(derived)
+            _wait_deleted(admin, set(derived))
             removed.extend(f"topic {t}" for t in derived)
     except KafkaError as exc:
         raise ReplayError(f"could not reset the scorer's state in Kafka: {exc}") from exc
@@ -49,6 +51,16 @@ def reset_derived_state(settings: ScoringSettings, kafka: KafkaSettings) -> list
         shutil.rmtree(settings.data_dir)
         removed.append(f"local store {settings.data_dir}")
     return removed
+
+
+def _wait_deleted(admin: KafkaAdminClient, topics: set[str], timeout_s: float = 60.0) -> None:
+    """Until the broker no longer lists them: the replay writes new changelogs of the same
+    names next, and a record sent to a topic still being deleted would be lost with it."""
+    deadline = time.monotonic() + timeout_s
+    while left := topics & set(admin.list_topics()):
+        if time.monotonic() > deadline:
+            raise ReplayError(f"the broker still lists {sorted(left)} {timeout_s:.0f} s after deleting them")
+        time.sleep(0.2)
 
 
 def history_end_offsets(kafka: KafkaSettings) -> dict[int, int]:
