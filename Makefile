@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: setup run-setup broker-deps system-deps python-deps node-deps run test soak lint typecheck unit bench bench-ingest bench-scoring bench-alerts bench-pipeline kafka-start kafka-stop postgres-start postgres-stop schemas clean
+.PHONY: setup run-setup broker-deps system-deps python-deps node-deps run test soak lint typecheck unit bench bench-ingest bench-scoring bench-replay bench-alerts bench-pipeline kafka-start kafka-stop postgres-start postgres-stop schemas clean
 
 # Everything `make test` needs. `make run` needs less (run-setup): no PostgreSQL, kcat
 # or docker-compose, which only the tests use.
@@ -60,7 +60,7 @@ typecheck:
 unit: python-deps
 	$(RUN) pytest -ra -m "not integration"
 
-bench: bench-ingest bench-scoring bench-alerts
+bench: bench-ingest bench-scoring bench-replay bench-alerts
 
 bench-ingest: run-setup
 	@bash deploy/install-system-deps.sh wrk
@@ -70,6 +70,11 @@ bench-ingest: run-setup
 bench-scoring: run-setup
 	@$(RUN) caresignal kafka start
 	$(RUN) python bench/scoring.py
+
+# `caresignal scorer --replay` (the rebuild) next to the pure engine (BENCH_ARGS="--help").
+bench-replay: run-setup
+	@$(RUN) caresignal kafka start
+	$(RUN) python bench/replay.py $(BENCH_ARGS)
 
 bench-alerts: run-setup
 	@$(RUN) caresignal kafka start

@@ -9,6 +9,16 @@ from schemas.events import SHORT_NAMES
 from services.broker.settings import KafkaSettings
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is less than 1")
+    return value
+
+
 def _kafka_settings() -> KafkaSettings:
     from pydantic import ValidationError
 
@@ -229,9 +239,9 @@ def cmd_scorer(args: argparse.Namespace) -> int:
             for item in reset_derived_state(settings, kafka):
                 print(f"replay: removed {item}")
             history = history_end_offsets(kafka)
-            print(f"replay: scoring the event topic's history ({sum(history.values()):,} records)")
+            print(f"replay: scoring the event topic's history ({sum(history.values()):,} records)", flush=True)
             rebuild = Rebuild(settings, kafka, lambda locations: Replay(locations, policy, signal_hours=None))
-            print(f"replay: {rebuild.run(history).summary()}")
+            print(f"replay: {rebuild.run(history, processes=args.replay_processes).summary()}", flush=True)
         except (ReplayError, RebuildError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
@@ -343,6 +353,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     scorer = sub.add_parser("scorer", help="run the scoring worker (Faust)")
     scorer.add_argument("--replay", action="store_true", help="forget derived state and rebuild from the first event")
+    scorer.add_argument(
+        "--replay-processes",
+        type=_positive_int,
+        default=1,
+        help="processes sharing the replay's partitions (each sees its own partitions' peer sums only); default 1",
+    )
     scorer.set_defaults(func=cmd_scorer)
 
     alerts = sub.add_parser("alerts", help="run the alert service (API, consumer, delivery, reminders)")

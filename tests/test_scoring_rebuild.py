@@ -68,7 +68,7 @@ def test_a_replay_rebuilds_the_states_and_the_worker_goes_on_from_them(
     assert sorted(key_of(c) for c in locations_of(replayed)) == sorted(key_of(c) for c in locations_of(live))
     assert all(c.backfill for c in locations_of(replayed))
     assert {c.change_id for c in locations_of(replayed)} == {c.change_id for c in locations_of(live)}
-    summary = next(line for line in worker.log_tail(400).splitlines() if "events and" in line)
+    summary = next(line for line in worker.log_tail(1_000_000).splitlines() if "events and" in line)
     assert f"{cut:,} events and 1 time signals scored" in summary, summary
     # The worker scored none of the history again: it started at the history's end.
     assert event_statuses(worker).get("applied", 0.0) == 0.0
@@ -90,6 +90,17 @@ def test_a_replay_rebuilds_the_states_and_the_worker_goes_on_from_them(
     check_risk_views([worker], scenario)
     assert 0 < event_statuses(worker).get("applied", 0.0) <= len(scenario.events) - cut
     print(f"\nreplay of {cut} events: {replay_s:.1f} s to settle; {summary}")
+
+    # The whole world again, its partitions shared by two processes: the same decisions
+    # (no peer rule here, so no process misses another's peer rows), the same states.
+    worker.stop()
+    before_second = end_offsets(bootstrap, topics.risk_changes)
+    worker.start("--replay", "--replay-processes", "2", timeout_s=240)
+    wait_settled(bootstrap, worker.app_id, topics)
+    again = locations_of(changes_since(bootstrap, topics.risk_changes, before_second))
+    assert sorted(key_of(c) for c in again) == sorted(key_of(c) for c in scenario.expected)
+    assert all(c.backfill for c in again)
+    check_risk_views([worker], scenario)
 
 
 def produce_signal(bootstrap: str, topics: Topics, partition: int, at: str) -> None:
@@ -136,6 +147,6 @@ def test_a_replay_of_an_empty_topic_starts_the_worker(
     worker = workers[0]
     worker.start("--replay", timeout_s=240)
     assert httpx.get(f"{worker.url}/readyz", timeout=10).status_code == 200
-    assert "0 events and 0 time signals scored" in worker.log_tail(400)
+    assert "0 events and 0 time signals scored" in worker.log_tail(1_000_000)
     wait_caught_up(test_kafka_settings.bootstrap_servers, worker.app_id, topics.events)
     assert not any(committed(test_kafka_settings.bootstrap_servers, worker.app_id, topics.events).values())

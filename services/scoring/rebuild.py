@@ -18,7 +18,10 @@ Order, for a crash: changes, then changelog records, all acknowledged, then the 
 Until the offsets are committed the group has none, and `--replay` again starts over.
 """
 
+import heapq
+import multiprocessing
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -36,9 +39,10 @@ from schemas.clock import TIME_SIGNAL_KEY, TimeSignal
 from schemas.directory import Location
 from schemas.events import EventParser
 from schemas.risk import LevelChange
-from schemas.topics import dead_letter_headers, validation_problems
+from schemas.topics import Topics, dead_letter_headers, validation_problems
 from services.broker.settings import KafkaSettings
 from services.scoring.model import LocationState
+from services.scoring.peer_rows import row_partition
 from services.scoring.peers import PeerSums
 from services.scoring.routing import PARTITIONS, REROUTED_FROM_HEADER, partition_of
 from services.scoring.settings import ScoringSettings
@@ -86,6 +90,18 @@ class RebuildReport:
     dead_letters: dict[str, int] = field(default_factory=dict)
     rerouted: int = 0
     seconds: float = 0.0
+    directory_ends: dict[int, int] = field(default_factory=dict)
+
+    def merge(self, other: "RebuildReport") -> None:
+        """Another share's counts added (the directory is every share's: counted once)."""
+        self.events += other.events
+        self.signals += other.signals
+        self.changes += other.changes
+        self.locations += other.locations
+        self.rerouted += other.rerouted
+        for reason, n in other.dead_letters.items():
+            self.dead_letters[reason] = self.dead_letters.get(reason, 0) + n
+        self.directory, self.directory_ends = other.directory, other.directory_ends
 
     def summary(self) -> str:
         dead = ", ".join(f"{n} {reason}" for reason, n in sorted(self.dead_letters.items())) or "none"
@@ -98,31 +114,126 @@ class RebuildReport:
         )
 
 
+EngineFactory = Callable[[Mapping[str, Location]], ReplayEngine]
+
+
 @dataclass
 class Rebuild:
     """One `--replay`: `run(history)` with the event topic's end offsets when it started."""
 
     settings: ScoringSettings
     kafka: KafkaSettings
-    engine_for: Callable[[Mapping[str, Location]], ReplayEngine]
+    engine_for: EngineFactory
     timeout_s: float = 60.0
-    report: RebuildReport = field(default_factory=RebuildReport)
 
-    def __post_init__(self) -> None:
-        self.topics = self.kafka.topics
-        self.parser = EventParser(future_tolerance=timedelta(days=3650))
-
-    def run(self, history: Mapping[int, int]) -> RebuildReport:
+    def run(self, history: Mapping[int, int], processes: int = 1) -> RebuildReport:
+        """Score the history, then commit the group's offsets at its end. `processes`
+        share the partitions: each scores, publishes and writes its own, seeing the peer
+        rows of its own partitions only (as the national evaluation splits them)."""
         started = time.monotonic()
         client = {"bootstrap_servers": self.kafka.bootstrap_servers, **self.kafka.security.kafka_python()}
+        try:
+            self._declare_changelogs(client)
+        except KafkaError as exc:
+            raise RebuildError(f"the replay could not create the tables' changelogs: {exc}") from exc
+        shares = [frozenset(p for p in history if p % processes == n) for n in range(processes)]
+        if processes == 1:
+            reports = [self._share(client, shares[0]).run(history)]
+        else:
+            reports = self._run_apart(client, history, shares)
+        report = RebuildReport()
+        for part in reports:
+            report.merge(part)
+        self._commit(client, {self.kafka.topics.events: history, self.kafka.topics.locations: report.directory_ends})
+        report.seconds = time.monotonic() - started
+        return report
+
+    def _share(self, client: Mapping[str, Any], partitions: frozenset[int]) -> "Share":
+        return Share(self.settings.app_id, self.kafka.topics, client, self.engine_for, partitions, self.timeout_s)
+
+    def _run_apart(
+        self, client: Mapping[str, Any], history: Mapping[int, int], shares: list[frozenset[int]]
+    ) -> list[RebuildReport]:
+        """Each share in a process of its own (forked: the engine factory need not pickle)."""
+        context = multiprocessing.get_context("fork")
+        results: Any = context.Queue()
+
+        def run_share(partitions: frozenset[int]) -> None:
+            try:
+                results.put(self._share(client, partitions).run(history))
+            except RebuildError as exc:
+                results.put(str(exc))
+
+        children = [context.Process(target=run_share, args=(share,), daemon=True) for share in shares]
+        for child in children:
+            child.start()
+        answers = [results.get() for _ in children]
+        for child in children:
+            child.join()
+        failed = [a for a in answers if isinstance(a, str)]
+        failed += [f"a replay process exited with status {c.exitcode}" for c in children if c.exitcode]
+        if failed:
+            raise RebuildError("; ".join(failed))
+        return answers
+
+    def _declare_changelogs(self, client: Mapping[str, Any]) -> None:
+        """The tables' changelog topics, compacted, as Faust declares them."""
+        admin = KafkaAdminClient(client_id="caresignal-rebuild", **client)
+        try:
+            for table in (STATE_TABLE, PEER_SUMS_TABLE, PARTITION_CLOCKS_TABLE, DIRECTORY_TABLE):
+                topic = NewTopic(
+                    changelog_topic(self.settings.app_id, table),
+                    num_partitions=PARTITIONS,
+                    replication_factor=self.kafka.topic_replication,
+                    topic_configs={"cleanup.policy": "compact"},
+                )
+                with suppress(TopicAlreadyExistsError):
+                    admin.create_topics([topic])
+        finally:
+            admin.close()
+
+    def _commit(self, client: Mapping[str, Any], ends: Mapping[str, Mapping[int, int]]) -> None:
+        """The group's offsets at the history's end: the worker starts from there."""
+        consumer = KafkaConsumer(group_id=self.settings.app_id, enable_auto_commit=False, **client)
+        try:
+            offsets = {
+                TopicPartition(topic, p): OffsetAndMetadata(offset, "", -1)
+                for topic, by_partition in ends.items()
+                for p, offset in by_partition.items()
+                if offset > 0
+            }
+            if offsets:
+                consumer.commit(offsets)
+        except KafkaError as exc:
+            raise RebuildError(
+                f"the replay's results are written but its offsets could not be committed: {exc}"
+            ) from exc
+        finally:
+            consumer.close()
+
+
+@dataclass
+class Share:
+    """The partitions one process replays: read, scored and written; nothing committed."""
+
+    app_id: str
+    topics: Topics
+    client: Mapping[str, Any]
+    engine_for: EngineFactory
+    partitions: frozenset[int]
+    timeout_s: float
+    report: RebuildReport = field(default_factory=RebuildReport)
+
+    def run(self, history: Mapping[int, int]) -> RebuildReport:
+        self.parser = EventParser(future_tolerance=timedelta(days=3650))
         producer = KafkaProducer(
-            acks="all", enable_idempotence=True, linger_ms=20, client_id="caresignal-rebuild", **client
+            acks="all", enable_idempotence=True, linger_ms=20, client_id="caresignal-rebuild", **self.client
         )
         try:
-            directory, directory_ends = self._read_directory(client)
-            engine: ReplayEngine = self.engine_for({k: loc for k, (_, loc, _) in directory.items()})
-            pending = self._score_history(client, engine, history, producer)
-            self._declare_changelogs(client)
+            directory = self._read_directory()
+            engine = self.engine_for({k: loc for k, (_, loc, _) in directory.items()})
+            until = {p: offset for p, offset in history.items() if p in self.partitions}
+            pending = self._score_history(engine, until, producer)
             pending += self._publish_changes(engine, producer)
             pending += self._write_changelogs(engine, directory, producer)
             producer.flush(timeout=self.timeout_s)
@@ -132,20 +243,16 @@ class Rebuild:
             raise RebuildError(f"the replay could not read or write Kafka: {exc}; nothing was committed") from exc
         finally:
             producer.close(timeout=10)
-        self._commit(client, {self.topics.events: history, self.topics.locations: directory_ends})
-        self.report.seconds = time.monotonic() - started
         return self.report
 
     # --- reading ---------------------------------------------------------------------
 
-    def _read_directory(
-        self, client: Mapping[str, Any]
-    ) -> tuple[dict[str, tuple[bytes, Location, int]], dict[int, int]]:
+    def _read_directory(self) -> dict[str, tuple[bytes, Location, int]]:
         """The directory's latest valid record per location (what the worker's directory
-        table would hold), the partition it was read from, and the topic's end offsets."""
+        table would hold) and the partition it was read from; the topic's end offsets go
+        to the report."""
         found: dict[str, tuple[bytes, Location, int]] = {}
-        ends: dict[int, int] = {}
-        for record in _read(client, self.topics.locations, None, ends):
+        for record in _read(self.client, self.topics.locations, None, self.report.directory_ends):
             if record.value is None or record.key is None:
                 found.pop(record.key.decode(errors="replace") if record.key else "", None)
                 continue
@@ -156,16 +263,14 @@ class Rebuild:
             if record.key.decode(errors="replace") == location.location_id:
                 found[location.location_id] = (record.value, location, record.partition)
         self.report.directory = len(found)
-        return found, ends
+        return found
 
-    def _score_history(
-        self, client: Mapping[str, Any], engine: ReplayEngine, history: Mapping[int, int], producer: KafkaProducer
-    ) -> list[Any]:
+    def _score_history(self, engine: ReplayEngine, history: Mapping[int, int], producer: KafkaProducer) -> list[Any]:
         """Every record before the history's end, as the worker's `_score_event` takes it."""
         pending: list[Any] = []
-        for record in _read(client, self.topics.events, history, {}):
+        for record in _read(self.client, self.topics.events, history, {}):
             if record.key == TIME_SIGNAL_KEY:
-                self._signal(engine, record, producer, pending)
+                pending += self._signal(engine, record, producer)
                 continue
             if record.key is not None and (right := partition_of(record.key)) != record.partition:
                 pending.append(self._misplaced(record, right, producer))
@@ -186,16 +291,14 @@ class Rebuild:
                 pending.append(self._dead_letter(producer, record, "reused_event_id", detail))
         return pending
 
-    def _signal(
-        self, engine: ReplayEngine, record: ConsumerRecord, producer: KafkaProducer, pending: list[Any]
-    ) -> None:
+    def _signal(self, engine: ReplayEngine, record: ConsumerRecord, producer: KafkaProducer) -> list[Any]:
         try:
             signal = TimeSignal.model_validate_json(record.value)
         except ValidationError as exc:
-            pending.append(self._dead_letter(producer, record, "invalid_time_signal", validation_problems(exc)))
-            return
+            return [self._dead_letter(producer, record, "invalid_time_signal", validation_problems(exc))]
         engine.signal(record.partition, signal.time)
         self.report.signals += 1
+        return []
 
     def _misplaced(self, record: ConsumerRecord, right: int, producer: KafkaProducer) -> Any:
         """As the worker's `_misplaced`: sent on once to its key's partition, where the
@@ -223,100 +326,112 @@ class Rebuild:
             for c in engine.level_changes
         ]
 
-    def _declare_changelogs(self, client: Mapping[str, Any]) -> None:
-        """The tables' changelog topics, compacted, as Faust declares them."""
-        admin = KafkaAdminClient(client_id="caresignal-rebuild", **client)
-        try:
-            for table in (STATE_TABLE, PEER_SUMS_TABLE, PARTITION_CLOCKS_TABLE, DIRECTORY_TABLE):
-                topic = NewTopic(
-                    changelog_topic(self.settings.app_id, table),
-                    num_partitions=PARTITIONS,
-                    replication_factor=self.kafka.topic_replication,
-                    topic_configs={"cleanup.policy": "compact"},
-                )
-                with suppress(TopicAlreadyExistsError):
-                    admin.create_topics([topic])
-        finally:
-            admin.close()
-
     def _write_changelogs(
         self, engine: ReplayEngine, directory: Mapping[str, tuple[bytes, Location, int]], producer: KafkaProducer
     ) -> list[Any]:
-        app_id = self.settings.app_id
+        """This share's table records, each to its partition of the changelog, as the
+        worker scoring these partitions would have written them."""
         records: list[tuple[str, str, bytes, int]] = []
         for location_id, state in engine.states.items():
             records.append((STATE_TABLE, location_id, encode_state(state), partition_of(location_id)))
         self.report.locations = len(engine.states)
         for key, raw in engine.peer_sums.table().items():
-            if raw is not None:
-                records.append((PEER_SUMS_TABLE, key, raw, int(key.rsplit("|", 1)[1])))
-        for partition in range(PARTITIONS):
+            if raw is not None and row_partition(key) in self.partitions:
+                records.append((PEER_SUMS_TABLE, key, raw, row_partition(key)))
+        for partition in sorted(self.partitions):
             clock = engine.schedule.clock(partition)
             if clock is not None:
                 records.append((PARTITION_CLOCKS_TABLE, str(partition), clock_record(clock), partition))
         for location_id, (raw, _, partition) in directory.items():
-            records.append((DIRECTORY_TABLE, location_id, raw, partition))
+            if partition in self.partitions:
+                records.append((DIRECTORY_TABLE, location_id, raw, partition))
         return [
-            producer.send(changelog_topic(app_id, table), key=table_key(key), value=value, partition=partition)
+            producer.send(changelog_topic(self.app_id, table), key=table_key(key), value=value, partition=partition)
             for table, key, value, partition in records
         ]
-
-    def _commit(self, client: Mapping[str, Any], ends: Mapping[str, Mapping[int, int]]) -> None:
-        """The group's offsets at the history's end: the worker starts from there."""
-        consumer = KafkaConsumer(group_id=self.settings.app_id, enable_auto_commit=False, **client)
-        try:
-            offsets = {
-                TopicPartition(topic, p): OffsetAndMetadata(offset, "", -1)
-                for topic, by_partition in ends.items()
-                for p, offset in by_partition.items()
-                if offset > 0
-            }
-            if offsets:
-                consumer.commit(offsets)
-        except KafkaError as exc:
-            raise RebuildError(
-                f"the replay's results are written but its offsets could not be committed: {exc}"
-            ) from exc
-        finally:
-            consumer.close()
 
 
 def _read(
     client: Mapping[str, Any], topic: str, until: Mapping[int, int] | None, ends: dict[int, int]
 ) -> Iterator[ConsumerRecord]:
-    """A topic's records from the first, partition by partition as the broker hands them
-    over, up to `until` (per partition; None: the end offsets now, stored in `ends`)."""
-    consumer = KafkaConsumer(enable_auto_commit=False, group_id=None, max_poll_records=POLL_RECORDS, **client)
+    """A topic's records from the first up to `until` (per partition; None: the end
+    offsets now, stored in `ends`), the partitions merged by the records' timestamps
+    (ties by partition, then offset): the order they arrived in, which a live worker
+    scored them in, whatever order the broker hands them over in now. So the result
+    does not depend on fetch timing, and peer sums see the partitions side by side
+    rather than one partition's year before the next's."""
+    probe = KafkaConsumer(enable_auto_commit=False, group_id=None, **client)
     try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        if not partitions:
-            return
+        partitions = [TopicPartition(topic, p) for p in sorted(probe.partitions_for_topic(topic) or ())]
         stop = (
-            dict(until)
-            if until is not None
-            else {tp.partition: o for tp, o in consumer.end_offsets(partitions).items()}
+            dict(until) if until is not None else {tp.partition: o for tp, o in probe.end_offsets(partitions).items()}
         )
-        ends.update(stop)
-        wanted = [tp for tp in partitions if stop.get(tp.partition, 0) > 0]
-        if not wanted:
-            return
-        consumer.assign(wanted)
-        consumer.seek_to_beginning(*wanted)
-        open_ = set(wanted)
-        idle = 0
-        while open_:
-            batch = consumer.poll(timeout_ms=1000)
-            for tp, records in batch.items():
-                for record in records:
-                    if record.offset >= stop[tp.partition]:
-                        break
-                    yield record
-            for tp in [tp for tp in open_ if consumer.position(tp) >= stop[tp.partition]]:
-                open_.discard(tp)
-                consumer.pause(tp)
-            idle = 0 if batch else idle + 1
-            if idle >= IDLE_POLLS:
-                where = ", ".join(f"{tp.partition} at {consumer.position(tp)} of {stop[tp.partition]}" for tp in open_)
-                raise RebuildError(f"{topic}: no records for {IDLE_POLLS} s before the end (partitions {where})")
     finally:
-        consumer.close()
+        probe.close()
+    ends.update(stop)
+    readers = [_PartitionReader(client, tp, stop[tp.partition]) for tp in partitions if stop.get(tp.partition, 0) > 0]
+    try:
+        yield from _merge(readers)
+    finally:
+        for reader in readers:
+            reader.close()
+
+
+def _merge(readers: list["_PartitionReader"]) -> Iterator[ConsumerRecord]:
+    """The earliest of the partitions' next records, each partition in its own order."""
+    heap = [(r.timestamp, r.partition, n) for n, r in enumerate(readers) if r.peek() is not None]
+    heapq.heapify(heap)
+    while heap:
+        _, _, n = heap[0]
+        reader = readers[n]
+        yield reader.take()
+        if reader.peek() is None:
+            heapq.heappop(heap)
+        else:
+            heapq.heapreplace(heap, (reader.timestamp, reader.partition, n))
+
+
+class _PartitionReader:
+    """One partition's records up to `stop`, fetched a batch at a time by a consumer of
+    its own (so no partition's records pile up while another's are awaited)."""
+
+    def __init__(self, client: Mapping[str, Any], tp: TopicPartition, stop: int) -> None:
+        self.tp, self.stop = tp, stop
+        self.consumer = KafkaConsumer(enable_auto_commit=False, group_id=None, max_poll_records=POLL_RECORDS, **client)
+        self.consumer.assign([tp])
+        self.consumer.seek_to_beginning(tp)
+        self.buffer: deque[ConsumerRecord] = deque()
+        self.done = False
+
+    def peek(self) -> ConsumerRecord | None:
+        if not self.buffer and not self.done:
+            self._fetch()
+        return self.buffer[0] if self.buffer else None
+
+    def take(self) -> ConsumerRecord:
+        return self.buffer.popleft()
+
+    @property
+    def timestamp(self) -> int:
+        """The next record's (after `peek`)."""
+        return int(self.buffer[0].timestamp)
+
+    @property
+    def partition(self) -> int:
+        return int(self.tp.partition)
+
+    def _fetch(self) -> None:
+        for _ in range(IDLE_POLLS):
+            records = self.consumer.poll(timeout_ms=1000).get(self.tp, [])
+            self.buffer.extend(r for r in records if r.offset < self.stop)
+            if self.consumer.position(self.tp) >= self.stop:
+                self.done = True
+            if self.buffer or self.done:
+                return
+        at = self.consumer.position(self.tp)
+        raise RebuildError(
+            f"{self.tp.topic}[{self.tp.partition}]: no records for {IDLE_POLLS} s at {at} of {self.stop}"
+        )
+
+    def close(self) -> None:
+        self.consumer.close()
