@@ -87,7 +87,7 @@ def rebuild_rate(kafka: KafkaSettings, prefix: str, events: int, processes: int)
     share processes'), and the rebuild's summary."""
     policy = load_policy(DEFAULT_POLICY)
     settings = ScoringSettings(app_id=f"{prefix}-scorer-{processes}p-{uuid.uuid4().hex[:4]}")
-    rebuild = Rebuild(settings, kafka, lambda locations: Replay(locations, policy, signal_hours=None))
+    rebuild = Rebuild(settings, kafka, policy, lambda locations: Replay(locations, policy, signal_hours=None))
     history = history_end_offsets(kafka)
     started, cpu = time.perf_counter(), _cpu()
     report = rebuild.run(history, processes=processes)

@@ -240,7 +240,7 @@ def cmd_scorer(args: argparse.Namespace) -> int:
                 print(f"replay: removed {item}")
             history = history_end_offsets(kafka)
             print(f"replay: scoring the event topic's history ({sum(history.values()):,} records)", flush=True)
-            rebuild = Rebuild(settings, kafka, lambda locations: Replay(locations, policy, signal_hours=None))
+            rebuild = Rebuild(settings, kafka, policy, lambda locations: Replay(locations, policy, signal_hours=None))
             print(f"replay: {rebuild.run(history, processes=args.replay_processes).summary()}", flush=True)
         except (ReplayError, RebuildError) as exc:
             print(f"error: {exc}", file=sys.stderr)

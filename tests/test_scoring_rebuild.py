@@ -14,6 +14,7 @@ from schemas.clock import TIME_SIGNAL_KEY, TimeSignal
 from schemas.risk import LevelChange
 from schemas.topics import Topics
 from services.broker.settings import KafkaSettings
+from services.evaluation.replay import organisation_changes
 from services.scoring.tables import PARTITION_CLOCKS_TABLE, STATE_TABLE, changelog_topic, read_clock, table_key
 from tests.conftest import consume_all
 from tests.service_process import wait_caught_up
@@ -68,6 +69,17 @@ def test_a_replay_rebuilds_the_states_and_the_worker_goes_on_from_them(
     assert sorted(key_of(c) for c in locations_of(replayed)) == sorted(key_of(c) for c in locations_of(live))
     assert all(c.backfill for c in locations_of(replayed))
     assert {c.change_id for c in locations_of(replayed)} == {c.change_id for c in locations_of(live)}
+    # The organisation roll-up of those changes in the order they were decided, not in
+    # the order the worker's roll-up happens to read them from the change topic again.
+    organisations = [c for c in replayed if c.scope == "organisation"]
+    in_order = sorted(locations_of(live), key=lambda c: (c.decided_at, c.location_id or "", c.sequence))
+    want_organisations = organisation_changes(in_order, scenario.policy)
+    assert want_organisations, "no organisation change: the roll-up would be untested"
+    assert sorted((c.provider_id, c.sequence, c.new_level.value, c.decided_at) for c in organisations) == sorted(
+        (o.subject, o.sequence, o.new.name, o.time) for o in want_organisations
+    )
+    assert all(c.backfill for c in organisations)
+    last_sequence = {c.provider_id: c.sequence for c in sorted(organisations, key=lambda c: c.sequence)}
     summary = next(line for line in worker.log_tail(1_000_000).splitlines() if "events and" in line)
     assert f"{cut:,} events and 1 time signals scored" in summary, summary
     # The worker scored none of the history again: it started at the history's end.
@@ -81,7 +93,12 @@ def test_a_replay_rebuilds_the_states_and_the_worker_goes_on_from_them(
     # decided, from the states the replay wrote.
     produce_events(bootstrap, topics, scenario.events[cut:])
     wait_settled(bootstrap, worker.app_id, topics)
-    after = locations_of(changes_since(bootstrap, topics.risk_changes, before_rest))
+    after_all = changes_since(bootstrap, topics.risk_changes, before_rest)
+    after = locations_of(after_all)
+    # The roll-up goes on from the states the replay wrote: no sequence is used twice.
+    for change in after_all:
+        if change.scope == "organisation":
+            assert change.sequence > last_sequence.get(change.provider_id, 0), change
     decided = {c.change_id for c in live}
     want = [c for c in scenario.expected if c.change_id not in decided]
     assert want, "the rest of the world decides nothing: the test would prove nothing"

@@ -42,13 +42,16 @@ from schemas.risk import LevelChange
 from schemas.topics import Topics, dead_letter_headers, validation_problems
 from services.broker.settings import KafkaSettings
 from services.scoring.model import LocationState
+from services.scoring.organisation import OrganisationState, roll_up
 from services.scoring.peer_rows import row_partition
 from services.scoring.peers import PeerSums
+from services.scoring.policy import Policy
 from services.scoring.routing import PARTITIONS, REROUTED_FROM_HEADER, partition_of
 from services.scoring.settings import ScoringSettings
 from services.scoring.state_codec import encode_state
 from services.scoring.tables import (
     DIRECTORY_TABLE,
+    ORGANISATION_TABLE,
     PARTITION_CLOCKS_TABLE,
     PEER_SUMS_TABLE,
     STATE_TABLE,
@@ -89,8 +92,11 @@ class RebuildReport:
     directory: int = 0
     dead_letters: dict[str, int] = field(default_factory=dict)
     rerouted: int = 0
+    organisation_changes: int = 0
     seconds: float = 0.0
     directory_ends: dict[int, int] = field(default_factory=dict)
+    # The location changes decided, for the organisation roll-up (across every share).
+    decided: list[LevelChange] = field(default_factory=list)
 
     def merge(self, other: "RebuildReport") -> None:
         """Another share's counts added (the directory is every share's: counted once)."""
@@ -99,6 +105,7 @@ class RebuildReport:
         self.changes += other.changes
         self.locations += other.locations
         self.rerouted += other.rerouted
+        self.decided += other.decided
         for reason, n in other.dead_letters.items():
             self.dead_letters[reason] = self.dead_letters.get(reason, 0) + n
         self.directory, self.directory_ends = other.directory, other.directory_ends
@@ -108,7 +115,8 @@ class RebuildReport:
         rate = self.events / self.seconds if self.seconds else 0.0
         return (
             f"{self.events:,} events and {self.signals:,} time signals scored in {self.seconds:.1f} s "
-            f"({rate:,.0f} events/s); {self.changes:,} level changes published again; "
+            f"({rate:,.0f} events/s); {self.changes:,} level changes and {self.organisation_changes:,} "
+            "organisation changes published again; "
             f"{self.locations:,} location states and {self.directory:,} directory records written; "
             f"dead-lettered: {dead}; re-routed: {self.rerouted}"
         )
@@ -123,6 +131,7 @@ class Rebuild:
 
     settings: ScoringSettings
     kafka: KafkaSettings
+    policy: Policy
     engine_for: EngineFactory
     timeout_s: float = 60.0
 
@@ -144,9 +153,57 @@ class Rebuild:
         report = RebuildReport()
         for part in reports:
             report.merge(part)
-        self._commit(client, {self.kafka.topics.events: history, self.kafka.topics.locations: report.directory_ends})
+        changes_end = self._roll_up(client, report)
+        topics = self.kafka.topics
+        ends = {topics.events: history, topics.locations: report.directory_ends, topics.risk_changes: changes_end}
+        self._commit(client, ends)
         report.seconds = time.monotonic() - started
         return report
+
+    def _roll_up(self, client: Mapping[str, Any], report: RebuildReport) -> dict[int, int]:
+        """The organisation roll-up of every location change the replay decided, in the
+        order they were decided (ties by location, then sequence: the same whatever order
+        the shares finished in), its changes published and each organisation's state
+        written where the worker's roll-up keeps it. The change topic's end offsets after
+        it: the worker's roll-up goes on from there, not over the history again."""
+        states: dict[str, OrganisationState] = {}
+        published: list[LevelChange] = []
+        decided = sorted(report.decided, key=lambda c: (c.decided_at, c.location_id or "", c.sequence))
+        for change in decided:
+            if change.scope != "location" or change.provider_id is None:
+                continue
+            state, org_change = roll_up(states.get(change.provider_id), change, self.policy)
+            states[change.provider_id] = state
+            if org_change is not None:
+                published.append(org_change)
+        report.organisation_changes = len(published)
+        changelog = changelog_topic(self.settings.app_id, ORGANISATION_TABLE)
+        topics = self.kafka.topics
+        try:
+            producer = KafkaProducer(
+                acks="all", enable_idempotence=True, linger_ms=20, client_id="caresignal-rebuild", **client
+            )
+            try:
+                pending = [
+                    producer.send(topics.risk_changes, key=c.key.encode(), value=c.model_dump_json().encode())
+                    for c in published
+                ]
+                pending += [
+                    producer.send(
+                        changelog, key=table_key(p), value=s.model_dump_json().encode(), partition=partition_of(p)
+                    )
+                    for p, s in states.items()
+                ]
+                producer.flush(timeout=self.timeout_s)
+                for future in pending:
+                    future.get(timeout=self.timeout_s)
+            finally:
+                producer.close(timeout=10)
+            return _end_offsets(client, topics.risk_changes)
+        except KafkaError as exc:
+            raise RebuildError(
+                f"the replay could not write the organisation roll-up: {exc}; nothing was committed"
+            ) from exc
 
     def _share(self, client: Mapping[str, Any], partitions: frozenset[int]) -> "Share":
         return Share(self.settings.app_id, self.kafka.topics, client, self.engine_for, partitions, self.timeout_s)
@@ -180,7 +237,7 @@ class Rebuild:
         """The tables' changelog topics, compacted, as Faust declares them."""
         admin = KafkaAdminClient(client_id="caresignal-rebuild", **client)
         try:
-            for table in (STATE_TABLE, PEER_SUMS_TABLE, PARTITION_CLOCKS_TABLE, DIRECTORY_TABLE):
+            for table in (STATE_TABLE, PEER_SUMS_TABLE, PARTITION_CLOCKS_TABLE, DIRECTORY_TABLE, ORGANISATION_TABLE):
                 topic = NewTopic(
                     changelog_topic(self.settings.app_id, table),
                     num_partitions=PARTITIONS,
@@ -321,6 +378,7 @@ class Share:
 
     def _publish_changes(self, engine: ReplayEngine, producer: KafkaProducer) -> list[Any]:
         self.report.changes = len(engine.level_changes)
+        self.report.decided = list(engine.level_changes)
         return [
             producer.send(self.topics.risk_changes, key=c.key.encode(), value=c.model_dump_json().encode())
             for c in engine.level_changes
@@ -360,21 +418,23 @@ def _read(
     scored them in, whatever order the broker hands them over in now. So the result
     does not depend on fetch timing, and peer sums see the partitions side by side
     rather than one partition's year before the next's."""
-    probe = KafkaConsumer(enable_auto_commit=False, group_id=None, **client)
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(probe.partitions_for_topic(topic) or ())]
-        stop = (
-            dict(until) if until is not None else {tp.partition: o for tp, o in probe.end_offsets(partitions).items()}
-        )
-    finally:
-        probe.close()
+    stop = dict(until) if until is not None else _end_offsets(client, topic)
     ends.update(stop)
-    readers = [_PartitionReader(client, tp, stop[tp.partition]) for tp in partitions if stop.get(tp.partition, 0) > 0]
+    readers = [_PartitionReader(client, TopicPartition(topic, p), end) for p, end in sorted(stop.items()) if end > 0]
     try:
         yield from _merge(readers)
     finally:
         for reader in readers:
             reader.close()
+
+
+def _end_offsets(client: Mapping[str, Any], topic: str) -> dict[int, int]:
+    probe = KafkaConsumer(enable_auto_commit=False, group_id=None, **client)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(probe.partitions_for_topic(topic) or ())]
+        return {tp.partition: offset for tp, offset in probe.end_offsets(partitions).items()}
+    finally:
+        probe.close()
 
 
 def _merge(readers: list["_PartitionReader"]) -> Iterator[ConsumerRecord]:
