@@ -87,6 +87,15 @@ class ScoringMetrics:
         self.registry.register(self.consumer_lag)
         for level in Level:
             self.locations.labels(level.name)
+        # Counted for every event: the labelled child looked up once (labels() validates
+        # and locks at each call).
+        self._events_by: dict[tuple[str, str], Counter] = {}
+
+    def count_event(self, event_type: str, status: str) -> None:
+        child = self._events_by.get((event_type, status))
+        if child is None:
+            child = self._events_by[(event_type, status)] = self.events.labels(event_type, status)
+        child.inc()
 
     def track_consumer_lag(self, app: faust.App, topics: Topics) -> None:
         roles = {topics.events: "events", topics.locations: "locations", topics.risk_changes: "risk_changes"}

@@ -50,8 +50,9 @@ from faust.streams import _current_event
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer, Producer, Transport
 from faust.types import TP, TransportT
 from faust.types.tuples import FutureMessage, Message
-from mode import Service
+from mode import Service, ServiceT
 
+from services.scoring.draining import drain_messages
 from services.scoring.membership import (
     COORDINATION_CHECK_S,
     GroupStatus,
@@ -195,6 +196,9 @@ class SeekingConsumer(Consumer):
             await self.crash(exc)
             return False
         return await self._commit_offsets(commit_offsets, start_new_transaction=start_new_transaction)
+
+    async def _drain_messages(self, fetcher: ServiceT) -> None:
+        await drain_messages(self, fetcher)
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:  # noqa: ASYNC109 (Faust's signature)
         contiguous: frozenset[str] = getattr(self.app, "contiguous_topics", frozenset())

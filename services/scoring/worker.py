@@ -7,6 +7,7 @@ time in partition order.
 """
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -363,7 +364,7 @@ class Scorer:
             # otherwise a worker that later restores the location from the changelog
             # would never see this event.
             self.cache.rewrite(parsed.subject)
-        self.metrics.events.labels(parsed.short_type, outcome.status).inc()
+        self.metrics.count_event(parsed.short_type, outcome.status)
         if outcome.status in ("late", "expired"):
             self.metrics.late_events.labels(outcome.status).inc()
         if outcome.status == "reused_id":
@@ -390,7 +391,7 @@ class Scorer:
         if event.key is None:
             return False
         message = event.message
-        right = partition_of(event.key)
+        right = _key_partition(event.key)
         if message.partition == right:
             return False
         where = f"{message.topic}/{message.partition}/{message.offset}"
@@ -497,6 +498,12 @@ class Scorer:
             self.organisations[event.key.decode()] = new_state.model_dump_json().encode()
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _key_partition(key: bytes) -> int:
+    # Asked of every event; murmur2 is pure Python, and a worker sees its keys again and again.
+    return partition_of(key)
+
+
 def _headers(event: EventT[bytes]) -> list[tuple[str, bytes]]:
     headers = event.message.headers
     if headers is None:
@@ -506,7 +513,15 @@ def _headers(event: EventT[bytes]) -> list[tuple[str, bytes]]:
 
 
 def _header(event: EventT[bytes], name: str) -> bytes | None:
-    return next((v for k, v in _headers(event) if k == name), None)
+    # Asked of every event: the headers are scanned, not copied as `_headers` copies them.
+    headers = event.message.headers
+    if not headers:
+        return None
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    for key, value in items:
+        if str(key) == name:
+            return bytes(value) if value is not None else b""
+    return None
 
 
 def _problems(exc: ValidationError) -> str:
