@@ -31,7 +31,9 @@ The scorer keeps its locations' states in memory and writes them to the table on
 commit (state_cache.py). A commit therefore first passes the app's `commit_barrier`:
 it waits until no event is half applied, has every changed state written to the table,
 and reads the offsets to commit while the agent still waits, so the offsets never cover
-an event whose state is not on its way to the changelog.
+an event whose state is not on its way to the changelog. Once those writes are
+acknowledged, the app's `states_acknowledged` writes what must never reach a changelog
+ahead of them (the partitions' clocks), and the offsets are committed after that.
 """
 
 import asyncio
@@ -195,6 +197,12 @@ class SeekingConsumer(Consumer):
         except ProducerSendError as exc:
             await self.crash(exc)
             return False
+        acknowledged: Callable[[], None] | None = getattr(self.app, "states_acknowledged", None)
+        if acknowledged is not None:
+            # What the barrier wrote is acknowledged before what must not reach the
+            # changelog without it is written; `_commit_offsets` flushes that in turn.
+            await self.app.producer.flush()
+            acknowledged()
         return await self._commit_offsets(commit_offsets, start_new_transaction=start_new_transaction)
 
     async def _drain_messages(self, fetcher: ServiceT) -> None:
@@ -296,6 +304,9 @@ class ScoringApp(faust.App):
     contiguous_topics: frozenset[str] = frozenset()
     # Entered before a commit reads its offsets (see the module doc); None: none.
     commit_barrier: Callable[[], AbstractAsyncContextManager[None]] | None = None
+    # Called once what the barrier wrote is acknowledged, before the offsets are
+    # committed: table writes that must not reach a changelog ahead of it; None: none.
+    states_acknowledged: Callable[[], None] | None = None
 
     @cached_property
     def group_status(self) -> GroupStatus:

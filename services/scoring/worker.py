@@ -89,6 +89,9 @@ class Scorer:
         # Parsed directory records, dropped when the directory agent writes one.
         self._directory_records: dict[str, Location | None] = {}
         self._clocks_written: dict[int, bytes] = {}
+        # Each scored partition's clock as of the offsets the commit under way reads:
+        # written once the states written back with it are acknowledged.
+        self._clocks_due: dict[int, bytes] = {}
         # Event-topic partitions revoked since the last assignment, and those held.
         self._revoked: set[int] = set()
         self._held: set[int] = set()
@@ -97,6 +100,7 @@ class Scorer:
         self._halted: str | None = None
         self.app = self._build()
         self.app.commit_barrier = self.settled
+        self.app.states_acknowledged = self.write_back_clocks
         self.metrics.track_consumer_lag(self.app, self.topics)
 
     # --- the app -------------------------------------------------------------------------
@@ -277,7 +281,7 @@ class Scorer:
                 with writing_to_partition(self.topics.events, row_partition(key)):
                     self.peers[key] = raw
                 rows += 1
-            self._write_back_clocks()
+            self._clocks_due = self._clocks_to_write()
             self.metrics.written_back.labels("location-state").inc(states)
             self.metrics.written_back.labels("peer-sums").inc(rows)
             self.metrics.write_back_seconds.observe(self.now() - started)
@@ -377,7 +381,12 @@ class Scorer:
             return
         if outcome.status in ("applied", "late"):
             await self._write(parsed.subject, location, outcome, partition)
-        await self._maybe_tick(partition, outcome.state.clock)
+        # The partition's clock moves on to the event's own time unless the event changed
+        # the state: a redelivered event's location may hold later events already (a
+        # write-back cut short by a kill -9 leaves some states newer than the commit), and
+        # its clock would tick the locations still behind before their own events come.
+        written = outcome.status in ("applied", "late")
+        await self._maybe_tick(partition, outcome.state.clock if written else parsed.time)
         self.metrics.processing_seconds.observe(self.now() - started)
 
     async def _misplaced(self, event: EventT[bytes]) -> bool:
@@ -446,17 +455,30 @@ class Scorer:
         self._stream_clock(partition)
         await self._maybe_tick(partition, signal.time)
 
-    def _write_back_clocks(self) -> None:
-        """Each scored partition's clock as of the commit being made: a worker taking the
-        partition over (or this one after a restart) judges the events after the commit
-        against it, as this one would have."""
+    def _clocks_to_write(self) -> dict[int, bytes]:
+        """Each scored partition's clock as of the commit being made (those not written
+        yet): a worker taking the partition over (or this one after a restart) judges
+        the events after the commit against it, as this one would have."""
+        due = {}
         for partition in sorted(self._scored_partitions()):
             clock = self.ticks.clock(partition)
             raw = json.dumps({"clock": clock.isoformat()}).encode() if clock is not None else None
             if raw is not None and raw != self._clocks_written.get(partition):
-                with writing_to_partition(self.topics.events, partition):
-                    self.partition_clocks[str(partition)] = raw
-                self._clocks_written[partition] = raw
+                due[partition] = raw
+        return due
+
+    def write_back_clocks(self) -> None:
+        """The partition clocks of the commit under way, once every state it wrote back is
+        acknowledged (transport.py calls it before the offsets are committed). Written
+        with the states, a clock could reach the changelog while a state did not (a
+        kill -9 as they are sent: Kafka orders records within a partition, not across
+        topics); a worker taking the partition over would then tick the locations whose
+        states were behind at times their next events, replayed, would have prevented."""
+        for partition, raw in self._clocks_due.items():
+            with writing_to_partition(self.topics.events, partition):
+                self.partition_clocks[str(partition)] = raw
+            self._clocks_written[partition] = raw
+        self._clocks_due = {}
 
     async def _maybe_tick(self, partition: int, clock: datetime | None) -> None:
         """The partition's clock moves on: tick every location due by then at its due
