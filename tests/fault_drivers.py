@@ -1,7 +1,8 @@
 """What drives the services in the fault tests: a steady load through ingest, writers
-of the alert service's input topics, and the scorer, ingest and alert service as
-processes configured for the faults (`tests/faults.py` holds the world, the oracle and
-the audits)."""
+of the alert service's input topics, the scorer (one or several workers of one app),
+ingest and alert service as processes configured for the faults, and what watches them
+(their logs as they grow, their consumer group's state). `tests/faults.py` holds the
+world, the oracle and the audits."""
 
 import json
 import threading
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
-from kafka import KafkaProducer
+from kafka import KafkaAdminClient, KafkaProducer
 
 from schemas.events import SHORT_NAMES
 from schemas.risk import LevelChange
@@ -31,6 +32,17 @@ from tests.test_evaluation_pipeline import PIPELINE_POLICY, QuietScorer
 
 class Poster(Protocol):
     def post(self, url: str, *, json: Any, headers: Mapping[str, str]) -> httpx.Response: ...
+
+
+class Putter(Protocol):
+    def put(self, url: str, *, json: Any, headers: Mapping[str, str]) -> httpx.Response: ...
+
+
+def put_directory(client: Putter, world: World) -> None:
+    """The world's locations through ingest's directory API (before any event)."""
+    for location_id, location in world.locations.items():
+        put = client.put(f"/v1/locations/{location_id}", json=location_record(location), headers=INGEST_HEADERS)
+        assert put.status_code == 200, put.text
 
 
 @dataclass
@@ -162,13 +174,28 @@ class FaultScorer(QuietScorer):
         return env
 
 
-def fault_scorer(workdir: Path, topic_prefix: str, kafka_port: int = 0) -> FaultScorer:
-    (workdir / "scorer").mkdir(parents=True, exist_ok=True)
+def fault_scorer(
+    workdir: Path, topic_prefix: str, kafka_port: int = 0, name: str = "scorer", app_id: str = ""
+) -> FaultScorer:
+    """A scorer with its data and logs in `workdir/name`; `app_id` (its consumer group) a
+    new one unless given."""
+    (workdir / name).mkdir(parents=True, exist_ok=True)
     policy_file = workdir / "fault-policy.yaml"
     policy_file.write_text(PIPELINE_POLICY)
-    return FaultScorer(
-        topic_prefix=topic_prefix, workdir=workdir / "scorer", policy_file=policy_file, kafka_port=kafka_port
+    scorer = FaultScorer(
+        topic_prefix=topic_prefix, workdir=workdir / name, policy_file=policy_file, kafka_port=kafka_port
     )
+    if app_id:
+        scorer.app_id = app_id
+    return scorer
+
+
+def fault_workers(workdir: Path, topic_prefix: str, count: int) -> list[FaultScorer]:
+    """`count` workers of one scorer app (one consumer group), each with its own data
+    directory, port and logs (`workdir/w0`, `w1`, ...)."""
+    first = fault_scorer(workdir, topic_prefix, name="w0")
+    rest = [fault_scorer(workdir, topic_prefix, name=f"w{n}", app_id=first.app_id) for n in range(1, count)]
+    return [first, *rest]
 
 
 def scorer_metric(url: str, name: str, **labels: str) -> float:
@@ -216,3 +243,65 @@ class FaultIngest(IngestProcess):
             )
             append_key(self.keys_file, entry)
         super().start(*extra, timeout_s=timeout_s)
+
+
+# --- watching the processes ---------------------------------------------------------
+
+
+@dataclass
+class LogFollower:
+    """Reads a process's log as it grows, from where it was when made."""
+
+    path: Path
+    _offset: int = 0
+    _partial: bytes = b""
+    _unread: list[str] = field(default_factory=list)  # read from the file, not yet returned
+
+    def __post_init__(self) -> None:
+        self._offset = self.path.stat().st_size if self.path.exists() else 0
+
+    def new_lines(self) -> list[str]:
+        """The whole lines written since the last call."""
+        lines, self._unread = self._unread, []
+        if not self.path.exists():
+            return lines
+        with self.path.open("rb") as log:
+            log.seek(self._offset)
+            data = log.read()
+        self._offset += len(data)
+        *whole, self._partial = (self._partial + data).split(b"\n")
+        return lines + [line.decode(errors="replace") for line in whole]
+
+    def saw(self, text: str) -> bool:
+        """Whether a line written since the last `new_lines` contains `text` (those lines
+        stay for the next `new_lines`)."""
+        self._unread = self.new_lines()
+        return any(text in line for line in self._unread)
+
+
+def first_to_log(followers: Sequence[LogFollower], text: str, timeout_s: float, poll_s: float = 0.01) -> int:
+    """Which of these logs is first to get a line containing `text` (its index)."""
+    deadline = time.monotonic() + timeout_s
+    while (first := next((n for n, f in enumerate(followers) if f.saw(text)), None)) is None:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no line with {text!r} in {[str(f.path) for f in followers]} in {timeout_s} s")
+        time.sleep(poll_s)
+    return first
+
+
+def group_state(admin: KafkaAdminClient, group: str) -> str:
+    """The consumer group's state as its coordinator tells it (Stable, PreparingRebalance,
+    CompletingRebalance, Empty, Dead)."""
+    described: dict[str, dict[str, Any]] = admin.describe_groups([group])
+    return str(described[group]["group_state"])
+
+
+def wait_for_group_state(admin: KafkaAdminClient, group: str, states: Iterable[str], timeout_s: float) -> str:
+    """Asks the coordinator until the group is in one of these states; that state."""
+    wanted = set(states)
+    deadline = time.monotonic() + timeout_s
+    while (state := group_state(admin, group)) not in wanted:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"group {group} still {state} after {timeout_s} s, not {sorted(wanted)}")
+        time.sleep(0.01)
+    return state

@@ -47,6 +47,8 @@ class Scale:
 
     name: str
     scorer_kills: int
+    # Kills of a scorer worker while its group rebalances, a third worker joining or leaving.
+    rebalance_kills: int
     alerts_kills: int
     broker_outages: int
     outage_s: float
@@ -59,6 +61,7 @@ class Scale:
 SHORT = Scale(
     "short",
     scorer_kills=3,
+    rebalance_kills=2,
     alerts_kills=3,
     broker_outages=1,
     outage_s=8,
@@ -70,6 +73,7 @@ SHORT = Scale(
 LONG = Scale(
     "soak",
     scorer_kills=20,
+    rebalance_kills=8,
     alerts_kills=20,
     broker_outages=3,
     outage_s=20,
@@ -289,6 +293,42 @@ def read_changes(bootstrap: str, topic: str, done: Callable[[list[bytes]], bool]
     finally:
         consumer.close()
     return values
+
+
+def audit_scored_run(
+    fault: str,
+    cycles: int,
+    world: World,
+    sent: Sequence[Mapping[str, Any]],
+    bootstrap: str,
+    topic: str,
+    started: float,
+    note: str,
+) -> ChangeAudit:
+    """The scorer tests' verdict: every change on the topic against the oracle over the
+    events sent, recorded as a tally; no change lost, none the oracle never decided, no
+    id with two contents."""
+    expected = expected_changes(world, sent)
+    assert len(expected.changes) >= 20, "too few changes for the faults to matter"
+    values = read_changes(bootstrap, topic, all_published(expected.changes), 240)
+    audit = audit_changes(expected.changes, values)
+    record(
+        Tally(
+            fault,
+            cycles,
+            len(sent),
+            len(expected.changes),
+            0,
+            len(audit.lost),
+            audit.duplicated,
+            time.monotonic() - started,
+            f"{audit.repeats} identical re-publications; {note}",
+        )
+    )
+    assert audit.lost == [], f"level changes lost: {audit.lost[:10]}"
+    assert audit.extra == [], f"changes the oracle never decided (a decision under a second id?): {audit.extra[:10]}"
+    assert audit.conflicting == [], f"one change id with other content: {audit.conflicting[:10]}"
+    return audit
 
 
 def all_published(expected: Mapping[str, LevelChange]) -> Callable[[list[bytes]], bool]:

@@ -5,9 +5,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,9 +43,14 @@ class ServiceProcess:
     def env(self) -> dict[str, str]:
         return {**os.environ, "CARESIGNAL_TOPIC_PREFIX": self.topic_prefix}
 
+    @property
+    def log_path(self) -> Path:
+        """The log of the latest start."""
+        return self.workdir / f"{self.command}-{self.starts}.log"
+
     def start(self, *extra: str, timeout_s: float = 120) -> None:
         self.starts += 1
-        log = (self.workdir / f"{self.command}-{self.starts}.log").open("wb")
+        log = self.log_path.open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "services.cli", self.command, *extra],
             cwd=ROOT,
@@ -81,6 +87,27 @@ class ServiceProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=30)
+
+
+def start_together(processes: Sequence[ServiceProcess], timeout_s: float = 120) -> None:
+    """Start them at once, each in a thread of its own, and wait until every one is ready
+    (scorers started so join one consumer group in a single rebalance or two)."""
+    failures: list[BaseException] = []
+
+    def start(process: ServiceProcess) -> None:
+        try:
+            process.start(timeout_s=timeout_s)
+        except BaseException as exc:  # re-raised below: a thread's exception is otherwise lost
+            failures.append(exc)
+
+    starters = [threading.Thread(target=start, args=(p,), daemon=True) for p in processes]
+    for starter in starters:
+        starter.start()
+    for starter in starters:
+        starter.join(timeout=timeout_s + 10)
+    assert not any(s.is_alive() for s in starters), f"a start did not return in {timeout_s + 10} s"
+    if failures:
+        raise failures[0]
 
 
 @dataclass

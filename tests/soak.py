@@ -19,6 +19,7 @@ from tests import faults
 
 FAULT_TESTS = [
     "tests/test_fault_scorer.py",
+    "tests/test_fault_workers.py",
     "tests/test_fault_alerts.py",
     "tests/test_fault_broker.py",
     "tests/test_fault_receivers.py",

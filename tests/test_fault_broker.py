@@ -16,14 +16,19 @@ from schemas.topics import Topics
 from services.broker.local import LocalBroker
 from services.broker.settings import KafkaSettings
 from services.broker.topics import create_topics
-from tests.fault_drivers import FaultIngest, fault_scorer, ingest_load, scorer_metric, wait_for_directory
+from tests.fault_drivers import (
+    FaultIngest,
+    fault_scorer,
+    ingest_load,
+    put_directory,
+    scorer_metric,
+    wait_for_directory,
+)
 from tests.faults import (
-    INGEST_HEADERS,
     Tally,
     all_published,
     audit_changes,
     expected_changes,
-    location_record,
     make_world,
     read_changes,
     record,
@@ -62,9 +67,7 @@ def test_broker_stopped_and_restarted_under_load_every_accepted_event_counts_onc
     try:
         ingest_process.start()
         with httpx.Client(base_url=ingest_process.url, timeout=30) as ingest:
-            for location_id, location in world.locations.items():
-                put = ingest.put(f"/v1/locations/{location_id}", json=location_record(location), headers=INGEST_HEADERS)
-                assert put.status_code == 200, put.text
+            put_directory(ingest, world)
             scorer.start()
             wait_for_directory(scorer.url, world.locations)
             load, client = ingest_load(ingest, world.events, rate=RATE, batch=1)

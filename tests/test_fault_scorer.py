@@ -14,19 +14,8 @@ from services.broker.settings import KafkaSettings
 from services.ingest.app import create_app
 from services.ingest.auth import ApiKeyRegistry
 from services.ingest.settings import IngestSettings
-from tests.fault_drivers import FaultScorer, fault_scorer, ingest_load, wait_for_directory
-from tests.faults import (
-    INGEST_HEADERS,
-    Tally,
-    all_published,
-    audit_changes,
-    expected_changes,
-    location_record,
-    make_world,
-    read_changes,
-    record,
-    scale,
-)
+from tests.fault_drivers import FaultScorer, fault_scorer, ingest_load, put_directory, wait_for_directory
+from tests.faults import audit_scored_run, make_world, scale
 
 pytestmark = pytest.mark.integration
 
@@ -50,13 +39,11 @@ def test_scorer_killed_repeatedly_under_load_loses_and_duplicates_no_change(
     world = make_world(seed=11, locations=scale().locations, days=scale().days, per_location_day=0.3)
     started = time.monotonic()
     with TestClient(create_app(IngestSettings(), test_kafka_settings, api_keys)) as ingest:
-        for location_id, location in world.locations.items():
-            put = ingest.put(f"/v1/locations/{location_id}", json=location_record(location), headers=INGEST_HEADERS)
-            assert put.status_code == 200, put.text
+        put_directory(ingest, world)
         scorer.start()
         wait_for_directory(scorer.url, world.locations)
         load, _ = ingest_load(ingest, world.events, rate=RATE, batch=10)
-        restarts = []
+        restarts: list[float] = []
         for _ in range(cycles):
             time.sleep(rng.uniform(0.5, 4.0))
             assert load.running, f"the world's events ran out before every kill (restarts took {restarts} s)"
@@ -67,24 +54,13 @@ def test_scorer_killed_repeatedly_under_load_loses_and_duplicates_no_change(
         time.sleep(1.0)
         load.stop()
 
-    expected = expected_changes(world, load.sent)
-    assert len(expected.changes) >= 20, "too few changes for the faults to matter"
-    bootstrap = test_kafka_settings.bootstrap_servers
-    values = read_changes(bootstrap, test_kafka_settings.topics.risk_changes, all_published(expected.changes), 240)
-    audit = audit_changes(expected.changes, values)
-    record(
-        Tally(
-            "scorer kill -9",
-            cycles,
-            len(load.sent),
-            len(expected.changes),
-            0,
-            len(audit.lost),
-            audit.duplicated,
-            time.monotonic() - started,
-            f"{audit.repeats} identical re-publications; restarts {min(restarts)}-{max(restarts)} s",
-        )
+    audit_scored_run(
+        "scorer kill -9",
+        cycles,
+        world,
+        load.sent,
+        test_kafka_settings.bootstrap_servers,
+        test_kafka_settings.topics.risk_changes,
+        started,
+        f"restarts {min(restarts)}-{max(restarts)} s",
     )
-    assert audit.lost == [], f"level changes lost: {audit.lost[:10]}"
-    assert audit.extra == [], f"changes the oracle never decided (a decision under a second id?): {audit.extra[:10]}"
-    assert audit.conflicting == [], f"one change id with other content: {audit.conflicting[:10]}"

@@ -32,7 +32,7 @@ from services.simulator.config import SimulationConfig
 from services.simulator.population import Population
 from services.simulator.run import simulate
 from services.simulator.sinks import encode
-from tests.service_process import ScorerProcess, free_port, wait_caught_up
+from tests.service_process import ScorerProcess, free_port, start_together, wait_caught_up
 from tests.test_evaluation_pipeline import PIPELINE_POLICY
 
 pytestmark = pytest.mark.integration
@@ -285,17 +285,6 @@ def report(name: str, started: float, result: dict[str, Any]) -> None:
     print(f"\n{name}: {time.monotonic() - started:.1f}s, {json.dumps(result, default=str)}")
 
 
-def start_all(workers: list[Worker]) -> None:
-    """Start them together (each waits for its /readyz) and join one consumer group."""
-    starters = [threading.Thread(target=w.start, kwargs={"timeout_s": 120}, daemon=True) for w in workers]
-    for starter in starters:
-        starter.start()
-    for starter in starters:
-        starter.join(timeout=130)
-    for worker in workers:
-        assert httpx.get(f"{worker.url}/readyz", timeout=10).status_code == 200, worker.log_tail()
-
-
 @pytest.mark.parametrize("count", [1, 2], ids=["one worker", "two workers"])
 def test_workers_started_together_give_the_replays_changes(
     count: int, workers: list[Worker], scenario: Scenario, test_kafka_settings: KafkaSettings, topics: Topics
@@ -306,7 +295,7 @@ def test_workers_started_together_give_the_replays_changes(
     produce_directory(bootstrap, topics, scenario.population)
     # Started together, the second joins while the first reads the directory: the
     # rebalance that once left never-committed partitions unread (services/scoring/transport.py).
-    start_all(running)
+    start_together(running)
     wait_caught_up(bootstrap, running[0].app_id, topics.locations)
     produce_events(bootstrap, topics, scenario.events)
     wait_settled(bootstrap, running[0].app_id, topics)
@@ -326,7 +315,7 @@ def test_three_workers_joining_and_leaving_under_load_give_the_replays_changes(
     bootstrap = test_kafka_settings.bootstrap_servers
     first, second, late = workers
     produce_directory(bootstrap, topics, scenario.population)
-    start_all([first, second])
+    start_together([first, second])
     wait_caught_up(bootstrap, first.app_id, topics.locations)
 
     # The events flow in three parts, gated so that each move happens while they flow:
