@@ -26,7 +26,7 @@ from schemas.clock import TIME_SIGNAL_KEY, TimeSignal, is_time_signal
 from schemas.directory import Location
 from schemas.events import EventParser
 from schemas.risk import LevelChange
-from schemas.topics import BACKFILL_HEADER, Topics, dead_letter_headers
+from schemas.topics import BACKFILL_HEADER, Topics, dead_letter_headers, validation_problems
 from services.broker.settings import KafkaSettings, heartbeat_interval_s
 from services.scoring.ledger import PublishedLedger
 from services.scoring.level_index import LevelIndex
@@ -65,15 +65,6 @@ class Scorer:
     policy: Policy
     metrics: ScoringMetrics = field(default_factory=ScoringMetrics)
     now: Callable[[], float] = time.perf_counter
-    # A replay publishes every change again, with the ids it had the first time, so that
-    # consumers rebuilding from the topic see the whole history; they drop repeated ids.
-    republish: bool = False
-    # In a replay, the event topic's end offsets when it started: the changes that the
-    # records before them cause are decisions about the past, marked backfill like a
-    # backfill's, so that alerts records them and tells recipients the current level once
-    # rather than sending a whole history again (it would, under a new policy version:
-    # the change ids name the version).
-    replayed_history: Mapping[int, int] | None = None
 
     def __post_init__(self) -> None:
         self.topics: Topics = self.kafka.topics
@@ -199,7 +190,7 @@ class Scorer:
             try:
                 record = Location.model_validate_json(event.value)
             except ValidationError as exc:
-                await self.dead_letter(event, "invalid_location", _problems(exc))
+                await self.dead_letter(event, "invalid_location", validation_problems(exc))
                 continue
             if event.key is not None and event.key.decode(errors="replace") != record.location_id:
                 await self.dead_letter(event, "key_mismatch", "record key is not the location_id")
@@ -227,14 +218,17 @@ class Scorer:
 
     def _ensure_known(self, partition: int) -> None:
         """Index the levels of a partition's locations and plan the ticks of its raised
-        ones when it is first scored here (at start, or taken over in a rebalance)."""
+        ones when it is first scored here (at start, or taken over in a rebalance): with
+        every other partition scored here and not yet indexed, in one pass over the
+        table (each state is decoded on the way: at start, once for all partitions)."""
         if partition in self._planned:
             return
+        wanted = {partition} | (self._scored_partitions() - self._planned)
         for key, raw in self.states.items():
-            if partition_of(key) == partition and (state := self.cache.read(key, raw)) is not None:
+            if (p := partition_of(key)) in wanted and (state := self.cache.read(key, raw)) is not None:
                 self.index.set(key, state.current.level, state.clock)
-                self.ticks.plan(partition, key, next_due(state, self._location(key), self.policy))
-        self._planned.add(partition)
+                self.ticks.plan(p, key, next_due(state, self._location(key), self.policy))
+        self._planned |= wanted
 
     async def _partitions_revoked(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         # Faust sends (app, revoked). What they hold is forgotten once the assignment that
@@ -302,9 +296,8 @@ class Scorer:
         self.ticks.plan(partition, location_id, next_due(outcome.state, location, self.policy))
 
     async def _publish(self, change: LevelChange) -> None:
-        if not self.republish:
-            await self.ledger.load()
-        if not self.republish and self.ledger.already_published(change.change_id):
+        await self.ledger.load()
+        if self.ledger.already_published(change.change_id):
             log.info("level change %s was published before a restart; not publishing it again", change.change_id)
             return
         delivery = await self.changes_topic.send(key=change.key.encode(), value=change.model_dump_json().encode())
@@ -342,7 +335,7 @@ class Scorer:
         try:
             parsed = self.parser.parse_json(event.value)
         except ValidationError as exc:
-            await self.dead_letter(event, "invalid_event", _problems(exc))
+            await self.dead_letter(event, "invalid_event", validation_problems(exc))
             return
         if event.key is None or event.key.decode(errors="replace") != parsed.subject:
             await self.dead_letter(event, "key_mismatch", "record key is not the event's subject (location ID)")
@@ -357,7 +350,7 @@ class Scorer:
             self.policy,
             self._peer_view(location),
             stream_clock=self._stream_clock(partition),
-            backfill=_header(event, BACKFILL_HEADER) == b"1" or self._replayed(event),
+            backfill=_header(event, BACKFILL_HEADER) == b"1",
             consume=True,
         )
         if outcome.status == "duplicate":
@@ -428,12 +421,6 @@ class Scorer:
         log.warning("record %s belongs on partition %d (murmur2 of its key): re-routed there", where, right)
         return True
 
-    def _replayed(self, event: EventT[bytes]) -> bool:
-        if self.replayed_history is None:
-            return False
-        message = event.message
-        return message.offset < self.replayed_history.get(message.partition, 0)
-
     def _stream_clock(self, partition: int) -> datetime | None:
         """The partition's event time: the latest event or time signal seen on it."""
         clock = self.ticks.clock(partition)
@@ -448,7 +435,7 @@ class Scorer:
         try:
             signal = TimeSignal.model_validate_json(event.value)
         except ValidationError as exc:
-            await self.dead_letter(event, "invalid_time_signal", _problems(exc))
+            await self.dead_letter(event, "invalid_time_signal", validation_problems(exc))
             return
         self.metrics.time_signals.labels("received").inc()
         partition = event.message.partition
@@ -510,7 +497,7 @@ class Scorer:
             try:
                 change = LevelChange.model_validate_json(event.value)
             except ValidationError as exc:
-                await self.dead_letter(event, "invalid_level_change", _problems(exc))
+                await self.dead_letter(event, "invalid_level_change", validation_problems(exc))
                 continue
             raw = self.organisations.get(event.key.decode())
             state = OrganisationState.model_validate_json(raw) if raw else None
@@ -546,21 +533,8 @@ def _header(event: EventT[bytes], name: str) -> bytes | None:
     return None
 
 
-def _problems(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
-        for err in exc.errors(include_input=False, include_url=False)
-    )
-
-
-def run(
-    settings: ScoringSettings,
-    kafka: KafkaSettings,
-    policy: Policy,
-    replayed_history: Mapping[int, int] | None = None,
-) -> None:
-    """Run the worker; `replayed_history` (a replay's end offsets) republishes every change."""
-    replay = replayed_history is not None
-    scorer = Scorer(settings, kafka, policy, republish=replay, replayed_history=replayed_history)
+def run(settings: ScoringSettings, kafka: KafkaSettings, policy: Policy) -> None:
+    """Run the worker (`caresignal scorer`; a `--replay` has rebuilt its tables first, rebuild.py)."""
+    scorer = Scorer(settings, kafka, policy)
     worker = faust.Worker(scorer.app, loglevel=settings.log_level)
     worker.execute_from_commandline()
