@@ -52,9 +52,8 @@ from faust.streams import _current_event
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer, Producer, Transport
 from faust.types import TP, TransportT
 from faust.types.tuples import FutureMessage, Message
-from mode import Service, ServiceT
+from mode import Service
 
-from services.scoring.draining import drain_messages
 from services.scoring.membership import (
     COORDINATION_CHECK_S,
     GroupStatus,
@@ -204,9 +203,6 @@ class SeekingConsumer(Consumer):
             await self.app.producer.flush()
             acknowledged()
         return await self._commit_offsets(commit_offsets, start_new_transaction=start_new_transaction)
-
-    async def _drain_messages(self, fetcher: ServiceT) -> None:
-        await drain_messages(self, fetcher)
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:  # noqa: ASYNC109 (Faust's signature)
         contiguous: frozenset[str] = getattr(self.app, "contiguous_topics", frozenset())
