@@ -218,17 +218,19 @@ class Scorer:
 
     def _ensure_known(self, partition: int) -> None:
         """Index the levels of a partition's locations and plan the ticks of its raised
-        ones when it is first scored here (at start, or taken over in a rebalance): with
-        every other partition scored here and not yet indexed, in one pass over the
-        table (each state is decoded on the way: at start, once for all partitions)."""
+        ones when it is first scored here (at start, or taken over in a rebalance).
+
+        One partition at a time, while one of its own records is being handled: Faust's
+        RocksDB store answers a table read from the current record's partition only, so
+        the directory records of another partition's locations read now would be missing
+        (tried in 3fd2d44: every change after a restart lost its provider)."""
         if partition in self._planned:
             return
-        wanted = {partition} | (self._scored_partitions() - self._planned)
         for key, raw in self.states.items():
-            if (p := partition_of(key)) in wanted and (state := self.cache.read(key, raw)) is not None:
+            if partition_of(key) == partition and (state := self.cache.read(key, raw)) is not None:
                 self.index.set(key, state.current.level, state.clock)
-                self.ticks.plan(p, key, next_due(state, self._location(key), self.policy))
-        self._planned |= wanted
+                self.ticks.plan(partition, key, next_due(state, self._location(key), self.policy))
+        self._planned.add(partition)
 
     async def _partitions_revoked(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         # Faust sends (app, revoked). What they hold is forgotten once the assignment that
