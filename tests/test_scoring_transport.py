@@ -142,6 +142,27 @@ def test_continuity_sends_a_partition_back_to_a_missing_record_once() -> None:
     # Redelivered records are Faust's duplicates to drop, not a hole.
     assert continuity.admit(events, 18) is None
     assert continuity.admit(events, 22) is None
-    # A partition sought to its beginning takes its first record, whatever its offset.
+    # A partition sought to its beginning: a first record after 0 is sought back to the
+    # start once (it may be a fetch from before the seek), then taken as the first.
+    assert continuity.admit(other, 7) == 0
     assert continuity.admit(other, 7) is None
     assert continuity.admit(other, 9) == 8
+
+
+def test_continuity_holds_a_partition_back_from_its_revocation_until_it_is_sought() -> None:
+    events, fresh = TP("events", 0), TP("events", 1)
+    continuity = Continuity()
+    # A partition this worker never sought (a new worker, a partition new to it).
+    assert continuity.awaiting_seek(fresh)
+    continuity.sought({events: 800})
+    assert not continuity.awaiting_seek(events)
+    assert continuity.admit(events, 800) is None
+
+    # Revoked (or assigned again): whatever arrives before the seek to its commit comes
+    # from a position before the rebalance, or after records cleared from the queues.
+    continuity.held_back({events})
+    assert continuity.awaiting_seek(events)
+    continuity.sought({events: 790})
+    assert not continuity.awaiting_seek(events)
+    assert continuity.admit(events, 869) == 790
+    assert continuity.admit(events, 790) is None

@@ -136,8 +136,9 @@ class Scorer:
             "value_serializer": "raw",
         }
         self.events_topic = events_topic = app.topic(self.topics.events, **raw)
-        # A location's events must reach the model in partition order with none missing.
-        app.contiguous_topics = frozenset({self.topics.events})
+        # A location's events, and the roll-up's changes, must reach their agents in
+        # partition order with none missing (see transport.Continuity).
+        app.contiguous = self._contiguous
         # faust-streaming types a signal receiver more narrowly than it calls one.
         app.on_partitions_revoked.connect(self._partitions_revoked)  # type: ignore[arg-type]
         app.on_partitions_assigned.connect(self._partitions_assigned)  # type: ignore[arg-type]
@@ -167,6 +168,13 @@ class Scorer:
             app.timer(s.clock_interval_s, on_leader=True)(send_time_signals)
         register_views(app, self)
         return app
+
+    def _contiguous(self, topic: str) -> bool:
+        # Neither is compacted and nothing writes them in transactions: an offset missing
+        # from a fetch is a record dropped around a seek, not a hole in the log.
+        return topic in (self.topics.events, self.topics.risk_changes) or topic.endswith(
+            f"-{REPARTITION_NAME}-repartition"
+        )
 
     async def send_time_signals(self) -> None:
         value = TimeSignal(time=datetime.now(UTC)).model_dump_json().encode()
