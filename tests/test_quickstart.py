@@ -37,6 +37,18 @@ def clean_env(kafka: KafkaSettings, **extra: str) -> dict[str, str]:
     if kafka.external:
         # The tests were pointed at a cluster of their own; a local broker here would be a second one.
         env["KAFKA_BOOTSTRAP_SERVERS"] = kafka.bootstrap_servers
+    else:
+        # The tests' broker runs from this checkout's data directory, on ports of the
+        # caller's choosing (CI beside another run): `make run` must find it there rather
+        # than start a second broker on the default ports over the same, locked, data.
+        defaults = KafkaSettings.model_fields
+        for name, value in (
+            ("CARESIGNAL_KAFKA_PORT", kafka.kafka_port),
+            ("CARESIGNAL_KAFKA_CONTROLLER_PORT", kafka.kafka_controller_port),
+        ):
+            field = name.removeprefix("CARESIGNAL_").lower()
+            if value != defaults[field].default:
+                env[name] = str(value)
     return {**env, **extra}
 
 
