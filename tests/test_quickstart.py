@@ -41,14 +41,10 @@ def clean_env(kafka: KafkaSettings, **extra: str) -> dict[str, str]:
         # The tests' broker runs from this checkout's data directory, on ports of the
         # caller's choosing (CI beside another run): `make run` must find it there rather
         # than start a second broker on the default ports over the same, locked, data.
-        defaults = KafkaSettings.model_fields
-        for name, value in (
-            ("CARESIGNAL_KAFKA_PORT", kafka.kafka_port),
-            ("CARESIGNAL_KAFKA_CONTROLLER_PORT", kafka.kafka_controller_port),
-        ):
-            field = name.removeprefix("CARESIGNAL_").lower()
-            if value != defaults[field].default:
-                env[name] = str(value)
+        for field in ("kafka_port", "kafka_controller_port"):
+            value = getattr(kafka, field)
+            if value != KafkaSettings.model_fields[field].default:
+                env[f"CARESIGNAL_{field.upper()}"] = str(value)
     return {**env, **extra}
 
 
