@@ -20,7 +20,12 @@ from kafka.errors import KafkaError
 
 from schemas.topics import Topics
 from services.broker.settings import KafkaSettings
-from services.scoring.transport import Continuity, ScoringApp, seek_to_committed_or_earliest
+from services.scoring.transport import (
+    Continuity,
+    ScoringApp,
+    seek_partitions_to_committed,
+    seek_to_committed_or_earliest,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -112,6 +117,45 @@ async def test_a_flush_returns_only_once_every_record_sent_before_it_is_acknowle
         with contextlib.suppress(KafkaError):
             admin.delete_topics([later])
         admin.close()
+
+
+async def test_a_seek_lost_in_a_rebalance_is_made_for_its_partitions_alone(
+    kafka_settings: KafkaSettings, topics: Topics
+) -> None:
+    # The fallback when Faust's seek after a rebalance timed out: the partitions still
+    # awaiting it go to their commits; one being scored meanwhile keeps its position.
+    bootstrap = kafka_settings.bootstrap_servers
+    committed, never, scoring = (TopicPartition(topics.events, n) for n in range(3))
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for tp in (committed, never, scoring):
+            for n in range(5):
+                await producer.send_and_wait(tp.topic, f"{n}".encode(), key=f"k{n}".encode(), partition=tp.partition)
+    finally:
+        await producer.stop()
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=f"lost-{uuid.uuid4().hex[:8]}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        consumer.assign([committed, never, scoring])
+        assert await fetch_all(consumer, 15) == 15
+        await consumer.commit({committed: OffsetAndMetadata(3, ""), scoring: OffsetAndMetadata(1, "")})
+
+        offsets = await seek_partitions_to_committed(consumer, {committed, never})
+
+        assert offsets == {committed: 3, never: None}
+        assert await consumer.position(committed) == 3
+        assert await consumer.position(never) == 0
+        assert await consumer.position(scoring) == 5
+        assert await fetch_all(consumer, 7) == 2 + 5
+    finally:
+        await consumer.stop()
 
 
 def end_offset(bootstrap: str, topic: str, partition: int) -> int:

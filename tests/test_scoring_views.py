@@ -1,9 +1,12 @@
 """The scorer's pages against a real scorer process: they answer, or say when to retry, never 500."""
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import httpx
 import pytest
@@ -12,6 +15,7 @@ from kafka.admin import NewTopic
 
 from schemas.topics import Topics
 from services.broker.settings import KafkaSettings
+from services.scoring.views import not_ready
 from tests.conftest import consume_all
 from tests.service_process import ScorerProcess
 from tests.test_scoring_worker import START, serious
@@ -107,3 +111,22 @@ def test_routed_pages_answer_after_the_producer_met_a_topic_created_since_it_sta
         assert response.status_code != 500, f"{path}: {response.text}\n{scorer.log_tail(40)}"
     assert answers[f"/v1/directory/locations/{location_id}"].status_code == 404
     assert answers[f"/v1/locations/{location_id}/risk"].json()["level"] == "major"
+
+
+def test_the_board_and_readiness_say_why_the_worker_cannot_answer_for_its_partitions() -> None:
+    # The risk board indexes the states of the worker's partitions: during a rebalance or
+    # before the tables are recovered those are stale, and it answers 503 like /readyz.
+    recovered = asyncio.Event()
+    recovered.set()
+
+    def app(rebalancing: bool, completed: asyncio.Event, assignment: set[str]) -> Any:
+        return SimpleNamespace(
+            rebalancing=rebalancing,
+            tables=SimpleNamespace(recovery=SimpleNamespace(completed=completed)),
+            consumer=SimpleNamespace(assignment=lambda: assignment),
+        )
+
+    assert not_ready(app(False, recovered, {"events-0"})) is None
+    assert not_ready(app(True, recovered, {"events-0"})) == "the consumer group is rebalancing"
+    assert not_ready(app(False, asyncio.Event(), {"events-0"})) == "recovering state from changelogs"
+    assert not_ready(app(False, recovered, set())) == "no partitions assigned to this worker yet"

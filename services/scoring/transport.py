@@ -86,11 +86,30 @@ async def seek_to_committed_or_earliest(
     return committed
 
 
+async def seek_partitions_to_committed(consumer: AIOKafkaConsumer, tps: Set[Any]) -> Mapping[Any, int | None]:
+    """Seek these stream partitions, and only these, to their committed offsets (the first
+    record where none or 0). Runs on the consumer's own event loop."""
+    committed: dict[Any, int | None] = {}
+    for tp in tps:
+        offset: int | None = await consumer.committed(tp)
+        committed[tp] = offset
+        if offset:
+            consumer.seek(tp, offset)
+        else:
+            await consumer.seek_to_beginning(tp)
+    return committed
+
+
 class SeekingConsumerThread(AIOKafkaConsumerThread):
     async def seek_to_committed(self) -> Mapping[TP, int]:
         consumer = self._ensure_consumer()
         changelogs = set(self.app.tables.changelog_topics)
         result: Mapping[TP, int] = await self.call_thread(seek_to_committed_or_earliest, consumer, changelogs)
+        return result
+
+    async def seek_partitions_to_committed(self, tps: Set[TP]) -> Mapping[TP, int | None]:
+        consumer = self._ensure_consumer()
+        result: Mapping[TP, int | None] = await self.call_thread(seek_partitions_to_committed, consumer, tps)
         return result
 
     def _group_status(self) -> GroupStatus:
@@ -202,6 +221,20 @@ class SeekingConsumer(Consumer):
         await super().seek(partition, offset)
         self._continuity().sought({partition: offset})
 
+    async def _seek_lost(self, tp: TP) -> None:
+        # Faust seeks a rebalance's partitions inside its recovery, under a timeout
+        # (`broker_request_timeout`): a seek that never finished leaves its partitions held
+        # back while the rebalance is over, and the worker alive but silent on them.
+        thread: SeekingConsumerThread = self._thread  # type: ignore[assignment]  # made by _new_consumer_thread
+        committed = await thread.seek_partitions_to_committed({tp})
+        log.warning(
+            "%s[%d] was not sought after the rebalance; sought to its commit, %s",
+            tp.topic,
+            tp.partition,
+            committed[tp],
+        )
+        self._continuity().sought(committed)
+
     async def on_partitions_revoked(self, revoked: Set[TP]) -> None:
         self._continuity().held_back(revoked)
         await super().on_partitions_revoked(revoked)
@@ -239,8 +272,16 @@ class SeekingConsumer(Consumer):
         rewinding: set[TP] = set()
         async for tp, message in super().getmany(timeout):
             if contiguous(tp.topic):
-                if tp in rewinding or continuity.awaiting_seek(tp):
-                    continue  # fetched again after the seek (this one, or the one to come)
+                if tp in rewinding:
+                    continue  # fetched again after the seek
+                if continuity.awaiting_seek(tp):
+                    # Faust seeks a rebalance's partitions before it declares the rebalance
+                    # over, and marks the next begun before it revokes anything: a record
+                    # of one awaiting its seek between rebalances was never sought.
+                    if not self.app.rebalancing:
+                        rewinding.add(tp)
+                        await self._seek_lost(tp)
+                    continue  # fetched again after the seek (the one to come, or that one)
                 back = continuity.admit(tp, message.offset)
                 if back is not None:
                     log.warning(

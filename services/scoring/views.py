@@ -38,6 +38,23 @@ def unavailable(view: View, detail: str) -> Response:
     return view.json({"detail": detail}, status=503, headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
+def not_ready(app: faust.App) -> str | None:
+    """Why this worker cannot answer for its partitions now; None: it can."""
+    problem = app.group_status.problem() if isinstance(app, ScoringApp) else None
+    if problem is not None:
+        return problem
+    if app.rebalancing:
+        return "the consumer group is rebalancing"
+    recovery = getattr(app.tables, "recovery", None)
+    if recovery is None or not recovery.completed.is_set():
+        return "recovering state from changelogs"
+    if not app.consumer.assignment():
+        # Every worker reads all of the global table's changelog: nothing at all
+        # means a leader that assigned nothing (membership.py) until it rebalances.
+        return "no partitions assigned to this worker yet"
+    return None
+
+
 async def topic_known(app: faust.App, topic: str) -> bool:
     """Whether the producer's metadata lists the topic, after asking for it.
 
@@ -112,6 +129,11 @@ def register_views(app: faust.App, scorer: "Scorer") -> None:
     @app.page("/v1/locations")
     class RiskBoard(View):
         async def get(self, request: Request) -> Response:
+            # Indexing a partition reads its states: before its tables are recovered they
+            # are stale, and the agent would then go on from what was indexed.
+            problem = not_ready(app)
+            if problem is not None:
+                return unavailable(self, problem)
             scorer.ensure_index()
             wanted = request.query.get("level")
             if wanted is not None and wanted not in Level.__members__:
@@ -136,17 +158,9 @@ def register_views(app: faust.App, scorer: "Scorer") -> None:
     @app.page("/readyz")
     class Ready(View):
         async def get(self, request: Request) -> Response:
-            problem = app.group_status.problem() if isinstance(app, ScoringApp) else None
+            problem = not_ready(app)
             if problem is not None:
                 return self.json({"status": problem}, status=503)
-            recovery = getattr(app.tables, "recovery", None)
-            recovering = recovery is None or not recovery.completed.is_set()
-            if recovering:
-                return self.json({"status": "recovering state from changelogs"}, status=503)
-            if not app.consumer.assignment():
-                # Every worker reads all of the global table's changelog: nothing at all
-                # means a leader that assigned nothing (membership.py) until it rebalances.
-                return self.json({"status": "no partitions assigned to this worker yet"}, status=503)
             return self.json({"status": "ready", "policy_version": scorer.policy.version})
 
 
