@@ -6,7 +6,15 @@ import pytest
 from schemas.risk import Level
 from services.scoring.model import LocationState, next_due, tick
 from services.scoring.state_cache import StateCache
-from services.scoring.state_codec import MAGIC, StateFormatError, decode_state, encode_state
+from services.scoring.state_codec import (
+    MAGIC,
+    Detached,
+    StateFormatError,
+    decode_state,
+    detach,
+    encode_detached,
+    encode_state,
+)
 from services.scoring.ticks import TickSchedule
 from tests.test_scoring_model import AGENCY, HOME, MISSED, POLICY, SERIOUS, day, ev, level, run
 
@@ -44,31 +52,73 @@ class _Counting:
         self.encoded = 0
         self.decoded = 0
 
-    def encode(self, state: LocationState) -> bytes:
+    def encode(self, detached: Detached) -> bytes:
         self.encoded += 1
-        return encode_state(state)
+        return encode_detached(detached)
 
     def decode(self, raw: bytes) -> LocationState:
         self.decoded += 1
         return decode_state(raw, POLICY)
 
+    def cache(self, size: int = 10) -> StateCache[Detached]:
+        return StateCache(self.decode, detach, self.encode, size=size)
+
+
+def write_back(cache: StateCache[Detached]) -> list[tuple[str, bytes]]:
+    """What the worker's commit does: take the changed states, encode, write, mark written."""
+    done = [(unwritten, cache.encode(unwritten)) for unwritten in cache.unwritten()]
+    cache.written(done)
+    return [(unwritten.location_id, raw) for unwritten, raw in done]
+
 
 def test_a_state_changed_many_times_between_commits_is_encoded_and_written_once() -> None:
     counting = _Counting()
-    cache = StateCache(counting.decode, counting.encode, size=10)
+    cache = counting.cache()
     state = _state()
     for _ in range(50):
         cache.changed("a", state)
     assert counting.encoded == 0 and cache.dirty == 1
-    written = list(cache.write_back())
+    written = write_back(cache)
     assert [key for key, _ in written] == ["a"] and counting.encoded == 1
     assert decode_state(written[0][1], POLICY).reasons() == state.reasons()
-    assert list(cache.write_back()) == [] and cache.dirty == 0  # clean until it changes again
+    assert write_back(cache) == [] and cache.dirty == 0  # clean until it changes again
+
+
+def test_a_state_changed_while_its_write_back_is_encoded_is_written_again_next_time() -> None:
+    # The commit takes the changed states, then the agent goes on while they are encoded:
+    # what is encoded is the state as taken, and a newer one stays to be written.
+    counting = _Counting()
+    cache = counting.cache()
+    before, _ = run([ev("missed_visit", day(d), MISSED) for d in (0, 1)], AGENCY)
+    after, _ = run([ev("missed_visit", day(d), MISSED) for d in (0, 1, 2, 3)], AGENCY)
+    cache.changed("a", before)
+    cache.changed("b", before)
+    taken = cache.unwritten()
+    cache.changed("a", after)
+    done = [(unwritten, cache.encode(unwritten)) for unwritten in taken]
+    cache.written(done)
+
+    assert decode_state(done[0][1], POLICY).timeline.items == before.timeline.items
+    assert cache.dirty == 1
+    assert [(key, decode_state(raw, POLICY).timeline.items) for key, raw in write_back(cache)] == [
+        ("a", after.timeline.items)
+    ]
+
+
+def test_a_taken_state_is_a_copy_the_model_cannot_change_in_place() -> None:
+    # The worker's model appends to a location's timeline in place (`consume=True`).
+    state = _state()
+    detached = detach(state)
+    expected = encode_detached(detached)
+    state.timeline.items.append(state.timeline.items[-1])
+    state.tick_times.append(1)
+    state.peer_rates["rule"] = ("care_home", 1.0)
+    assert encode_detached(detached) == expected
 
 
 def test_a_cached_location_is_not_read_from_the_table_again() -> None:
     counting = _Counting()
-    cache = StateCache(counting.decode, counting.encode, size=10)
+    cache = counting.cache()
     raw = encode_state(_state())
     reads: list[str] = []
 
@@ -83,37 +133,40 @@ def test_a_cached_location_is_not_read_from_the_table_again() -> None:
 
 
 def test_a_changed_state_is_never_evicted_before_it_is_written_back() -> None:
-    cache = StateCache(lambda raw: decode_state(raw, POLICY), encode_state, size=2)
+    cache = _Counting().cache(size=2)
     state = _state()
     raw = encode_state(state)
     cache.changed("a", state)
     cache.changed("b", state)
     cache.changed("c", state)  # over the bound, but all three are the only copies
     assert cache.dirty == 3 and sorted(cache.locations()) == ["a", "b", "c"]
-    assert [key for key, _ in cache.write_back()] == ["a", "b", "c"]
+    taken = cache.unwritten()
+    cache.read("d", raw)  # while they are being written: still the only copies
+    assert {"a", "b", "c"} <= set(cache.locations())
+    cache.written((unwritten, cache.encode(unwritten)) for unwritten in taken)
     assert len(cache.locations()) == 2  # clean now: the bound applies again
-    cache.read("d", raw)
-    assert len(cache.locations()) == 2 and "d" in cache.locations()
+    cache.read("e", raw)
+    assert len(cache.locations()) == 2 and "e" in cache.locations()
 
 
 def test_a_redelivered_event_writes_the_unchanged_state_again_as_stored() -> None:
     counting = _Counting()
-    cache = StateCache(counting.decode, counting.encode, size=10)
+    cache = counting.cache()
     raw = encode_state(_state())
     cache.read("a", raw)
     cache.rewrite("a")
     cache.rewrite("z")  # nothing held for it: nothing to write
-    assert list(cache.write_back()) == [("a", raw)] and counting.encoded == 0
+    assert write_back(cache) == [("a", raw)] and counting.encoded == 0
 
 
 def test_a_revoked_partitions_states_are_dropped_changed_or_not() -> None:
     counting = _Counting()
-    cache = StateCache(counting.decode, counting.encode, size=10)
+    cache = counting.cache()
     raw = encode_state(_state())
     cache.changed("a", _state())
     cache.read("b", raw)
     cache.drop(["a", "b"])
-    assert cache.dirty == 0 and cache.locations() == [] and list(cache.write_back()) == []
+    assert cache.dirty == 0 and cache.locations() == [] and write_back(cache) == []
     cache.read("b", raw)
     assert counting.decoded == 2  # read afresh from the table
 

@@ -25,9 +25,17 @@ class ScoringMetrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
             registry=self.registry,
         )
+        self.record_latency_seconds = Histogram(
+            "caresignal_scoring_record_latency_seconds",
+            "From an event record's timestamp (set when ingest produced it) to the end of its "
+            "scoring: the scorer's share of end-to-end latency, with the time the record waited "
+            "in Kafka (as Kafka Streams' record-e2e-latency).",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
+            registry=self.registry,
+        )
         self.write_back_seconds = Histogram(
             "caresignal_scoring_write_back_seconds",
-            "Wall time a commit holds the agent while it writes the changed states and peer rows back to their tables.",
+            "Wall time a commit holds the agent to take the changed states (encoded and written after it) and write the peer rows back.",
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5),
             registry=self.registry,
         )

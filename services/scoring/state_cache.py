@@ -9,7 +9,10 @@ encoded once per commit interval however many events changed it.
 
 A changed ("dirty") entry is the only copy of what its events did until it is written
 back: it is never evicted, and the worker writes every dirty entry to the table before
-it commits the offsets of the events that made them (`Scorer.settled`). Clean entries
+it commits the offsets of the events that made them (`Scorer.settled`). The commit
+holds the agent only while it takes each changed state's stored form (`unwritten`: a few
+list copies); the encoding and the table writes follow while the agent goes on, and an
+entry is clean once written only if no event changed it meanwhile (`written`). Clean entries
 are dropped beyond a bound, least recently used first. The table is not read again for
 a cached location: this worker is its only writer while it holds the partition, and
 the entries of a partition are dropped when the partition is revoked (another worker
@@ -17,22 +20,44 @@ may change it, and a recovery may replace it).
 """
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from services.scoring.model import LocationState
 
+# A state's stored form taken apart from the live state (state_codec.Detached).
+D = TypeVar("D")
 
-@dataclass
+
+@dataclass(eq=False)
 class _Entry:
     state: LocationState
     # The bytes the table holds for this state; None while the state is newer (dirty).
     raw: bytes | None
 
 
-class StateCache:
-    def __init__(self, decode: Callable[[bytes], LocationState], encode: Callable[[LocationState], bytes], size: int):
+@dataclass(frozen=True)
+class Unwritten(Generic[D]):
+    """A changed state to write back: its bytes already (a rewrite), or its detached form
+    to encode."""
+
+    location_id: str
+    entry: _Entry
+    raw: bytes | None
+    detached: D | None
+
+
+class StateCache(Generic[D]):
+    def __init__(
+        self,
+        decode: Callable[[bytes], LocationState],
+        detach: Callable[[LocationState], D],
+        encode: Callable[[D], bytes],
+        size: int,
+    ):
         self._decode = decode
+        self._detach = detach
         self._encode = encode
         self._size = size
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
@@ -73,15 +98,30 @@ class StateCache:
     def dirty(self) -> int:
         return len(self._dirty)
 
-    def write_back(self) -> Iterator[tuple[str, bytes]]:
-        """Every changed state, encoded, for the caller to write to the table; each is
-        clean once yielded (the caller writes it before it asks for the next)."""
+    def unwritten(self) -> list[Unwritten[D]]:
+        """Every changed state as it is now, for the caller to encode and write to the
+        table (then `written`), while events go on changing the working copy."""
+        changed = []
         for location_id in sorted(self._dirty):
             entry = self._entries[location_id]
-            raw = entry.raw if entry.raw is not None else self._encode(entry.state)
-            yield location_id, raw
-            entry.raw = raw
-            self._dirty.discard(location_id)
+            detached = None if entry.raw is not None else self._detach(entry.state)
+            changed.append(Unwritten(location_id, entry, entry.raw, detached))
+        return changed
+
+    def encode(self, unwritten: Unwritten[D]) -> bytes:
+        if unwritten.raw is not None:
+            return unwritten.raw
+        assert unwritten.detached is not None  # made so by `unwritten`
+        return self._encode(unwritten.detached)
+
+    def written(self, done: Iterable[tuple[Unwritten[D], bytes]]) -> None:
+        """These bytes are in the table: each entry is clean unless an event changed it
+        since (the newer state is then written at the next commit)."""
+        for unwritten, raw in done:
+            entry = unwritten.entry
+            if self._entries.get(unwritten.location_id) is entry:
+                entry.raw = raw
+                self._dirty.discard(unwritten.location_id)
         self._evict()
 
     def drop(self, location_ids: Iterable[str]) -> None:

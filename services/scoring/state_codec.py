@@ -13,6 +13,7 @@ misread.
 """
 
 import zlib
+from dataclasses import dataclass
 
 import msgspec
 from pydantic import ValidationError
@@ -51,22 +52,41 @@ _ENCODER = msgspec.msgpack.Encoder()
 _DECODER = msgspec.msgpack.Decoder(_Stored)
 
 
-def encode_state(state: LocationState) -> bytes:
-    stored = _Stored(
-        location_id=state.location_id,
-        policy_version=state.policy_version,
-        clock=state.clock_us,
-        watermark=state.watermark_us,
-        first_seen=state.first_seen_us,
-        items=state.timeline.items,
-        committed=state.committed,
-        current=state.current,
-        change_seq=state.change_seq,
-        tick_times=state.tick_times,
-        peer_rates=state.peer_rates,
-        backfill=state.backfill,
+@dataclass(frozen=True, slots=True)
+class Detached:
+    """A state's stored form taken apart from the live state: the worker's model changes a
+    timeline and its lists in place, so what is to be encoded later is copied first."""
+
+    stored: _Stored
+
+
+def detach(state: LocationState) -> Detached:
+    """The state as it is now, for `encode_detached` later: copies its mutable lists (a
+    few microseconds), not its items, which are immutable."""
+    return Detached(
+        _Stored(
+            location_id=state.location_id,
+            policy_version=state.policy_version,
+            clock=state.clock_us,
+            watermark=state.watermark_us,
+            first_seen=state.first_seen_us,
+            items=list(state.timeline.items),
+            committed=state.committed,
+            current=state.current,
+            change_seq=state.change_seq,
+            tick_times=list(state.tick_times),
+            peer_rates=dict(state.peer_rates),
+            backfill=state.backfill,
+        )
     )
-    return MAGIC + zlib.compress(_ENCODER.encode(stored), 1)
+
+
+def encode_detached(detached: Detached) -> bytes:
+    return MAGIC + zlib.compress(_ENCODER.encode(detached.stored), 1)
+
+
+def encode_state(state: LocationState) -> bytes:
+    return encode_detached(detach(state))
 
 
 def decode_state(raw: bytes, policy: Policy) -> LocationState:
