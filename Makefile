@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: setup run-setup broker-deps system-deps python-deps node-deps run test soak lint typecheck unit bench bench-ingest bench-scoring bench-replay bench-alerts bench-pipeline kafka-start kafka-stop postgres-start postgres-stop schemas clean
+.PHONY: setup run-setup broker-deps system-deps python-deps node-deps run test soak lint typecheck unit bench bench-ingest bench-scoring bench-replay bench-alerts bench-pipeline bench-national kafka-start kafka-stop postgres-start postgres-stop schemas clean
 
 # Everything `make test` needs. `make run` needs less (run-setup): no PostgreSQL, kcat
 # or docker-compose, which only the tests use.
@@ -85,6 +85,12 @@ bench-alerts: run-setup
 bench-pipeline: run-setup
 	@$(RUN) caresignal kafka start
 	$(RUN) python bench/pipeline.py $(BENCH_ARGS)
+
+# A national period (30 days) through two real scorer workers: how long a national
+# backfill takes (BENCH_ARGS="--days 7" for a short run). Not part of `bench`.
+bench-national: run-setup
+	@$(RUN) caresignal kafka start
+	$(RUN) python bench/national.py $(BENCH_ARGS)
 
 kafka-start: run-setup
 	@$(RUN) caresignal kafka start
