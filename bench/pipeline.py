@@ -348,6 +348,11 @@ def own_histograms(pipeline: Pipeline) -> list[str]:
     wanted = (
         ("ingest: waiting for Kafka's acknowledgement", pipeline.ingest.url, "caresignal_ingest_produce_seconds"),
         ("scorer: one event, state load to state write", pipeline.scorer.url, "caresignal_scoring_processing_seconds"),
+        (
+            "scorer: every event, record produced -> scored",
+            pipeline.scorer.url,
+            "caresignal_scoring_record_latency_seconds",
+        ),
         ("alerts: change published -> delivered", pipeline.alerts.url, "caresignal_alerts_delivery_latency_seconds"),
     )
     lines = []
