@@ -157,6 +157,7 @@ def test_events_posted_to_ingest_become_explained_level_changes(
     # The two locations' states reach the table at commits (every ~3 s), once per commit
     # that finds them changed, however many events changed them in between.
     written = 'caresignal_scoring_written_back_total{table="location-state"} '
+    assert written in metrics, "the series exists from the start, before the first commit"
     deadline = time.monotonic() + 30
     while f"{written}0.0" in metrics and time.monotonic() < deadline:
         time.sleep(0.5)

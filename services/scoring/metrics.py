@@ -45,6 +45,10 @@ class ScoringMetrics:
             ["table"],
             registry=self.registry,
         )
+        for table in ("location-state", "peer-sums"):
+            # At 0 from the start, not from the first commit: a scrape between the start and
+            # the first commit found no series (and a test read it as missing).
+            self.written_back.labels(table)
         self.level_changes = Counter(
             "caresignal_scoring_level_changes",
             "Level changes published, by scope, new level and direction.",
