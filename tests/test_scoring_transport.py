@@ -7,6 +7,7 @@ commit: every record sent before it acknowledged."""
 import asyncio
 import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -40,6 +41,33 @@ async def fetch_all(consumer: AIOKafkaConsumer, want: int) -> int:
     return got
 
 
+@contextlib.asynccontextmanager
+async def fetched_to_the_end(bootstrap: str, tps: list[TopicPartition]) -> AsyncIterator[AIOKafkaConsumer]:
+    """Five records on each partition, and a consumer of a new group that has fetched them
+    all and processed none, as in a rebalance."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for tp in tps:
+            for n in range(5):
+                await producer.send_and_wait(tp.topic, f"{n}".encode(), key=f"k{n}".encode(), partition=tp.partition)
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=f"seek-{uuid.uuid4().hex[:8]}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        consumer.assign(tps)
+        assert await fetch_all(consumer, 5 * len(tps)) == 5 * len(tps)
+        yield consumer
+    finally:
+        await consumer.stop()
+
+
 async def test_never_committed_goes_to_the_start_committed_to_its_commit_changelog_stays(
     kafka_settings: KafkaSettings, topics: Topics
 ) -> None:
@@ -49,26 +77,7 @@ async def test_never_committed_goes_to_the_start_committed_to_its_commit_changel
         TopicPartition(topics.events, 1),
         TopicPartition(topics.locations, 0),
     )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        for tp in (never, committed, changelog):
-            for n in range(5):
-                await producer.send_and_wait(tp.topic, f"{n}".encode(), key=f"k{n}".encode(), partition=tp.partition)
-    finally:
-        await producer.stop()
-
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=f"seek-{uuid.uuid4().hex[:8]}",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    try:
-        consumer.assign([never, committed, changelog])
-        # As in a rebalance: everything fetched, and dropped unprocessed.
-        assert await fetch_all(consumer, 15) == 15
+    async with fetched_to_the_end(bootstrap, [never, committed, changelog]) as consumer:
         await consumer.commit({committed: OffsetAndMetadata(3, "")})
         for tp in (never, committed, changelog):
             assert await consumer.position(tp) == 5
@@ -81,8 +90,6 @@ async def test_never_committed_goes_to_the_start_committed_to_its_commit_changel
         assert await consumer.position(changelog) == 5
         # What aiokafka's own seek_to_committed skips is fetched again.
         assert await fetch_all(consumer, 7) == 5 + 2
-    finally:
-        await consumer.stop()
 
 
 async def test_a_flush_returns_only_once_every_record_sent_before_it_is_acknowledged(
@@ -126,25 +133,7 @@ async def test_a_seek_lost_in_a_rebalance_is_made_for_its_partitions_alone(
     # awaiting it go to their commits; one being scored meanwhile keeps its position.
     bootstrap = kafka_settings.bootstrap_servers
     committed, never, scoring = (TopicPartition(topics.events, n) for n in range(3))
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        for tp in (committed, never, scoring):
-            for n in range(5):
-                await producer.send_and_wait(tp.topic, f"{n}".encode(), key=f"k{n}".encode(), partition=tp.partition)
-    finally:
-        await producer.stop()
-
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=f"lost-{uuid.uuid4().hex[:8]}",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    try:
-        consumer.assign([committed, never, scoring])
-        assert await fetch_all(consumer, 15) == 15
+    async with fetched_to_the_end(bootstrap, [committed, never, scoring]) as consumer:
         await consumer.commit({committed: OffsetAndMetadata(3, ""), scoring: OffsetAndMetadata(1, "")})
 
         offsets = await seek_partitions_to_committed(consumer, {committed, never})
@@ -154,8 +143,6 @@ async def test_a_seek_lost_in_a_rebalance_is_made_for_its_partitions_alone(
         assert await consumer.position(never) == 0
         assert await consumer.position(scoring) == 5
         assert await fetch_all(consumer, 7) == 2 + 5
-    finally:
-        await consumer.stop()
 
 
 def end_offset(bootstrap: str, topic: str, partition: int) -> int:
