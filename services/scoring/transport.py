@@ -77,33 +77,35 @@ class UnacknowledgedWrite(RuntimeError):
     committing the input offsets now would cover a state that Kafka does not hold."""
 
 
-async def seek_to_committed_or_earliest(
-    consumer: AIOKafkaConsumer, changelog_topics: Set[str]
-) -> Mapping[Any, int | None]:
-    """Seek every assigned partition to its committed offset; a stream partition with
-    none (or 0) to its first record. Runs on the consumer's own event loop."""
-    committed: Mapping[Any, int | None] = await consumer.seek_to_committed()
-    streams = {tp: offset for tp, offset in committed.items() if tp.topic not in changelog_topics}
+async def _uncommitted_to_start(consumer: AIOKafkaConsumer, streams: Mapping[Any, int | None]) -> None:
+    """Each stream partition committed at 0 to 0, and one never committed to its first
+    record; the others are left where they are."""
     for tp, offset in streams.items():
         if offset == 0:
             consumer.seek(tp, 0)
     never = [tp for tp, offset in streams.items() if offset is None]
     if never:
         await consumer.seek_to_beginning(*never)
+
+
+async def seek_to_committed_or_earliest(
+    consumer: AIOKafkaConsumer, changelog_topics: Set[str]
+) -> Mapping[Any, int | None]:
+    """Seek every assigned partition to its committed offset; a stream partition with
+    none (or 0) to its first record. Runs on the consumer's own event loop."""
+    committed: Mapping[Any, int | None] = await consumer.seek_to_committed()
+    await _uncommitted_to_start(consumer, {tp: o for tp, o in committed.items() if tp.topic not in changelog_topics})
     return committed
 
 
 async def seek_partitions_to_committed(consumer: AIOKafkaConsumer, tps: Set[Any]) -> Mapping[Any, int | None]:
     """Seek these stream partitions, and only these, to their committed offsets (the first
     record where none or 0). Runs on the consumer's own event loop."""
-    committed: dict[Any, int | None] = {}
-    for tp in tps:
-        offset: int | None = await consumer.committed(tp)
-        committed[tp] = offset
+    committed = {tp: await consumer.committed(tp) for tp in tps}
+    for tp, offset in committed.items():
         if offset:
             consumer.seek(tp, offset)
-        else:
-            await consumer.seek_to_beginning(tp)
+    await _uncommitted_to_start(consumer, committed)
     return committed
 
 
